@@ -1,0 +1,240 @@
+"""The lake: Parquet files that hand data between steps, written so that readers never see half a partition.
+
+Layout: `<lake>/raw/<table>/updated_date=<YYYY-MM-DD>/data.parquet`, one file per day of last update (hive
+style, so dbt and DuckDB read the whole table with one glob). A day's file is written next to its final
+name and renamed into place after an fsync: the rename is atomic, so a partition is either the complete
+previous version, the complete new version, or absent. A run that covers several days publishes each day
+on its own; if it dies half-way, the days it did not reach keep their previous files and a re-run
+converges.
+
+Records are streamed to a newline-delimited JSON staging file page by page, so memory does not grow with
+the size of a source; DuckDB (in memory, spilling to disk) turns the staging file into typed Parquet.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import duckdb
+
+PARTITION_FILE = "data.parquet"
+DUCKDB_MEMORY_LIMIT = "1GB"
+
+
+@dataclass(frozen=True)
+class RawTable:
+    """How one source's records become typed columns.
+
+    `projection` is a DuckDB SELECT list over a relation with one JSON column named `json` (one record each);
+    it must produce `id` (VARCHAR) and `updated_at` (TIMESTAMPTZ) and should keep `json AS _raw`, so that a
+    field the projection does not know (schema drift) is never lost.
+    """
+
+    name: str
+    projection: str
+
+
+@dataclass
+class LandedPartitions:
+    rows_by_day: dict[date, int]
+    duplicates_dropped: int
+    newest_update: datetime | None
+    columns: list[tuple[str, str]]
+    preview: list[dict[str, Any]]
+    files: dict[date, Path]
+
+
+class Lake:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def partition_file(self, table: str, day: date) -> Path:
+        return self.root / "raw" / table / f"updated_date={day.isoformat()}" / PARTITION_FILE
+
+    def table_glob(self, table: str) -> str:
+        return str(self.root / "raw" / table / "*" / PARTITION_FILE)
+
+    def staging_dir(self) -> Path:
+        return self.root / "_staging"
+
+    def open_staging(self, table: str) -> StagingFile:
+        """A private NDJSON file to stream one run's records into; removed when closed."""
+        directory = self.staging_dir()
+        directory.mkdir(parents=True, exist_ok=True)
+        remove_orphaned_staging(directory)
+        return StagingFile(directory / f"{table}.{os.getpid()}.{uuid.uuid4().hex}.ndjson")
+
+    def publish_days(
+        self,
+        table: RawTable,
+        staging: StagingFile,
+        days: Iterable[date],
+        extracted_at: datetime,
+        preview_rows: int = 5,
+    ) -> LandedPartitions:
+        """Write one Parquet file per day (days without records get an empty file, so a re-run of a
+        partition whose records all moved on replaces the old rows) and return what landed."""
+        days = sorted(set(days))
+        with _scratch_duckdb(self.staging_dir()) as con:
+            received = _load_staging(con, table, staging.path, extracted_at)
+            unexpected = con.execute(
+                "select distinct updated_date from landed where updated_date not in "
+                "(select unnest(?::date[]))",
+                [days],
+            ).fetchall()
+            if unexpected:
+                raise ValueError(
+                    f"{table.name}: records updated on {sorted(d for (d,) in unexpected)} fall outside "
+                    f"the partitions being written ({days[0]}..{days[-1]})"
+                )
+            files = {day: self._publish_day(con, table.name, day) for day in days}
+            return LandedPartitions(
+                rows_by_day=_rows_by_day(con, days),
+                duplicates_dropped=received - con.execute("select count(*) from landed").fetchone()[0],
+                newest_update=con.execute("select max(updated_at) from landed").fetchone()[0],
+                columns=_columns(con),
+                preview=_preview(con, preview_rows),
+                files=files,
+            )
+
+    def _publish_day(self, con: duckdb.DuckDBPyConnection, table: str, day: date) -> Path:
+        final = self.partition_file(table, day)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        for leftover in final.parent.glob(f"{PARTITION_FILE}.tmp-*"):
+            leftover.unlink(missing_ok=True)
+        temporary = final.with_name(f"{PARTITION_FILE}.tmp-{uuid.uuid4().hex}")
+        con.execute(
+            f"copy (select * exclude (updated_date) from landed where updated_date = ? "
+            f"order by updated_at, id) to {_sql_string(temporary)} "
+            "(format parquet, compression zstd)",
+            [day],
+        )
+        _fsync(temporary)
+        os.replace(temporary, final)
+        _fsync_directory(final.parent)
+        return final
+
+
+class StagingFile:
+    """Newline-delimited JSON, one record a line, appended page by page."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._handle: TextIO | None = path.open("w", encoding="utf-8")
+        self.records = 0
+
+    def append(self, records: Iterable[dict[str, Any]]) -> None:
+        assert self._handle is not None, "staging file already closed"
+        for record in records:
+            self._handle.write(json.dumps(record, separators=(",", ":"), ensure_ascii=False))
+            self._handle.write("\n")
+            self.records += 1
+
+    def finish(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def __enter__(self) -> StagingFile:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.finish()
+        self.path.unlink(missing_ok=True)
+
+
+def remove_orphaned_staging(directory: Path) -> None:
+    """Staging files of processes that no longer exist (a killed run) are garbage."""
+    for path in directory.glob("*.ndjson"):
+        parts = path.name.split(".")
+        if len(parts) >= 4 and parts[-3].isdigit() and not _process_alive(int(parts[-3])):
+            path.unlink(missing_ok=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextmanager
+def _scratch_duckdb(spill_dir: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory DuckDB that spills to the lake's staging folder instead of growing without bound."""
+    spill = spill_dir / "duckdb_spill"
+    spill.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(
+        ":memory:", config={"memory_limit": DUCKDB_MEMORY_LIMIT, "temp_directory": str(spill)}
+    )
+    try:
+        con.execute("set TimeZone = 'UTC'")
+        yield con
+    finally:
+        con.close()
+
+
+def _load_staging(
+    con: duckdb.DuckDBPyConnection, table: RawTable, staging: Path, extracted_at: datetime
+) -> int:
+    """Project the staged records into a temp table, keeping one row per (id, updated_at)."""
+    con.execute(
+        f"create temp table projected as select {table.projection} "
+        f"from read_json_objects({_sql_string(staging)}, format = 'newline_delimited')"
+    )
+    received = con.execute("select count(*) from projected").fetchone()[0]
+    con.execute(
+        "create temp table landed as "
+        "select *, cast(updated_at as date) as updated_date, ?::timestamptz as _extracted_at "
+        "from projected qualify row_number() over (partition by id, updated_at) = 1",
+        [extracted_at],
+    )
+    return received
+
+
+def _rows_by_day(con: duckdb.DuckDBPyConnection, days: list[date]) -> dict[date, int]:
+    counts = dict(
+        con.execute("select updated_date, count(*) from landed group by all").fetchall()
+    )
+    return {day: counts.get(day, 0) for day in days}
+
+
+def _columns(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
+    described = con.execute("describe select * exclude (updated_date) from landed").fetchall()
+    return [(name, column_type) for name, column_type, *_ in described]
+
+
+def _preview(con: duckdb.DuckDBPyConnection, limit: int) -> list[dict[str, Any]]:
+    cursor = con.execute(
+        "select * exclude (updated_date, _raw) from landed order by updated_at desc, id limit ?",
+        [limit],
+    )
+    names = [column[0] for column in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _sql_string(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def _fsync(path: Path) -> None:
+    with path.open("rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _fsync_directory(directory: Path) -> None:
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

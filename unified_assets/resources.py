@@ -1,0 +1,251 @@
+"""Connections to the three source systems, as Dagster resources.
+
+Each resource holds one system's base URL and credentials. In `definitions.py` every field is bound to its
+environment variable through `EnvVar` (only when that variable is set, so Dagster resolves the value at run
+time and the UI shows the variable's name, never its value). A system whose base URL is empty is served by
+the embedded simulator, started in this process on an ephemeral loopback port with its own demo
+credentials: that is what makes `dagster dev` work with no accounts. Every process (each step, each sensor
+tick) starts its own copy; they agree because the simulated world is a function of (seed, time).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from abc import abstractmethod
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+from dagster import ConfigurableResource, EnvVar
+from pydantic import Field
+
+from unified_assets import settings
+from unified_assets.settings import SettingError
+from unified_assets.simulator import FaultPlan, SimClock, SimulatorServer, World, WorldConfig
+from unified_assets.sources.coupa import CoupaClient
+from unified_assets.sources.http import HttpPolicy
+from unified_assets.sources.quickbooks import QuickBooksClient, QuickBooksCredentials
+from unified_assets.sources.zendesk import ZendeskClient
+
+SIM_SEED_VAR = "UNIFIED_ASSETS_SIM_SEED"
+SIM_CLOCK_VAR = "UNIFIED_ASSETS_SIM_CLOCK"
+SIM_FAULTS_VAR = "UNIFIED_ASSETS_SIM_FAULTS"
+SIM_SCALE_VAR = "UNIFIED_ASSETS_SIM_SCALE"
+INTUIT_TOKEN_URL = "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer"
+
+_embedded: SimulatorServer | None = None
+_embedded_lock = threading.Lock()
+
+
+def embedded_simulator() -> SimulatorServer:
+    """The simulator this process serves, started on first use from the UNIFIED_ASSETS_SIM_* settings."""
+    global _embedded
+    with _embedded_lock:
+        if _embedded is None:
+            world = World(simulator_world_config(), clock=_setting(SIM_CLOCK_VAR, SimClock.parse, "real"))
+            faults = _setting(SIM_FAULTS_VAR, FaultPlan.parse, "")
+            _embedded = SimulatorServer(world, faults=faults, host="127.0.0.1", port=0)
+            _embedded.start()
+        return _embedded
+
+
+def simulator_world_config() -> WorldConfig:
+    return WorldConfig.demo().replace(
+        seed=_setting(SIM_SEED_VAR, int, "7"),
+        scale=_setting(SIM_SCALE_VAR, float, "1"),
+        history_start=settings.history_start(),
+    )
+
+
+def _setting(name: str, parse: Any, default: str) -> Any:
+    raw = os.environ.get(name, "").strip() or default
+    try:
+        return parse(raw)
+    except ValueError as error:
+        raise SettingError(f"{name}={raw!r} is not valid: {error}") from None
+
+
+class SourceApi(ConfigurableResource):
+    """What every source connection shares: where it is, how patient to be, how big a page is."""
+
+    SYSTEM: ClassVar[str]
+    SIMULATOR_SYSTEM: ClassVar[str]
+    ENV_VARS: ClassVar[dict[str, str]]
+    SECRET_FIELDS: ClassVar[tuple[str, ...]]
+
+    base_url: str = Field(default="", description="Empty: serve the embedded simulator.")
+    page_size: int = Field(default=0, description="Records per request; 0 uses the vendor's maximum.")
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 30.0
+    max_retries: int = 8
+    backoff_factor_s: float = 0.5
+    backoff_max_s: float = 30.0
+    retry_after_max_s: int = 120
+
+    @classmethod
+    def from_environment(cls, **overrides: Any) -> SourceApi:
+        """Bind each field whose environment variable is set to that variable through `EnvVar`."""
+        bound = {field: EnvVar(var) for field, var in cls.ENV_VARS.items() if os.environ.get(var)}
+        return cls(**{**bound, **overrides})
+
+    @property
+    def uses_simulator(self) -> bool:
+        return not self.base_url.strip()
+
+    def http_policy(self) -> HttpPolicy:
+        return HttpPolicy(
+            connect_timeout_s=self.connect_timeout_s,
+            read_timeout_s=self.read_timeout_s,
+            max_retries=self.max_retries,
+            backoff_factor_s=self.backoff_factor_s,
+            backoff_max_s=self.backoff_max_s,
+            retry_after_max_s=self.retry_after_max_s,
+        )
+
+    def open_client(self, log: logging.Logger) -> Any:
+        """A client for this system; configuration errors surface here, before any request is sent."""
+        if self.uses_simulator:
+            server = embedded_simulator()
+            log.info(f"{self.SYSTEM}: no base URL configured; using the embedded simulator")
+            return self._client(server.base_urls[self.SIMULATOR_SYSTEM], self._simulator_credentials(server), log)
+        base_url = self._checked_base_url()
+        missing = [self.ENV_VARS[f] for f in self.SECRET_FIELDS if not str(getattr(self, f)).strip()]
+        if missing:
+            raise SettingError(
+                f"{self.SYSTEM}: {', '.join(missing)} must be set when "
+                f"{self.ENV_VARS['base_url']} points at a real service"
+            )
+        return self._client(base_url, self._configured_credentials(), log)
+
+    def _checked_base_url(self) -> str:
+        url = self.base_url.strip()
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            shown = f"{parts.scheme}://{parts.hostname or ''}{parts.path}" if parts.scheme else "<hidden>"
+            raise SettingError(
+                f"{self.SYSTEM}: {self.ENV_VARS['base_url']} is not an http(s) URL with a host "
+                f"(got {shown!r}); e.g. https://example.com"
+            )
+        if parts.username or parts.password:
+            raise SettingError(
+                f"{self.SYSTEM}: {self.ENV_VARS['base_url']} must not contain credentials; "
+                "set them in their own variables"
+            )
+        return url
+
+    def _page_size(self, vendor_max: int) -> int:
+        return self.page_size or vendor_max
+
+    @abstractmethod
+    def _client(self, base_url: str, credentials: dict[str, str], log: logging.Logger) -> Any: ...
+
+    @abstractmethod
+    def _simulator_credentials(self, server: SimulatorServer) -> dict[str, str]: ...
+
+    def _configured_credentials(self) -> dict[str, str]:
+        return {field: str(getattr(self, field)) for field in self.SECRET_FIELDS}
+
+
+class AccountingApi(SourceApi):
+    """QuickBooks Online (invoices): OAuth2 refresh-token flow, query API."""
+
+    SYSTEM: ClassVar[str] = "accounting (QuickBooks Online)"
+    SIMULATOR_SYSTEM: ClassVar[str] = "accounting"
+    ENV_VARS: ClassVar[dict[str, str]] = {
+        "base_url": "UNIFIED_ASSETS_ACCOUNTING_BASE_URL",
+        "token_url": "UNIFIED_ASSETS_ACCOUNTING_TOKEN_URL",
+        "realm_id": "UNIFIED_ASSETS_ACCOUNTING_REALM_ID",
+        "client_id": "UNIFIED_ASSETS_ACCOUNTING_CLIENT_ID",
+        "client_secret": "UNIFIED_ASSETS_ACCOUNTING_CLIENT_SECRET",
+        "refresh_token": "UNIFIED_ASSETS_ACCOUNTING_REFRESH_TOKEN",
+    }
+    SECRET_FIELDS: ClassVar[tuple[str, ...]] = (
+        "realm_id",
+        "client_id",
+        "client_secret",
+        "refresh_token",
+    )
+
+    token_url: str = Field(default="", description="Empty: Intuit's token endpoint (or the simulator's).")
+    realm_id: str = ""
+    client_id: str = ""
+    client_secret: str = ""
+    refresh_token: str = ""
+
+    def _client(self, base_url: str, credentials: dict[str, str], log: logging.Logger) -> Any:
+        token_url = credentials.pop("token_url", "") or self.token_url.strip() or INTUIT_TOKEN_URL
+        return QuickBooksClient(
+            base_url,
+            token_url=token_url,
+            credentials=QuickBooksCredentials(**credentials),
+            policy=self.http_policy(),
+            page_size=self._page_size(1000),
+            log=log,
+        )
+
+    def _simulator_credentials(self, server: SimulatorServer) -> dict[str, str]:
+        creds = server.credentials
+        return {
+            "realm_id": creds.realm_id,
+            "client_id": creds.qbo_client_id,
+            "client_secret": creds.qbo_client_secret,
+            "refresh_token": creds.qbo_refresh_token,
+            "token_url": f"{server.base_urls['accounting']}/oauth2/v1/tokens/bearer",
+        }
+
+
+class PurchasingApi(SourceApi):
+    """Coupa (purchase orders): API key header, offset pagination."""
+
+    SYSTEM: ClassVar[str] = "purchasing (Coupa)"
+    SIMULATOR_SYSTEM: ClassVar[str] = "purchasing"
+    ENV_VARS: ClassVar[dict[str, str]] = {
+        "base_url": "UNIFIED_ASSETS_PURCHASING_BASE_URL",
+        "api_key": "UNIFIED_ASSETS_PURCHASING_API_KEY",
+    }
+    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("api_key",)
+
+    api_key: str = ""
+
+    def _client(self, base_url: str, credentials: dict[str, str], log: logging.Logger) -> Any:
+        return CoupaClient(
+            base_url,
+            api_key=credentials["api_key"],
+            policy=self.http_policy(),
+            page_size=self._page_size(50),
+            log=log,
+        )
+
+    def _simulator_credentials(self, server: SimulatorServer) -> dict[str, str]:
+        return {"api_key": server.credentials.coupa_api_key}
+
+
+class SupportApi(SourceApi):
+    """Zendesk (support tickets): API-token basic auth, cursor-based incremental export."""
+
+    SYSTEM: ClassVar[str] = "support (Zendesk)"
+    SIMULATOR_SYSTEM: ClassVar[str] = "support"
+    ENV_VARS: ClassVar[dict[str, str]] = {
+        "base_url": "UNIFIED_ASSETS_SUPPORT_BASE_URL",
+        "email": "UNIFIED_ASSETS_SUPPORT_EMAIL",
+        "api_token": "UNIFIED_ASSETS_SUPPORT_API_TOKEN",
+    }
+    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("email", "api_token")
+
+    email: str = ""
+    api_token: str = ""
+
+    def _client(self, base_url: str, credentials: dict[str, str], log: logging.Logger) -> Any:
+        return ZendeskClient(
+            base_url,
+            email=credentials["email"],
+            api_token=credentials["api_token"],
+            policy=self.http_policy(),
+            page_size=self._page_size(1000),
+            log=log,
+        )
+
+    def _simulator_credentials(self, server: SimulatorServer) -> dict[str, str]:
+        creds = server.credentials
+        return {"email": creds.zendesk_email, "api_token": creds.zendesk_api_token}

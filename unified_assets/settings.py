@@ -1,0 +1,47 @@
+"""Where the platform keeps its files, and the few settings that are not secrets.
+
+Every environment variable the platform reads is listed in `.env.example`. This module reads only the ones
+that shape the asset graph itself (the data folder and the first day of history): they must be known when
+definitions load, before any run starts. Connection settings and secrets are resolved by Dagster's `EnvVar`
+in `unified_assets.resources`, never here.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+DATA_DIR_VAR = "UNIFIED_ASSETS_DATA_DIR"
+HISTORY_START_VAR = "UNIFIED_ASSETS_HISTORY_START"
+DEFAULT_HISTORY_START = date(2026, 1, 1)
+
+
+class SettingError(ValueError):
+    """A configuration value the user set is unusable; the message names the setting."""
+
+
+def data_dir() -> Path:
+    """The one folder everything the platform writes goes under (lake, warehouse, models, reports)."""
+    configured = os.environ.get(DATA_DIR_VAR, "").strip()
+    return Path(configured).expanduser().resolve() if configured else PROJECT_ROOT / "data"
+
+
+def lake_dir() -> Path:
+    """Parquet files that hand data between steps; dbt reads them as external sources."""
+    return data_dir() / "lake"
+
+
+def history_start() -> date:
+    """The first day of source history: the first partition of every raw asset."""
+    raw = os.environ.get(HISTORY_START_VAR, "").strip()
+    if not raw:
+        return DEFAULT_HISTORY_START
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise SettingError(
+            f"{HISTORY_START_VAR}={raw!r} is not a date; use the ISO form YYYY-MM-DD, e.g. 2026-01-01"
+        ) from None

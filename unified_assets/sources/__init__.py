@@ -1,0 +1,1 @@
+"""Clients for the three source systems: plain HTTP, no Dagster."""

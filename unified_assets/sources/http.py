@@ -1,0 +1,208 @@
+"""The HTTP behaviour every source client shares: timeouts, retries, and errors a user can act on.
+
+urllib3's `Retry` owns the retry policy (exponential backoff with jitter, `Retry-After`, a bounded budget).
+A vendor that answers 200 with a body that is not the JSON it promised (an HTML error page from a proxy, a
+truncated stream) is retried on the *same* `Retry` budget, so one page never gets more than one budget.
+
+Credentials travel only in request headers; nothing in this module puts a header, a URL's userinfo or a
+response body that could echo one into a log line or an exception message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import MaxRetryError
+from urllib3.util.retry import Retry
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+class SourceError(RuntimeError):
+    """A source system failed in a way retrying did not fix; the message says which system, where and why."""
+
+
+class CredentialsRejected(SourceError):
+    """The system answered 401/403: the configured credentials are wrong, expired or revoked."""
+
+
+@dataclass(frozen=True)
+class HttpPolicy:
+    """Timeouts and the retry budget for one system. Defaults suit both the real SaaS APIs and the simulator."""
+
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 30.0
+    max_retries: int = 8
+    backoff_factor_s: float = 0.5
+    backoff_max_s: float = 30.0
+    backoff_jitter_s: float = 0.5
+    retry_after_max_s: int = 120
+
+    @property
+    def timeout(self) -> tuple[float, float]:
+        return (self.connect_timeout_s, self.read_timeout_s)
+
+    def retry(self) -> Retry:
+        return Retry(
+            total=self.max_retries,
+            status_forcelist=RETRYABLE_STATUSES,
+            allowed_methods=frozenset({"GET"}),
+            backoff_factor=self.backoff_factor_s,
+            backoff_max=self.backoff_max_s,
+            backoff_jitter=self.backoff_jitter_s,
+            respect_retry_after_header=True,
+            retry_after_max=self.retry_after_max_s,
+            raise_on_status=False,
+        )
+
+
+def describe_endpoint(url: str) -> str:
+    """Host and path of a URL without userinfo or query string: safe to show in logs and errors."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+class MalformedResponse(ValueError):
+    """A 2xx response whose body is not the JSON the vendor documents."""
+
+
+@dataclass
+class JsonResponse:
+    body: Any
+    retries: int
+    elapsed_s: float
+
+
+class JsonApi:
+    """A `requests.Session` bound to one system, speaking JSON, with the shared retry policy.
+
+    `system` is the label users see in errors, e.g. "accounting (QuickBooks Online)".
+    """
+
+    def __init__(self, system: str, policy: HttpPolicy, headers: dict[str, str] | None = None):
+        self.system = system
+        self.policy = policy
+        self.session = requests.Session()
+        self.session.headers.update({"Accept": "application/json", **(headers or {})})
+        adapter = HTTPAdapter(max_retries=policy.retry())
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.requests_made = 0
+        self.retries_made = 0
+
+    def close(self) -> None:
+        self.session.close()
+
+    def get_json(
+        self,
+        url: str,
+        *,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        where: str = "",
+    ) -> JsonResponse:
+        """GET a JSON document; `where` (e.g. "page 3") makes errors point at the failing request."""
+        retry = self.policy.retry()
+        started = time.monotonic()
+        retries = 0
+        while True:
+            try:
+                response = self._send(url, params, headers, where)
+                retries += _retries_in(response)
+                body = self._decode(response, url, where)
+            except MalformedResponse as error:
+                retry = self._spend(retry, url, error, where)
+                retries += 1
+                retry.sleep()
+                continue
+            self.retries_made += retries
+            return JsonResponse(body=body, retries=retries, elapsed_s=time.monotonic() - started)
+
+    def _send(
+        self, url: str, params: dict[str, Any] | None, headers: dict[str, str] | None, where: str
+    ) -> requests.Response:
+        self.requests_made += 1
+        try:
+            return self.session.get(
+                url, params=params, headers=headers, timeout=self.policy.timeout, stream=False
+            )
+        except requests.exceptions.RetryError as error:
+            raise self._error(url, where, f"gave up after {self.policy.max_retries} retries") from error
+        except (requests.exceptions.Timeout, requests.exceptions.ConnectionError) as error:
+            raise self._error(
+                url,
+                where,
+                f"no usable response after {self.policy.max_retries} retries "
+                f"({_first_line(type(error).__name__)}: connection failed or timed out)",
+            ) from error
+        except requests.exceptions.ChunkedEncodingError:
+            raise MalformedResponse("the response body was cut off") from None
+
+    def _decode(self, response: requests.Response, url: str, where: str) -> Any:
+        if response.status_code in (401, 403):
+            raise CredentialsRejected(
+                f"credentials rejected for {self.system}: HTTP {response.status_code} from "
+                f"{describe_endpoint(url)}{_at(where)}; check the configured token or key"
+            )
+        if response.status_code in RETRYABLE_STATUSES:
+            raise self._error(
+                url,
+                where,
+                f"HTTP {response.status_code} persisted after {self.policy.max_retries} retries",
+            )
+        if response.status_code >= 400:
+            raise self._error(
+                url, where, f"HTTP {response.status_code}: {_vendor_message(response)}"
+            )
+        content_type = response.headers.get("Content-Type", "")
+        if "json" not in content_type:
+            raise MalformedResponse(f"expected JSON, got Content-Type {content_type or 'none'!r}")
+        try:
+            return json.loads(response.content)
+        except ValueError as error:
+            raise MalformedResponse(f"invalid JSON ({_first_line(str(error))})") from None
+
+    def _spend(self, retry: Retry, url: str, error: MalformedResponse, where: str) -> Retry:
+        try:
+            return retry.increment(method="GET", url=describe_endpoint(url), error=error)
+        except MaxRetryError:
+            raise self._error(
+                url, where, f"malformed response after {self.policy.max_retries} retries: {error}"
+            ) from None
+
+    def _error(self, url: str, where: str, reason: str) -> SourceError:
+        return SourceError(f"{self.system}: {reason} (GET {describe_endpoint(url)}{_at(where)})")
+
+
+def _retries_in(response: requests.Response) -> int:
+    retries = getattr(response.raw, "retries", None)
+    return len(retries.history) if retries is not None else 0
+
+
+def _at(where: str) -> str:
+    return f", {where}" if where else ""
+
+
+def _first_line(text: str, limit: int = 200) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line[:limit]
+
+
+def _vendor_message(response: requests.Response) -> str:
+    """The vendor's own error text, shortened; bodies of 4xx errors carry no credentials."""
+    try:
+        body = response.json()
+    except ValueError:
+        return _first_line(response.text) or response.reason or "no details"
+    return _first_line(json.dumps(body, sort_keys=True))

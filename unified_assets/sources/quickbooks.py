@@ -1,0 +1,203 @@
+"""Invoices from QuickBooks Online's query API.
+
+QuickBooks speaks a small SQL dialect over `GET /v3/company/{realmId}/query`, pages with 1-based
+STARTPOSITION/MAXRESULTS (at most 1000) and authenticates with short-lived OAuth2 access tokens obtained from
+a long-lived refresh token. Timestamps carry the company's UTC offset (e.g. `-08:00`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import requests
+
+from unified_assets.sources.http import (
+    CredentialsRejected,
+    HttpPolicy,
+    JsonApi,
+    SourceError,
+    describe_endpoint,
+)
+from unified_assets.sources.paging import (
+    KeysetCursor,
+    Page,
+    Window,
+    iso_utc,
+    record_timestamp,
+    walk_keyset,
+)
+
+SYSTEM = "accounting (QuickBooks Online)"
+MAX_PAGE_SIZE = 1000
+MINOR_VERSION = "75"
+
+# DuckDB SELECT list turning one invoice (column `json`) into the typed columns of raw/invoices. Only
+# sales lines are kept as lines (QuickBooks appends a SubTotalLineDetail line); `_raw` keeps everything.
+RAW_COLUMNS = """
+    json ->> '$.Id' as id,
+    cast(json ->> '$.MetaData.LastUpdatedTime' as timestamptz) as updated_at,
+    try_cast(json ->> '$.MetaData.CreateTime' as timestamptz) as created_at,
+    try_cast(json ->> '$.SyncToken' as integer) as sync_token,
+    json ->> '$.DocNumber' as doc_number,
+    try_cast(json ->> '$.TxnDate' as date) as txn_date,
+    try_cast(json ->> '$.DueDate' as date) as due_date,
+    json ->> '$.CustomerRef.value' as customer_ref,
+    json ->> '$.CustomerRef.name' as customer_name,
+    json ->> '$.CurrencyRef.value' as currency_code,
+    try_cast(json ->> '$.ExchangeRate' as double) as exchange_rate,
+    try_cast(json ->> '$.TotalAmt' as decimal(18, 2)) as total_amount,
+    try_cast(json ->> '$.Balance' as decimal(18, 2)) as balance,
+    json ->> '$.PrivateNote' as private_note,
+    [
+        struct_pack(
+            line_id := line ->> '$.Id',
+            line_num := try_cast(line ->> '$.LineNum' as integer),
+            item_ref := line ->> '$.SalesItemLineDetail.ItemRef.value',
+            item_name := line ->> '$.SalesItemLineDetail.ItemRef.name',
+            quantity := try_cast(line ->> '$.SalesItemLineDetail.Qty' as double),
+            unit_price := try_cast(line ->> '$.SalesItemLineDetail.UnitPrice' as decimal(18, 4)),
+            amount := try_cast(line ->> '$.Amount' as decimal(18, 2))
+        )
+        for line in json_extract(json, '$.Line[*]')
+        if line ->> '$.DetailType' = 'SalesItemLineDetail'
+    ] as lines,
+    json as _raw
+"""
+
+
+@dataclass(frozen=True, repr=False)
+class QuickBooksCredentials:
+    """OAuth2 client credentials plus the company's refresh token. `repr` hides them all."""
+
+    realm_id: str
+    client_id: str
+    client_secret: str
+    refresh_token: str
+
+    def __repr__(self) -> str:
+        return f"QuickBooksCredentials(realm_id={self.realm_id!r}, secrets=<hidden>)"
+
+
+def invoice_updated_at(invoice: dict[str, Any]) -> datetime:
+    return record_timestamp(invoice, ("MetaData", "LastUpdatedTime"), SYSTEM, id_field="Id")
+
+
+class QuickBooksClient:
+    """Reads invoices updated in a window, refreshing the access token when QuickBooks says it expired."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token_url: str,
+        credentials: QuickBooksCredentials,
+        policy: HttpPolicy | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+        log: logging.Logger | None = None,
+    ):
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"QuickBooks page size must be 1..{MAX_PAGE_SIZE}, got {page_size}")
+        self.query_url = f"{base_url.rstrip('/')}/v3/company/{credentials.realm_id}/query"
+        self.token_url = token_url
+        self.credentials = credentials
+        self.page_size = page_size
+        self.log = log or logging.getLogger(__name__)
+        self.api = JsonApi(SYSTEM, policy or HttpPolicy())
+        self._access_token: str | None = None
+        self.token_refreshes = 0
+
+    def close(self) -> None:
+        self.api.close()
+
+    def extract(self, window: Window) -> Iterator[Page]:
+        """Invoices whose MetaData.LastUpdatedTime lies in `window`, oldest update first."""
+        return walk_keyset(window, self.page_size, self._fetch(window), invoice_updated_at)
+
+    def count(self, window: Window) -> int:
+        """How many invoices QuickBooks holds in the window now (a cheap probe for sensors and tests)."""
+        body = self._query(f"select count(*) from Invoice where {_window_filter(window.start, window)}")
+        return int(body.get("QueryResponse", {}).get("totalCount", 0))
+
+    def _fetch(self, window: Window):
+        def fetch(cursor: KeysetCursor, limit: int) -> tuple[list[dict[str, Any]], int, float]:
+            statement = (
+                f"select * from Invoice where {_window_filter(cursor.since, window)} "
+                f"ORDERBY Metadata.LastUpdatedTime STARTPOSITION {cursor.skip + 1} MAXRESULTS {limit}"
+            )
+            response = self._query_response(statement, where=f"rows from {cursor.skip + 1}")
+            query_response = response.body.get("QueryResponse")
+            if not isinstance(query_response, dict):
+                raise SourceError(
+                    f"{SYSTEM}: response has no QueryResponse object "
+                    f"(GET {describe_endpoint(self.query_url)})"
+                )
+            invoices = query_response.get("Invoice", [])
+            return invoices, response.retries, response.elapsed_s
+
+        return fetch
+
+    def _query(self, statement: str) -> dict[str, Any]:
+        return self._query_response(statement, where="count").body
+
+    def _query_response(self, statement: str, where: str):
+        params = {"query": statement, "minorversion": MINOR_VERSION}
+        for attempt in (1, 2):
+            try:
+                return self.api.get_json(
+                    self.query_url, params=params, headers=self._auth_header(), where=where
+                )
+            except CredentialsRejected:
+                if attempt == 2:
+                    raise
+                self.log.info("%s: access token rejected; refreshing it once", SYSTEM)
+                self._access_token = None
+        raise AssertionError("unreachable")
+
+    def _auth_header(self) -> dict[str, str]:
+        if self._access_token is None:
+            self._access_token = self._refresh_access_token()
+        return {"Authorization": f"Bearer {self._access_token}"}
+
+    def _refresh_access_token(self) -> str:
+        """Exchange the refresh token for an access token (Intuit's OAuth2 `refresh_token` grant)."""
+        try:
+            response = requests.post(
+                self.token_url,
+                data={"grant_type": "refresh_token", "refresh_token": self.credentials.refresh_token},
+                auth=(self.credentials.client_id, self.credentials.client_secret),
+                headers={"Accept": "application/json"},
+                timeout=self.api.policy.timeout,
+            )
+        except requests.exceptions.RequestException as error:
+            raise SourceError(
+                f"{SYSTEM}: could not reach the OAuth2 token endpoint "
+                f"{describe_endpoint(self.token_url)} ({type(error).__name__})"
+            ) from None
+        if response.status_code in (400, 401, 403):
+            raise CredentialsRejected(
+                f"credentials rejected for {SYSTEM}: the token endpoint answered HTTP "
+                f"{response.status_code}; check the client id, client secret and refresh token"
+            )
+        if response.status_code != 200:
+            raise SourceError(
+                f"{SYSTEM}: token endpoint {describe_endpoint(self.token_url)} answered HTTP "
+                f"{response.status_code}"
+            )
+        try:
+            token = response.json()["access_token"]
+        except (ValueError, KeyError):
+            raise SourceError(
+                f"{SYSTEM}: token endpoint {describe_endpoint(self.token_url)} returned no access_token"
+            ) from None
+        self.token_refreshes += 1
+        return str(token)
+
+
+def _window_filter(since: datetime, window: Window) -> str:
+    return (
+        f"Metadata.LastUpdatedTime >= '{iso_utc(since)}' "
+        f"and Metadata.LastUpdatedTime < '{iso_utc(window.end)}'"
+    )

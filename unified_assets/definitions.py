@@ -1,6 +1,6 @@
 """Gathers the platform's assets and resources for Dagster; nothing is defined here."""
 
-from dagster import Definitions
+from dagster import Definitions, multiprocess_executor
 
 from unified_assets.assets.raw import raw_assets
 from unified_assets.resources import AccountingApi, PurchasingApi, SupportApi
@@ -12,4 +12,6 @@ defs = Definitions(
         "purchasing_api": PurchasingApi.from_environment(),
         "support_api": SupportApi.from_environment(),
     },
+    # Dagster's default is one step per core; extracts wait on the network, so run more at once.
+    executor=multiprocess_executor.configured({"max_concurrent": 4}),
 )

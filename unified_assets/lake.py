@@ -98,7 +98,8 @@ class Lake:
             files = {day: self._publish_day(con, table.name, day) for day in days}
             return LandedPartitions(
                 rows_by_day=_rows_by_day(con, days),
-                duplicates_dropped=received - con.execute("select count(*) from landed").fetchone()[0],
+                duplicates_dropped=received
+                - con.execute("select count(*) from landed").fetchone()[0],
                 newest_update=con.execute("select max(updated_at) from landed").fetchone()[0],
                 columns=_columns(con),
                 preview=_preview(con, preview_rows),
@@ -203,9 +204,7 @@ def _load_staging(
 
 
 def _rows_by_day(con: duckdb.DuckDBPyConnection, days: list[date]) -> dict[date, int]:
-    counts = dict(
-        con.execute("select updated_date, count(*) from landed group by all").fetchall()
-    )
+    counts = dict(con.execute("select updated_date, count(*) from landed group by all").fetchall())
     return {day: counts.get(day, 0) for day in days}
 
 

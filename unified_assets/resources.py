@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from abc import abstractmethod
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -43,7 +42,9 @@ def embedded_simulator() -> SimulatorServer:
     global _embedded
     with _embedded_lock:
         if _embedded is None:
-            world = World(simulator_world_config(), clock=_setting(SIM_CLOCK_VAR, SimClock.parse, "real"))
+            world = World(
+                simulator_world_config(), clock=_setting(SIM_CLOCK_VAR, SimClock.parse, "real")
+            )
             faults = _setting(SIM_FAULTS_VAR, FaultPlan.parse, "")
             _embedded = SimulatorServer(world, faults=faults, host="127.0.0.1", port=0)
             _embedded.start()
@@ -51,11 +52,9 @@ def embedded_simulator() -> SimulatorServer:
 
 
 def simulator_world_config() -> WorldConfig:
-    return WorldConfig.demo().replace(
-        seed=_setting(SIM_SEED_VAR, int, "7"),
-        scale=_setting(SIM_SCALE_VAR, float, "1"),
-        history_start=settings.history_start(),
-    )
+    return WorldConfig.demo(
+        scale=_setting(SIM_SCALE_VAR, float, "1"), seed=_setting(SIM_SEED_VAR, int, "7")
+    ).replace(history_start=settings.history_start())
 
 
 def _setting(name: str, parse: Any, default: str) -> Any:
@@ -75,12 +74,15 @@ class SourceApi(ConfigurableResource):
     SECRET_FIELDS: ClassVar[tuple[str, ...]]
 
     base_url: str = Field(default="", description="Empty: serve the embedded simulator.")
-    page_size: int = Field(default=0, description="Records per request; 0 uses the vendor's maximum.")
+    page_size: int = Field(
+        default=0, description="Records per request; 0 uses the vendor's maximum."
+    )
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 30.0
     max_retries: int = 8
     backoff_factor_s: float = 0.5
     backoff_max_s: float = 30.0
+    backoff_jitter_s: float = 0.5
     retry_after_max_s: int = 120
 
     @classmethod
@@ -100,6 +102,7 @@ class SourceApi(ConfigurableResource):
             max_retries=self.max_retries,
             backoff_factor_s=self.backoff_factor_s,
             backoff_max_s=self.backoff_max_s,
+            backoff_jitter_s=self.backoff_jitter_s,
             retry_after_max_s=self.retry_after_max_s,
         )
 
@@ -108,9 +111,13 @@ class SourceApi(ConfigurableResource):
         if self.uses_simulator:
             server = embedded_simulator()
             log.info(f"{self.SYSTEM}: no base URL configured; using the embedded simulator")
-            return self._client(server.base_urls[self.SIMULATOR_SYSTEM], self._simulator_credentials(server), log)
+            return self._client(
+                server.base_urls[self.SIMULATOR_SYSTEM], self._simulator_credentials(server), log
+            )
         base_url = self._checked_base_url()
-        missing = [self.ENV_VARS[f] for f in self.SECRET_FIELDS if not str(getattr(self, f)).strip()]
+        missing = [
+            self.ENV_VARS[f] for f in self.SECRET_FIELDS if not str(getattr(self, f)).strip()
+        ]
         if missing:
             raise SettingError(
                 f"{self.SYSTEM}: {', '.join(missing)} must be set when "
@@ -122,7 +129,11 @@ class SourceApi(ConfigurableResource):
         url = self.base_url.strip()
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            shown = f"{parts.scheme}://{parts.hostname or ''}{parts.path}" if parts.scheme else "<hidden>"
+            shown = (
+                f"{parts.scheme}://{parts.hostname or ''}{parts.path}"
+                if parts.scheme
+                else "<hidden>"
+            )
             raise SettingError(
                 f"{self.SYSTEM}: {self.ENV_VARS['base_url']} is not an http(s) URL with a host "
                 f"(got {shown!r}); e.g. https://example.com"
@@ -137,11 +148,11 @@ class SourceApi(ConfigurableResource):
     def _page_size(self, vendor_max: int) -> int:
         return self.page_size or vendor_max
 
-    @abstractmethod
-    def _client(self, base_url: str, credentials: dict[str, str], log: logging.Logger) -> Any: ...
+    def _client(self, base_url: str, credentials: dict[str, str], log: logging.Logger) -> Any:
+        raise NotImplementedError
 
-    @abstractmethod
-    def _simulator_credentials(self, server: SimulatorServer) -> dict[str, str]: ...
+    def _simulator_credentials(self, server: SimulatorServer) -> dict[str, str]:
+        raise NotImplementedError
 
     def _configured_credentials(self) -> dict[str, str]:
         return {field: str(getattr(self, field)) for field in self.SECRET_FIELDS}
@@ -167,7 +178,9 @@ class AccountingApi(SourceApi):
         "refresh_token",
     )
 
-    token_url: str = Field(default="", description="Empty: Intuit's token endpoint (or the simulator's).")
+    token_url: str = Field(
+        default="", description="Empty: Intuit's token endpoint (or the simulator's)."
+    )
     realm_id: str = ""
     client_id: str = ""
     client_secret: str = ""
@@ -191,7 +204,7 @@ class AccountingApi(SourceApi):
             "client_id": creds.qbo_client_id,
             "client_secret": creds.qbo_client_secret,
             "refresh_token": creds.qbo_refresh_token,
-            "token_url": f"{server.base_urls['accounting']}/oauth2/v1/tokens/bearer",
+            "token_url": server.token_url,
         }
 
 

@@ -110,7 +110,9 @@ def test_values_that_do_not_cast_stay_in_raw(tmp_path):
 
 def test_records_outside_the_partitions_are_refused_and_nothing_is_published(tmp_path):
     lake = Lake(tmp_path)
-    with pytest.raises(ValueError, match=r"things: records updated on \[datetime.date\(2026, 3, 9\)\]"):
+    with pytest.raises(
+        ValueError, match=r"things: records updated on \[datetime.date\(2026, 3, 9\)\]"
+    ):
         land(lake, [thing("a", "2026-03-09T10:00:00Z")], [date(2026, 3, 1)])
     assert not lake.partition_file("things", date(2026, 3, 1)).exists()
 
@@ -121,7 +123,9 @@ def test_leftovers_of_a_killed_write_are_invisible_and_cleaned_up(tmp_path):
     final.parent.mkdir(parents=True)
     half_written = final.with_name("data.parquet.tmp-deadbeef")
     half_written.write_bytes(b"PAR1 half a file")
-    assert duckdb.sql(f"select count(*) from glob('{lake.table_glob('things')}')").fetchall() == [(0,)]
+    assert duckdb.sql(f"select count(*) from glob('{lake.table_glob('things')}')").fetchall() == [
+        (0,)
+    ]
     land(lake, [thing("a", "2026-03-01T10:00:00Z")], [date(2026, 3, 1)])
     assert not half_written.exists()
     assert read(final) == [("a", 1)]

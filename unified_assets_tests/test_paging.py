@@ -91,8 +91,12 @@ def test_empty_window_takes_one_request():
 
 
 def test_a_record_without_a_usable_timestamp_names_the_field_and_record():
-    with pytest.raises(SourceError, match=r"accounting: record Id='42' has no usable MetaData\.Last"):
-        record_timestamp({"Id": "42", "MetaData": {}}, ("MetaData", "LastUpdated"), "accounting", "Id")
+    with pytest.raises(
+        SourceError, match=r"accounting: record Id='42' has no usable MetaData\.Last"
+    ):
+        record_timestamp(
+            {"Id": "42", "MetaData": {}}, ("MetaData", "LastUpdated"), "accounting", "Id"
+        )
     with pytest.raises(SourceError, match="UTC offset"):
         record_timestamp({"id": 1, "t": "2026-03-01T10:00:00"}, ("t",), "support", "id")
 

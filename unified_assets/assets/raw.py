@@ -7,8 +7,6 @@ Records stream page by page to a staging file; support-ticket text is PII-redact
 written; the lake publishes each day atomically.
 """
 
-from __future__ import annotations
-
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -144,11 +142,21 @@ def partition_days(context: AssetExecutionContext) -> tuple[Window, list[date]]:
         )
     if window.start > datetime.now(UTC):
         raise SettingError(f"partition {window.start.date()} has not started yet")
-    days = [window.start.date() + timedelta(days=n) for n in range((window.end - window.start).days)]
+    days = [
+        window.start.date() + timedelta(days=n) for n in range((window.end - window.start).days)
+    ]
     return window, days
 
 
-def build_raw_asset(source: RawSource) -> AssetsDefinition:
+# A source still failing after the HTTP layer's own retries is usually down for minutes, not seconds.
+RAW_RETRY_POLICY = RetryPolicy(
+    max_retries=2, delay=20, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
+)
+
+
+def build_raw_asset(
+    source: RawSource, retry_policy: RetryPolicy | None = RAW_RETRY_POLICY
+) -> AssetsDefinition:
     @asset(
         key=AssetKey(["raw", source.table]),
         description=source.description,
@@ -158,9 +166,7 @@ def build_raw_asset(source: RawSource) -> AssetsDefinition:
         tags={"source_system": source.system},
         partitions_def=daily_partitions,
         backfill_policy=BackfillPolicy.single_run(),
-        retry_policy=RetryPolicy(
-            max_retries=2, delay=20, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
-        ),
+        retry_policy=retry_policy,
         freshness_policy=source.freshness,
         required_resource_keys={source.resource_key},
         pool=f"{source.system}_api",

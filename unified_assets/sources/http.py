@@ -37,7 +37,7 @@ class CredentialsRejected(SourceError):
 
 @dataclass(frozen=True)
 class HttpPolicy:
-    """Timeouts and the retry budget for one system. Defaults suit both the real SaaS APIs and the simulator."""
+    """Timeouts and the retry budget for one system; the defaults suit the real APIs and the simulator."""
 
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 30.0
@@ -138,7 +138,9 @@ class JsonApi:
                 url, params=params, headers=headers, timeout=self.policy.timeout, stream=False
             )
         except requests.exceptions.RetryError as error:
-            raise self._error(url, where, f"gave up after {self.policy.max_retries} retries") from error
+            raise self._error(
+                url, where, f"gave up after {self.policy.max_retries} retries"
+            ) from error
         except (requests.exceptions.Timeout, requests.exceptions.ConnectionError) as error:
             raise self._error(
                 url,

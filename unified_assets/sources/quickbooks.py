@@ -118,7 +118,9 @@ class QuickBooksClient:
 
     def count(self, window: Window) -> int:
         """How many invoices QuickBooks holds in the window now (a cheap probe for sensors and tests)."""
-        body = self._query(f"select count(*) from Invoice where {_window_filter(window.start, window)}")
+        body = self._query(
+            f"select count(*) from Invoice where {_window_filter(window.start, window)}"
+        )
         return int(body.get("QueryResponse", {}).get("totalCount", 0))
 
     def _fetch(self, window: Window):
@@ -166,7 +168,10 @@ class QuickBooksClient:
         try:
             response = requests.post(
                 self.token_url,
-                data={"grant_type": "refresh_token", "refresh_token": self.credentials.refresh_token},
+                data={
+                    "grant_type": "refresh_token",
+                    "refresh_token": self.credentials.refresh_token,
+                },
                 auth=(self.credentials.client_id, self.credentials.client_secret),
                 headers={"Accept": "application/json"},
                 timeout=self.api.policy.timeout,

@@ -66,7 +66,9 @@ class ZendeskClient:
         self.page_size = page_size
         self.log = log or logging.getLogger(__name__)
         token = base64.b64encode(f"{email}/token:{api_token}".encode()).decode("ascii")
-        self.api = JsonApi(SYSTEM, policy or HttpPolicy(), headers={"Authorization": f"Basic {token}"})
+        self.api = JsonApi(
+            SYSTEM, policy or HttpPolicy(), headers={"Authorization": f"Basic {token}"}
+        )
 
     def close(self) -> None:
         self.api.close()

@@ -1,0 +1,82 @@
+"""Shared fixtures: a simulator on an ephemeral loopback port and a temporary data folder."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+
+import pytest
+
+from unified_assets.resources import AccountingApi, PurchasingApi, SupportApi
+from unified_assets.simulator import FaultPlan, SimClock, SimulatorServer, World, WorldConfig
+
+FROZEN_AT = datetime.fromisoformat("2026-03-15T12:00:00+00:00")
+
+# Patient enough for every injected fault, quick enough for a test suite.
+FAST_RETRIES = {
+    "connect_timeout_s": 2.0,
+    "read_timeout_s": 0.5,
+    "max_retries": 8,
+    "backoff_factor_s": 0.01,
+    "backoff_max_s": 0.05,
+    "backoff_jitter_s": 0.01,
+    "retry_after_max_s": 1,
+}
+
+
+@pytest.fixture(scope="session")
+def demo_config() -> WorldConfig:
+    return WorldConfig.demo()
+
+
+def frozen_world(config: WorldConfig) -> World:
+    return World(config, clock=SimClock.frozen(FROZEN_AT))
+
+
+@contextmanager
+def serving(
+    world: World, faults: FaultPlan | None = None, **server_options
+) -> Iterator[SimulatorServer]:
+    server = SimulatorServer(world, faults=faults, host="127.0.0.1", port=0, **server_options)
+    with server:
+        yield server
+
+
+def source_resources(server: SimulatorServer, **overrides) -> dict:
+    """Resources pointed at `server` as if it were the real services, with fast retries."""
+    creds = server.credentials
+    options = {**FAST_RETRIES, **overrides}
+    return {
+        "accounting_api": AccountingApi(
+            base_url=server.base_urls["accounting"],
+            token_url=server.token_url,
+            realm_id=creds.realm_id,
+            client_id=creds.qbo_client_id,
+            client_secret=creds.qbo_client_secret,
+            refresh_token=creds.qbo_refresh_token,
+            **options,
+        ),
+        "purchasing_api": PurchasingApi(
+            base_url=server.base_urls["purchasing"], api_key=creds.coupa_api_key, **options
+        ),
+        "support_api": SupportApi(
+            base_url=server.base_urls["support"],
+            email=creds.zendesk_email,
+            api_token=creds.zendesk_api_token,
+            **options,
+        ),
+    }
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    directory = tmp_path / "data"
+    monkeypatch.setenv("UNIFIED_ASSETS_DATA_DIR", str(directory))
+    return directory
+
+
+def with_fields(resource, **changes):
+    """A copy of a resource with some fields changed (pydantic's model_copy bypasses Dagster's config)."""
+    fields = {name: getattr(resource, name) for name in type(resource).model_fields}
+    return type(resource)(**{**fields, **changes})

@@ -1,0 +1,32 @@
+"""Shared worlds and servers for the simulator tests: small, frozen in time, on ephemeral ports."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from unified_assets.simulator import SimClock, SimulatorServer, World, WorldConfig
+
+FROZEN_AT = datetime(2026, 4, 15, 12, 0, tzinfo=UTC)
+NO_LIMITS = {"accounting": None, "purchasing": None, "support": None}
+
+
+@pytest.fixture(scope="session")
+def world() -> World:
+    """The demo world frozen in mid-April 2026; shared, so tests must not move its clock or touch
+    it.
+    """
+    return World(WorldConfig.demo(), SimClock.frozen(FROZEN_AT))
+
+
+@pytest.fixture(scope="session")
+def server(world: World):
+    with SimulatorServer(world, rate_limits=NO_LIMITS) as running:
+        yield running
+
+
+@pytest.fixture
+def fresh_world() -> World:
+    """A world of its own, for tests that move the clock or add versions."""
+    return World(WorldConfig.demo(), SimClock.frozen(FROZEN_AT))

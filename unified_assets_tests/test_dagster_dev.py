@@ -1,0 +1,194 @@
+"""End to end, as a user runs it: `dagster dev`, the asset graph over GraphQL, a partition-range backfill.
+
+This is the suite's one slow test (about a minute and a half): it starts the real webserver and daemon
+from the project's workspace.yaml with no connection settings, so every source is the embedded simulator.
+The simulator's clock is frozen so the landed files can be compared exactly with its ground truth.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import date, datetime
+from pathlib import Path
+
+import pytest
+
+from unified_assets.resources import simulator_world_config
+from unified_assets.settings import PROJECT_ROOT
+from unified_assets.simulator import SimClock, World
+from unified_assets_tests.truth import TABLE_SYSTEM, landed_versions, true_versions
+
+pytestmark = pytest.mark.slow
+
+FROZEN_AT = "2026-03-15T12:00:00Z"
+FIRST_DAY, LAST_DAY = date(2026, 3, 1), date(2026, 3, 7)
+RAW_KEYS = [["raw", table] for table in TABLE_SYSTEM]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class DagsterDev:
+    def __init__(self, tmp_path: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.data_dir = tmp_path / "data"
+        self.log_path = tmp_path / "dagster-dev.log"
+        bin_dir = Path(sys.executable).parent
+        self.env = {
+            key: value for key, value in os.environ.items() if not key.startswith("UNIFIED_ASSETS_")
+        }
+        self.env.update(
+            {
+                "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+                "UNIFIED_ASSETS_DATA_DIR": str(self.data_dir),
+                "UNIFIED_ASSETS_SIM_CLOCK": f"frozen:{FROZEN_AT}",
+                "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+            }
+        )
+        Path(self.env["DAGSTER_HOME"]).mkdir()
+        self.command = [str(bin_dir / "dagster"), "dev", "-w", "workspace.yaml"]
+        self.command += ["-h", "127.0.0.1", "-p", str(self.port)]
+
+    def __enter__(self) -> DagsterDev:
+        self.log = self.log_path.open("w")
+        self.process = subprocess.Popen(
+            self.command,
+            cwd=PROJECT_ROOT,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self._wait_until_serving(timeout_s=180)
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=30)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.log.close()
+
+    def _wait_until_serving(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"dagster dev exited:\n{self.log_path.read_text()}"
+            try:
+                nodes = self.graphql("{ assetNodes { assetKey { path } } }")["assetNodes"]
+                if nodes:
+                    return
+            except OSError:
+                pass
+            time.sleep(1)
+        raise AssertionError(f"dagster dev did not serve the assets:\n{self.log_path.read_text()}")
+
+    def graphql(self, query: str, variables: dict | None = None) -> dict:
+        request = urllib.request.Request(
+            f"{self.url}/graphql",
+            data=json.dumps({"query": query, "variables": variables or {}}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            body = json.load(response)
+        assert "errors" not in body, body["errors"]
+        return body["data"]
+
+
+ASSET_GRAPH = """
+{ assetNodes { assetKey { path } groupName description kinds
+    owners { ... on TeamAssetOwner { team } ... on UserAssetOwner { email } }
+    isPartitioned } }
+"""
+
+LAUNCH_BACKFILL = """
+mutation Launch($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message }
+  }
+}
+"""
+
+BACKFILL_STATUS = """
+query Status($id: String!) {
+  partitionBackfillOrError(backfillId: $id) {
+    ... on PartitionBackfill { status runs(limit: 10) { id status } }
+  }
+}
+"""
+
+RUN_STEPS = """
+query Steps($id: ID!) {
+  runOrError(runId: $id) { ... on Run { status stepStats { stepKey status startTime endTime } } }
+}
+"""
+
+
+def test_dagster_dev_serves_the_raw_assets_and_a_backfill_lands_the_ground_truth(tmp_path):
+    with DagsterDev(tmp_path) as dev:
+        nodes = {tuple(n["assetKey"]["path"]): n for n in dev.graphql(ASSET_GRAPH)["assetNodes"]}
+        for key in RAW_KEYS:
+            node = nodes[tuple(key)]
+            assert node["groupName"] == "ingestion"
+            assert node["description"]
+            assert node["owners"] == [{"team": "data-platform"}]
+            assert {"python", "parquet"} <= set(node["kinds"])
+            assert node["isPartitioned"]
+
+        params = {
+            "partitionsByAssets": [
+                {
+                    "assetKey": {"path": key},
+                    "partitions": {"range": {"start": str(FIRST_DAY), "end": str(LAST_DAY)}},
+                }
+                for key in RAW_KEYS
+            ],
+            "title": "e2e backfill",
+        }
+        launched = dev.graphql(LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
+        assert launched["__typename"] == "LaunchBackfillSuccess", launched
+        backfill = wait_for_backfill(dev, launched["backfillId"], timeout_s=300)
+        assert backfill["status"] == "COMPLETED_SUCCESS", backfill
+        assert len(backfill["runs"]) == 1, "single-run backfill policy: one run for the range"
+
+        steps = dev.graphql(RUN_STEPS, {"id": backfill["runs"][0]["id"]})["runOrError"]["stepStats"]
+        assert_ran_concurrently(steps)
+
+    world = World(simulator_world_config(), clock=SimClock.parse(f"frozen:{FROZEN_AT}"))
+    as_of = datetime.fromisoformat(FROZEN_AT)
+    lake_dir = dev.data_dir / "lake"
+    for table in TABLE_SYSTEM:
+        expected = true_versions(world, table, FIRST_DAY, LAST_DAY, as_of)
+        assert expected, f"the simulator should have {table} in the window"
+        assert landed_versions(lake_dir, table, FIRST_DAY, LAST_DAY) == expected, table
+
+
+def wait_for_backfill(dev: DagsterDev, backfill_id: str, timeout_s: float) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        backfill = dev.graphql(BACKFILL_STATUS, {"id": backfill_id})["partitionBackfillOrError"]
+        if backfill["status"] not in ("REQUESTED", "CANCELING", "FAILING"):
+            return backfill
+        time.sleep(2)
+    raise AssertionError(f"backfill still running after {timeout_s} s:\n{dev.log_path.read_text()}")
+
+
+def assert_ran_concurrently(steps: list[dict]) -> None:
+    """Each extract's step must overlap another's: the three sources are pulled at the same time."""
+    assert len(steps) == 3 and all(step["status"] == "SUCCESS" for step in steps), steps
+    latest_start = max(step["startTime"] for step in steps)
+    earliest_end = min(step["endTime"] for step in steps)
+    assert latest_start < earliest_end, f"steps ran one after another: {steps}"

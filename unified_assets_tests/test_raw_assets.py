@@ -1,0 +1,202 @@
+"""The raw assets, materialized in-process against the simulator on an ephemeral loopback port."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+
+import duckdb
+import pytest
+from dagster import AssetKey, DagsterInstance, materialize
+
+from unified_assets.assets.raw import RAW_RETRY_POLICY, RAW_SOURCES, build_raw_asset, raw_assets
+from unified_assets.lake import Lake
+from unified_assets.simulator import FaultPlan, FaultSpec
+from unified_assets_tests.conftest import (
+    FROZEN_AT,
+    frozen_world,
+    serving,
+    source_resources,
+    with_fields,
+)
+from unified_assets_tests.truth import TABLE_SYSTEM, landed_versions, true_versions
+
+FIRST, LAST = date(2026, 3, 2), date(2026, 3, 4)
+RANGE_TAGS = {
+    "dagster/asset_partition_range_start": str(FIRST),
+    "dagster/asset_partition_range_end": str(LAST),
+}
+
+
+def error_chain(failure_event) -> str:
+    """The failure as the UI shows it: the error and every error it was caused by."""
+    messages, error = [], failure_event.event_specific_data.error
+    while error is not None:
+        messages.append(error.message)
+        error = error.cause
+    return "\n".join(messages)
+
+
+def materialize_range(server, instance=None, assets=raw_assets, **resource_overrides):
+    return materialize(
+        assets,
+        resources=source_resources(server, **resource_overrides),
+        tags=RANGE_TAGS,
+        instance=instance,
+        raise_on_error=False,
+    )
+
+
+def lake_rows_digest(data_dir, table: str, day: date) -> str:
+    path = Lake(data_dir / "lake").partition_file(table, day)
+    rows = duckdb.sql(
+        f"select * exclude (_extracted_at) from read_parquet('{path}') order by id, updated_at"
+    ).fetchall()
+    return hashlib.sha256(repr(rows).encode()).hexdigest()
+
+
+def test_a_range_of_partitions_lands_exactly_the_ground_truth(demo_config, data_dir):
+    world = frozen_world(demo_config)
+    instance = DagsterInstance.ephemeral()
+    with serving(world) as server:
+        result = materialize_range(server, instance)
+    assert result.success
+
+    for table in TABLE_SYSTEM:
+        expected = true_versions(world, table, FIRST, LAST, FROZEN_AT)
+        assert expected, f"the simulated window should hold {table}"
+        assert landed_versions(data_dir / "lake", table, FIRST, LAST) == expected, table
+
+    events = result.get_asset_materialization_events()
+    assert {event.partition for event in events} == {"2026-03-02", "2026-03-03", "2026-03-04"}
+    for event in events:
+        metadata = event.materialization.metadata
+        table = event.asset_key.path[-1]
+        path = Lake(data_dir / "lake").partition_file(table, date.fromisoformat(event.partition))
+        file_rows = duckdb.sql(f"select count(*) from read_parquet('{path}')").fetchall()[0][0]
+        assert metadata["dagster/row_count"].value == file_rows
+        assert "dagster/column_schema" in metadata
+        assert metadata["window"].value == "[2026-03-02T00:00:00Z, 2026-03-05T00:00:00Z)"
+        assert metadata["pages"].value >= 1
+
+
+def test_ticket_pii_is_redacted_in_every_landed_column(demo_config, data_dir):
+    world = frozen_world(demo_config)
+    with serving(world) as server:
+        result = materialize_range(server)
+    assert result.success
+    glob = Lake(data_dir / "lake").table_glob("support_tickets")
+    landed = duckdb.sql(f"select id, subject, description, _raw from read_parquet('{glob}')")
+    rows = landed.fetchall()
+    assert rows
+    planted = 0
+    for ticket_id, subject, description, raw in rows:
+        for _kind, value in world.ticket_pii(ticket_id):
+            planted += 1
+            assert value not in (subject or "") + (description or "") + raw, (ticket_id, value)
+    assert planted > 0, "the window should contain tickets with PII to redact"
+    tickets = [
+        e
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.path[-1] == "support_tickets"
+    ]
+    assert sum(tickets[0].materialization.metadata["pii_redacted"].value.values()) > 0
+
+
+def test_rerunning_a_partition_gives_identical_rows(demo_config, data_dir):
+    world = frozen_world(demo_config)
+    with serving(world) as server:
+        assert materialize_range(server).success
+        before = {t: lake_rows_digest(data_dir, t, LAST) for t in TABLE_SYSTEM}
+        assert materialize_range(server).success
+    assert {t: lake_rows_digest(data_dir, t, LAST) for t in TABLE_SYSTEM} == before
+
+
+@pytest.mark.parametrize(
+    "plan",
+    [
+        "server_error=0.25,connection_reset=0.1,html_error_page=0.1",
+        "rate_limit=0.2,rate_limit_no_retry_after=0.1,truncated_json=0.1,malformed_json=0.1",
+        "duplicate_records=0.4,read_timeout=0.1,expired_token@accounting=0.3",
+    ],
+)
+def test_injected_api_faults_lose_nothing(demo_config, data_dir, plan):
+    world = frozen_world(demo_config)
+    with serving(world, faults=FaultPlan.parse(plan, seed=11)) as server:
+        result = materialize_range(server, page_size=10)
+        injected = sum(sum(s["faults"].values()) for s in server.stats.values())
+    assert result.success
+    assert injected > 0, "the plan should have injected faults"
+    for table in TABLE_SYSTEM:
+        expected = true_versions(world, table, FIRST, LAST, FROZEN_AT)
+        assert landed_versions(data_dir / "lake", table, FIRST, LAST) == expected, table
+
+
+def test_the_raw_assets_retry_a_failed_extraction(demo_config):
+    assert all(a.op.retry_policy == RAW_RETRY_POLICY for a in raw_assets)
+
+
+def test_a_source_that_keeps_failing_fails_its_asset_with_a_clear_error(demo_config, data_dir):
+    """Dagster's own retry policy is left out here: its delays are minutes long by design."""
+    world = frozen_world(demo_config)
+    plan = FaultPlan((FaultSpec("server_error", probability=1.0, systems=("purchasing",)),))
+    without_dagster_retries = [build_raw_asset(s, retry_policy=None) for s in RAW_SOURCES]
+    with serving(world, faults=plan) as server:
+        result = materialize_range(server, assets=without_dagster_retries, max_retries=2)
+    assert not result.success
+    failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert [e.step_key for e in failures] == ["raw__purchase_orders"]
+    message = error_chain(failures[0])
+    assert "purchasing (Coupa): HTTP 50" in message
+    assert "/coupa/api/purchase_orders, offset 0" in message
+    lake = Lake(data_dir / "lake")
+    assert not lake.partition_file("purchase_orders", FIRST).exists()
+    assert lake.partition_file("invoices", FIRST).exists()
+
+
+def test_rejected_credentials_say_so_without_the_secret(demo_config, data_dir):
+    world = frozen_world(demo_config)
+    canary = "canary-token-8d1e"
+    with serving(world) as server:
+        resources = source_resources(server)
+        resources["support_api"] = with_fields(resources["support_api"], api_token=canary)
+        result = materialize(
+            [a for a in raw_assets if a.key == AssetKey(["raw", "support_tickets"])],
+            resources=resources,
+            partition_key=str(FIRST),
+            raise_on_error=False,
+        )
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    message = error_chain(failure)
+    assert "credentials rejected for support (Zendesk)" in message
+    for event in result.all_events:
+        assert canary not in str(event), event.event_type_value
+
+
+def test_a_bad_base_url_fails_before_any_request(demo_config, data_dir):
+    world = frozen_world(demo_config)
+    with serving(world) as server:
+        resources = source_resources(server)
+        resources["accounting_api"] = with_fields(
+            resources["accounting_api"], base_url="ftp//quickbooks"
+        )
+        result = materialize(
+            [a for a in raw_assets if a.key == AssetKey(["raw", "invoices"])],
+            resources=resources,
+            partition_key=str(FIRST),
+            raise_on_error=False,
+        )
+        requests = server.stats["accounting"]["requests"]
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "UNIFIED_ASSETS_ACCOUNTING_BASE_URL is not an http(s) URL" in (error_chain(failure))
+    assert requests == 0
+
+
+def test_a_partition_before_the_history_is_refused_before_any_request(demo_config, data_dir):
+    world = frozen_world(demo_config)
+    with serving(world) as server:
+        with pytest.raises(Exception, match="2025-12-31"):
+            materialize(raw_assets, resources=source_resources(server), partition_key="2025-12-31")
+        assert all(stats["requests"] == 0 for stats in server.stats.values())

@@ -1,0 +1,110 @@
+"""Bad configuration fails before any request, with a message that names the setting and leaks nothing."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from dagster import EnvVar
+
+from unified_assets import settings
+from unified_assets.resources import (
+    AccountingApi,
+    PurchasingApi,
+    SupportApi,
+    simulator_world_config,
+)
+from unified_assets.settings import SettingError
+
+LOG = logging.getLogger("test")
+CANARY = "canary-secret-3f9c2"
+
+
+@pytest.mark.parametrize(
+    ("resource", "variable"),
+    [
+        (AccountingApi(base_url="quickbooks.example.com"), "UNIFIED_ASSETS_ACCOUNTING_BASE_URL"),
+        (PurchasingApi(base_url="htp:/coupa"), "UNIFIED_ASSETS_PURCHASING_BASE_URL"),
+        (SupportApi(base_url="https://"), "UNIFIED_ASSETS_SUPPORT_BASE_URL"),
+    ],
+)
+def test_an_unparseable_base_url_names_its_variable(resource, variable):
+    with pytest.raises(SettingError, match=f"{variable} is not an http\\(s\\) URL"):
+        resource.open_client(LOG)
+
+
+def test_credentials_inside_a_base_url_are_refused_without_echoing_them():
+    resource = SupportApi(base_url=f"https://agent:{CANARY}@acme.zendesk.example", api_token="t")
+    with pytest.raises(SettingError) as raised:
+        resource.open_client(LOG)
+    assert "must not contain credentials" in str(raised.value)
+    assert CANARY not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("resource", "missing"),
+    [
+        (
+            AccountingApi(base_url="https://quickbooks.example.com", realm_id="1"),
+            [
+                "UNIFIED_ASSETS_ACCOUNTING_CLIENT_ID",
+                "UNIFIED_ASSETS_ACCOUNTING_CLIENT_SECRET",
+                "UNIFIED_ASSETS_ACCOUNTING_REFRESH_TOKEN",
+            ],
+        ),
+        (
+            PurchasingApi(base_url="https://acme.coupahost.example"),
+            ["UNIFIED_ASSETS_PURCHASING_API_KEY"],
+        ),
+        (
+            SupportApi(base_url="https://acme.zendesk.example", email="a@example.com"),
+            ["UNIFIED_ASSETS_SUPPORT_API_TOKEN"],
+        ),
+    ],
+)
+def test_missing_credentials_for_a_real_endpoint_name_every_missing_variable(resource, missing):
+    with pytest.raises(SettingError) as raised:
+        resource.open_client(LOG)
+    message = str(raised.value)
+    for variable in missing:
+        assert variable in message
+    assert "points at a real service" in message
+
+
+def test_from_environment_binds_set_variables_through_envvar(monkeypatch):
+    monkeypatch.setenv("UNIFIED_ASSETS_PURCHASING_BASE_URL", "https://acme.coupahost.example")
+    monkeypatch.setenv("UNIFIED_ASSETS_PURCHASING_API_KEY", CANARY)
+    resource = PurchasingApi.from_environment()
+    assert resource.api_key == EnvVar("UNIFIED_ASSETS_PURCHASING_API_KEY")
+    assert CANARY not in repr(resource)
+
+
+def test_unset_variables_leave_the_embedded_simulator_in_charge(monkeypatch):
+    for variable in AccountingApi.ENV_VARS.values():
+        monkeypatch.delenv(variable, raising=False)
+    assert AccountingApi.from_environment().uses_simulator
+
+
+def test_history_start_must_be_an_iso_date(monkeypatch):
+    monkeypatch.setenv(settings.HISTORY_START_VAR, "01/02/2026")
+    with pytest.raises(
+        SettingError, match="UNIFIED_ASSETS_HISTORY_START='01/02/2026' is not a date"
+    ):
+        settings.history_start()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("UNIFIED_ASSETS_SIM_SEED", "seven"), ("UNIFIED_ASSETS_SIM_SCALE", "big")],
+)
+def test_bad_simulator_settings_name_the_variable(monkeypatch, variable, value):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingError, match=f"{variable}='{value}' is not valid"):
+        simulator_world_config()
+
+
+def test_data_dir_defaults_to_the_project_and_follows_the_variable(monkeypatch, tmp_path):
+    monkeypatch.delenv(settings.DATA_DIR_VAR, raising=False)
+    assert settings.data_dir() == settings.PROJECT_ROOT / "data"
+    monkeypatch.setenv(settings.DATA_DIR_VAR, str(tmp_path))
+    assert settings.lake_dir() == tmp_path / "lake"

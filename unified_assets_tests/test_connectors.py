@@ -15,7 +15,7 @@ from unified_assets.resources import AccountingApi, PurchasingApi, SupportApi
 from unified_assets.simulator import FaultPlan, FaultSpec, SimClock, SimCredentials, World
 from unified_assets.sources import coupa, quickbooks, zendesk
 from unified_assets.sources.http import CredentialsRejected, SourceError
-from unified_assets.sources.paging import Window
+from unified_assets.sources.paging import TIE_OVERLAP, Window
 from unified_assets_tests.conftest import FROZEN_AT, frozen_world, serving, source_resources
 
 WINDOW = Window(datetime(2026, 3, 2, tzinfo=UTC), datetime(2026, 3, 5, tzinfo=UTC))
@@ -112,7 +112,10 @@ def test_records_served_twice_are_kept_once(demo_config, system):
     day, page_size = DUPLICATE_WINDOWS[system]
     window = Window(day, day + timedelta(days=1))
     world = World(demo_config, clock=SimClock.frozen(day + timedelta(days=1, hours=1)))
-    plan = FaultPlan((FaultSpec("duplicate_records", systems=(system,), probability=1.0),))
+    plan = FaultPlan(
+        (FaultSpec("duplicate_records", systems=(system,), probability=0.5),),
+        duplicate_count=TIE_OVERLAP + 4,
+    )
     with serving(world, faults=plan) as server:
         pages = extract(server, system, window, page_size=page_size)
         injected = server.stats[system]["faults"].get("duplicate_records", 0)

@@ -8,7 +8,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from unified_assets.sources.http import SourceError
-from unified_assets.sources.paging import KeysetCursor, Window, record_timestamp, walk_keyset
+from unified_assets.sources.paging import (
+    TIE_OVERLAP,
+    KeysetCursor,
+    Window,
+    record_timestamp,
+    walk_keyset,
+)
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 WINDOW = Window(T0, T0 + timedelta(days=1))
@@ -18,9 +24,10 @@ class MovingSource:
     """An offset-paged API over records ordered by (updated_at, id), where records can be updated
     (moved to "now", after the window) between requests, as a real source is while we page it."""
 
-    def __init__(self, timestamps: dict[int, datetime]):
+    def __init__(self, timestamps: dict[int, datetime], reserve: int = 0):
         self.updated = dict(timestamps)
         self.requests = 0
+        self.reserve = reserve  # widen every other page backwards by this many records
 
     def fetch(self, cursor: KeysetCursor, limit: int):
         self.requests += 1
@@ -29,7 +36,9 @@ class MovingSource:
             for record_id, moment in self.updated.items()
             if cursor.since <= moment < WINDOW.end
         )
-        page = matching[cursor.skip : cursor.skip + limit]
+        widen = self.reserve if self.requests % 2 == 0 else 0
+        start = max(0, cursor.skip - widen)
+        page = matching[start : cursor.skip + limit]
         return [{"id": rid, "at": moment.isoformat()} for moment, rid in page], 0, 0.0
 
     def in_window(self) -> set[int]:
@@ -60,6 +69,13 @@ def test_a_tie_group_larger_than_several_pages_is_read_completely():
     records = {i: batch_job for i in range(260)}
     records.update({1000 + i: T0 + timedelta(minutes=i) for i in range(40)})
     source = MovingSource(records)
+    assert walk(source, page_size=50) == source.in_window()
+
+
+def test_pages_that_re_serve_many_records_inside_a_tie_group_lose_nothing():
+    """A server that repeats more records than the deliberate overlap must not push the offset on."""
+    batch_job = T0 + timedelta(hours=2)
+    source = MovingSource({i: batch_job for i in range(300)}, reserve=TIE_OVERLAP + 7)
     assert walk(source, page_size=50) == source.in_window()
 
 

@@ -33,7 +33,7 @@ from dagster import (
 
 from unified_assets import settings
 from unified_assets.lake import Lake, LandedPartitions, RawTable
-from unified_assets.redaction import redact_counting
+from unified_assets.redaction import PLACEHOLDERS, redact_counting
 from unified_assets.settings import SettingError
 from unified_assets.sources import coupa, quickbooks, zendesk
 from unified_assets.sources.http import CredentialsRejected, SourceError
@@ -256,7 +256,7 @@ def _run_metadata(
         "preview": MetadataValue.md(_markdown_table(landed.preview)),
     }
     if source.prepare is not None:
-        metadata["pii_redacted"] = {kind: redactions.get(kind, 0) for kind in sorted(redactions)}
+        metadata["pii_redacted"] = {kind: redactions.get(kind, 0) for kind in PLACEHOLDERS}
     return metadata
 
 

@@ -39,28 +39,28 @@ class SystemTable:
         return len(self.event_ts)
 
     def extended(self, chunks: list[Chunk]) -> SystemTable:
-        """A new table with `chunks` appended (the old one stays valid for readers holding it)."""
+        """A new table with `chunks` appended (the old one stays valid for readers holding it).
+
+        Only the new records' events are sorted; existing columns are copied once, O(records).
+        """
         table = SystemTable(self.event_columns)
         base = len(self)
-        parts = (
-            [self.records, *[c.records for c in chunks]]
-            if self.records
-            else [c.records for c in chunks]
-        )
-        table.records = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
-        if chunks and chunks[0].lines:
+        new = {key: np.concatenate([c.records[key] for c in chunks]) for key in chunks[0].records}
+        table.records = _appended(self.records, new)
+        if chunks[0].lines:
             line_parts = []
             for chunk in chunks:
                 line_parts.append({**chunk.lines, "owner": chunk.lines["owner"] + base})
                 base += len(chunk)
-            all_lines = [self.lines, *line_parts] if self.lines else line_parts
-            table.lines = {key: np.concatenate([p[key] for p in all_lines]) for key in all_lines[0]}
-            counts = np.bincount(table.lines["owner"], minlength=len(table.records["created"]))
-            table.line_offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        raw = np.stack([table.records[c] for c in self.event_columns], axis=1).astype(np.int64)
+            new_lines = {key: np.concatenate([p[key] for p in line_parts]) for key in line_parts[0]}
+            table.lines = _appended(self.lines, new_lines)
+            counts = np.bincount(new_lines["owner"] - len(self), minlength=len(new["created"]))
+            first = self.line_offsets[-1]
+            table.line_offsets = np.concatenate([self.line_offsets, first + np.cumsum(counts)])
+        raw = np.stack([new[c] for c in self.event_columns], axis=1).astype(np.int64)
         order = np.argsort(raw, axis=1, kind="stable")
-        table.event_ts = np.take_along_axis(raw, order, axis=1)
-        table.event_kind = order.astype(np.int8)
+        table.event_ts = np.concatenate([self.event_ts, np.take_along_axis(raw, order, axis=1)])
+        table.event_kind = np.concatenate([self.event_kind, order.astype(np.int8)])
         return table
 
     def line_slice(self, record: int) -> slice:
@@ -78,23 +78,38 @@ class VersionIndex:
     next_ts: np.ndarray
 
     @classmethod
-    def build(cls, table: SystemTable, touches: dict[int, list[int]]) -> VersionIndex:
-        event_ts = table.event_ts
+    def build(
+        cls, table: SystemTable, touches: dict[int, list[int]], first_record: int = 0
+    ) -> VersionIndex:
+        """The index of records `first_record` onwards (all, by default)."""
+        event_ts = table.event_ts[first_record:]
         n = len(event_ts)
         padded = np.concatenate([event_ts, np.full((n, 1), NEVER, dtype=np.int64)], axis=1)
         valid = event_ts < NEVER
+        touches = {r: added for r, added in touches.items() if r >= first_record}
         if touches:
-            valid[list(touches)] = False
+            valid[[r - first_record for r in touches]] = False
         rows, cols = np.nonzero(valid)
         ts = event_ts[rows, cols]
         next_ts = padded[rows, cols + 1]
-        parts = [(ts, rows.astype(np.int64), cols.astype(np.int32), next_ts)]
+        parts = [(ts, rows.astype(np.int64) + first_record, cols.astype(np.int32), next_ts)]
         for record, added in touches.items():
             parts.append(_record_entries(record, merged_events(table, record, added)))
         ts, record, version, next_ts = (np.concatenate([p[i] for p in parts]) for i in range(4))
         key = ts * ID_FACTOR + record + 1
         order = np.lexsort((version, key))
         return cls(ts[order], key[order], record[order], version[order], next_ts[order])
+
+    def merged(self, other: VersionIndex) -> VersionIndex:
+        """Both indexes' versions in one (their records must differ): an O(versions) merge."""
+        where = np.searchsorted(self.key, other.key, side="right")
+        return VersionIndex(
+            ts=np.insert(self.ts, where, other.ts),
+            key=np.insert(self.key, where, other.key),
+            record=np.insert(self.record, where, other.record),
+            version=np.insert(self.version, where, other.version),
+            next_ts=np.insert(self.next_ts, where, other.next_ts),
+        )
 
     def with_record_replaced(
         self, table: SystemTable, record: int, added: list[int]
@@ -166,6 +181,10 @@ def _record_entries(record: int, events: list[tuple[int, int]]):
     ts = np.array([t for t, _ in events], dtype=np.int64)
     next_ts = np.append(ts[1:], NEVER).astype(np.int64)
     return ts, np.full(len(ts), record, dtype=np.int64), np.arange(len(ts), dtype=np.int32), next_ts
+
+
+def _appended(old: dict[str, np.ndarray], new: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {key: np.concatenate([old[key], new[key]]) for key in new} if old else new
 
 
 @dataclass(frozen=True)

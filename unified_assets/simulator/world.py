@@ -94,11 +94,14 @@ class World:
                 counters.purchase_orders += len(produced.purchase_orders)
                 counters.tickets += len(produced.tickets)
             tables = {system: state.tables[system].extended(chunks[system]) for system in SYSTEMS}
-            indexes = {
-                system: VersionIndex.build(tables[system], self._touches[system])
-                for system in SYSTEMS
-            }
+            indexes = {system: self._extended_index(state, tables, system) for system in SYSTEMS}
             self._state = _State(day, counters, tables, indexes)
+
+    def _extended_index(self, state: _State, tables: dict[str, SystemTable], system: str):
+        """The old index merged with the new records' versions (a full build the first time)."""
+        old_records = len(state.tables[system])
+        new = VersionIndex.build(tables[system], self._touches[system], first_record=old_records)
+        return state.indexes[system].merged(new) if system in state.indexes else new
 
     def view(self, system: str, moment: float) -> SystemView:
         """A consistent snapshot of one system, extended far enough for `moment` (Unix seconds)."""

@@ -348,6 +348,10 @@ def not_found() -> ApiResponse:
 # ---------------------------------------------------------------------------------------- execution
 
 
+class BadCursor(BadRequest):
+    """A cursor this export did not issue."""
+
+
 def encode_cursor(key: int) -> str:
     return base64.urlsafe_b64encode(f"v1:{key}".encode()).decode().rstrip("=")
 
@@ -360,18 +364,16 @@ def decode_cursor(cursor: str) -> int:
             raise ValueError
         return int(key)
     except (ValueError, UnicodeDecodeError):
-        raise BadRequest(f"cursor {cursor!r} is not a cursor this export issued") from None
+        raise BadCursor(f"cursor {cursor!r} is not a cursor this export issued") from None
 
 
 def handle_export(request: ApiRequest, ctx: ServeContext, export_lag_s: float) -> ApiResponse:
     try:
         after_key, per_page = _export_params(request.query, ctx.now)
+    except BadCursor as problem:
+        return error(400, "InvalidPaginationParameter", str(problem))
     except BadRequest as problem:
-        return error(
-            400,
-            "InvalidPaginationParameter" if "cursor" in str(problem) else "InvalidValue",
-            str(problem),
-        )
+        return error(400, "InvalidValue", str(problem))
     view = ctx.world.view(SYSTEM, ctx.now)
     positions = view.index.visible_after_key(ctx.now, after_key, until=ctx.now - export_lag_s)
     if request.query.get("exclude_deleted", ["false"])[-1].lower() == "true":

@@ -103,8 +103,13 @@ class KeysetCursor:
     since: datetime
     skip: int = 0
 
-    def advance(self, timestamps: list[datetime]) -> None:
-        """Move past a page whose records are ordered by update time (ties in a stable order)."""
+    def advance(self, timestamps: list[datetime], limit: int) -> None:
+        """Move past a page whose records are ordered by update time (ties in a stable order).
+
+        Only the last `limit` records count: a server that returns more than it was asked for has
+        re-served records from before the requested offset, and counting those would skip unread ones.
+        """
+        timestamps = timestamps[-limit:]
         if not timestamps:
             return
         newest = timestamps[-1]
@@ -141,7 +146,7 @@ def walk_keyset(
         if len(records) < page_size:
             return
         before = (cursor.since, cursor.skip)
-        cursor.advance(timestamps)
+        cursor.advance(timestamps, page_size)
         if (cursor.since, cursor.skip) <= before:
             raise RuntimeError(
                 f"pagination made no progress at {iso_utc(cursor.since)} (offset {cursor.skip}); "

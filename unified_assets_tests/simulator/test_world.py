@@ -93,6 +93,19 @@ def test_extending_the_world_never_changes_earlier_days():
         assert len(a) > 100 and a["record"].tolist() == b["record"].tolist()
 
 
+def test_a_world_extended_day_by_day_equals_one_built_at_once():
+    at_once = World(WorldConfig.demo(), SimClock.frozen("2026-03-01T00:00:00Z"))
+    stepwise = World(WorldConfig.demo(), SimClock.frozen("2026-02-01T00:00:00Z"))
+    for _ in range(28):
+        stepwise.clock.advance(timedelta(days=1))
+        stepwise.extend_to(stepwise.clock.now())
+    for system in SYSTEMS:
+        a = at_once.ground_truth(system, as_of=at_once.clock.now())
+        b = stepwise.ground_truth(system, as_of=stepwise.clock.now())
+        assert a[["id", "updated_at", "version"]].equals(b[["id", "updated_at", "version"]])
+        assert a["record"].tolist() == b["record"].tolist()
+
+
 def test_records_appear_and_gain_versions_as_the_clock_moves(fresh_world):
     start = fresh_world.clock.now()
     before = {s: fresh_world.ground_truth(s, as_of=start, include_records=False) for s in SYSTEMS}

@@ -140,7 +140,9 @@ def test_bad_requests_get_zendesk_errors(server):
         assert response.status_code == 400, params
         assert set(response.json()) == {"error", "description"}
     forged = base64.urlsafe_b64encode(b"v2:1").decode()
-    assert zendesk_export(server, {"cursor": forged}).status_code == 400
+    response = zendesk_export(server, {"cursor": forged})
+    assert response.status_code == 400 and response.json()["error"] == "InvalidPaginationParameter"
+    assert zendesk_export(server, {}).json()["error"] == "InvalidValue"
 
 
 def test_single_ticket_endpoint_matches_the_export(server):

@@ -9,7 +9,14 @@ from datetime import datetime
 import pytest
 
 from unified_assets.resources import AccountingApi, PurchasingApi, SupportApi
-from unified_assets.simulator import FaultPlan, SimClock, SimulatorServer, World, WorldConfig
+from unified_assets.simulator import (
+    FaultPlan,
+    SimClock,
+    SimCredentials,
+    SimulatorServer,
+    World,
+    WorldConfig,
+)
 
 FROZEN_AT = datetime.fromisoformat("2026-03-15T12:00:00+00:00")
 
@@ -43,9 +50,11 @@ def serving(
         yield server
 
 
-def source_resources(server: SimulatorServer, **overrides) -> dict:
+def source_resources(
+    server: SimulatorServer, credentials: SimCredentials | None = None, **overrides
+) -> dict:
     """Resources pointed at `server` as if it were the real services, with fast retries."""
-    creds = server.credentials
+    creds = credentials or server.credentials
     options = {**FAST_RETRIES, **overrides}
     return {
         "accounting_api": AccountingApi(

@@ -24,6 +24,7 @@ from unified_assets.settings import SettingError
 from unified_assets.simulator import FaultPlan, SimClock, SimulatorServer, World, WorldConfig
 from unified_assets.sources.coupa import CoupaClient
 from unified_assets.sources.http import HttpPolicy
+from unified_assets.sources.paging import SourceClient
 from unified_assets.sources.quickbooks import QuickBooksClient, QuickBooksCredentials
 from unified_assets.sources.zendesk import ZendeskClient
 
@@ -106,7 +107,7 @@ class SourceApi(ConfigurableResource):
             retry_after_max_s=self.retry_after_max_s,
         )
 
-    def open_client(self, log: logging.Logger) -> Any:
+    def open_client(self, log: logging.Logger) -> SourceClient:
         """A client for this system; configuration errors surface here, before any request is sent."""
         if self.uses_simulator:
             server = embedded_simulator()
@@ -148,7 +149,9 @@ class SourceApi(ConfigurableResource):
     def _page_size(self, vendor_max: int) -> int:
         return self.page_size or vendor_max
 
-    def _client(self, base_url: str, credentials: dict[str, str], log: logging.Logger) -> Any:
+    def _client(
+        self, base_url: str, credentials: dict[str, str], log: logging.Logger
+    ) -> SourceClient:
         raise NotImplementedError
 
     def _simulator_credentials(self, server: SimulatorServer) -> dict[str, str]:
@@ -186,7 +189,9 @@ class AccountingApi(SourceApi):
     client_secret: str = ""
     refresh_token: str = ""
 
-    def _client(self, base_url: str, credentials: dict[str, str], log: logging.Logger) -> Any:
+    def _client(
+        self, base_url: str, credentials: dict[str, str], log: logging.Logger
+    ) -> SourceClient:
         token_url = credentials.pop("token_url", "") or self.token_url.strip() or INTUIT_TOKEN_URL
         return QuickBooksClient(
             base_url,
@@ -221,13 +226,14 @@ class PurchasingApi(SourceApi):
 
     api_key: str = ""
 
-    def _client(self, base_url: str, credentials: dict[str, str], log: logging.Logger) -> Any:
+    def _client(
+        self, base_url: str, credentials: dict[str, str], log: logging.Logger
+    ) -> SourceClient:
         return CoupaClient(
             base_url,
             api_key=credentials["api_key"],
             policy=self.http_policy(),
             page_size=self._page_size(50),
-            log=log,
         )
 
     def _simulator_credentials(self, server: SimulatorServer) -> dict[str, str]:
@@ -249,14 +255,15 @@ class SupportApi(SourceApi):
     email: str = ""
     api_token: str = ""
 
-    def _client(self, base_url: str, credentials: dict[str, str], log: logging.Logger) -> Any:
+    def _client(
+        self, base_url: str, credentials: dict[str, str], log: logging.Logger
+    ) -> SourceClient:
         return ZendeskClient(
             base_url,
             email=credentials["email"],
             api_token=credentials["api_token"],
             policy=self.http_policy(),
             page_size=self._page_size(1000),
-            log=log,
         )
 
     def _simulator_credentials(self, server: SimulatorServer) -> dict[str, str]:

@@ -7,7 +7,6 @@ with an API key in the `X-COUPA-API-KEY` header.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -68,13 +67,11 @@ class CoupaClient:
         api_key: str,
         policy: HttpPolicy | None = None,
         page_size: int = MAX_PAGE_SIZE,
-        log: logging.Logger | None = None,
     ):
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"Coupa page size must be 1..{MAX_PAGE_SIZE}, got {page_size}")
         self.url = f"{base_url.rstrip('/')}/api/purchase_orders"
         self.page_size = page_size
-        self.log = log or logging.getLogger(__name__)
         self.api = JsonApi(SYSTEM, policy or HttpPolicy(), headers={"X-COUPA-API-KEY": api_key})
 
     def close(self) -> None:

@@ -14,9 +14,9 @@ keeps the latest version of each record.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from unified_assets.sources.http import SourceError
 
@@ -54,13 +54,20 @@ class Page:
     elapsed_s: float
 
 
+class SourceClient(Protocol):
+    """What the raw assets need from a vendor client."""
+
+    def extract(self, window: Window) -> Iterator[Page]: ...
+
+    def close(self) -> None: ...
+
+
 @dataclass
 class ExtractionStats:
     pages: int = 0
     records: int = 0
     retries: int = 0
     newest_update: datetime | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def add(self, page: Page, updated_at: Callable[[dict[str, Any]], datetime]) -> None:
         self.pages += 1

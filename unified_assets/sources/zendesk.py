@@ -10,7 +10,6 @@ Deleted tickets come through with status `deleted`. Authentication is `{email}/t
 from __future__ import annotations
 
 import base64
-import logging
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -58,13 +57,11 @@ class ZendeskClient:
         api_token: str,
         policy: HttpPolicy | None = None,
         page_size: int = MAX_PAGE_SIZE,
-        log: logging.Logger | None = None,
     ):
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"Zendesk page size must be 1..{MAX_PAGE_SIZE}, got {page_size}")
         self.url = f"{base_url.rstrip('/')}/api/v2/incremental/tickets/cursor.json"
         self.page_size = page_size
-        self.log = log or logging.getLogger(__name__)
         token = base64.b64encode(f"{email}/token:{api_token}".encode()).decode("ascii")
         self.api = JsonApi(
             SYSTEM, policy or HttpPolicy(), headers={"Authorization": f"Basic {token}"}

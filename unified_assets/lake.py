@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -69,7 +70,7 @@ class Lake:
         """A private NDJSON file to stream one run's records into; removed when closed."""
         directory = self.staging_dir()
         directory.mkdir(parents=True, exist_ok=True)
-        remove_orphaned_staging(directory)
+        remove_orphans(directory.glob("*.ndjson"))
         return StagingFile(directory / f"{table}.{os.getpid()}.{uuid.uuid4().hex}.ndjson")
 
     def publish_days(
@@ -109,9 +110,8 @@ class Lake:
     def _publish_day(self, con: duckdb.DuckDBPyConnection, table: str, day: date) -> Path:
         final = self.partition_file(table, day)
         final.parent.mkdir(parents=True, exist_ok=True)
-        for leftover in final.parent.glob(f"{PARTITION_FILE}.tmp-*"):
-            leftover.unlink(missing_ok=True)
-        temporary = final.with_name(f"{PARTITION_FILE}.tmp-{uuid.uuid4().hex}")
+        remove_orphans(final.parent.glob(f"{PARTITION_FILE}.tmp-*"))
+        temporary = final.with_name(f"{PARTITION_FILE}.tmp-{os.getpid()}-{uuid.uuid4().hex}")
         con.execute(
             f"copy (select * exclude (updated_date) from landed where updated_date = ? "
             f"order by updated_at, id) to {_sql_string(temporary)} "
@@ -152,12 +152,17 @@ class StagingFile:
         self.path.unlink(missing_ok=True)
 
 
-def remove_orphaned_staging(directory: Path) -> None:
-    """Staging files of processes that no longer exist (a killed run) are garbage."""
-    for path in directory.glob("*.ndjson"):
-        parts = path.name.split(".")
-        if len(parts) >= 4 and parts[-3].isdigit() and not _process_alive(int(parts[-3])):
+def remove_orphans(paths: Iterable[Path]) -> None:
+    """Remove files left by processes that no longer exist (a killed run); another live run's files,
+    which may be being written right now, are left alone. The writer's pid is the first run of digits
+    after the file's fixed prefix (`<table>.<pid>.<uuid>.ndjson`, `data.parquet.tmp-<pid>-<uuid>`)."""
+    for path in paths:
+        match = _WRITER_PID.search(path.name)
+        if match and not _process_alive(int(match.group(1))):
             path.unlink(missing_ok=True)
+
+
+_WRITER_PID = re.compile(r"(?:\.tmp-|^[a-z_]+\.)(\d+)[.-]")
 
 
 def _process_alive(pid: int) -> bool:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import duckdb
 import pytest
 
-from unified_assets.lake import Lake, RawTable, remove_orphaned_staging
+from unified_assets.lake import Lake, RawTable, remove_orphans
 
 TABLE = RawTable(
     "things",
@@ -20,6 +22,7 @@ TABLE = RawTable(
     """,
 )
 EXTRACTED_AT = datetime(2026, 3, 5, tzinfo=UTC)
+DAY = date(2026, 3, 1)
 
 
 def thing(record_id: str, updated: str, qty: object = 1) -> dict:
@@ -121,13 +124,16 @@ def test_leftovers_of_a_killed_write_are_invisible_and_cleaned_up(tmp_path):
     lake = Lake(tmp_path)
     final = lake.partition_file("things", date(2026, 3, 1))
     final.parent.mkdir(parents=True)
-    half_written = final.with_name("data.parquet.tmp-deadbeef")
+    half_written = final.with_name("data.parquet.tmp-999999999-deadbeef")
+    being_written = final.with_name(f"data.parquet.tmp-{os.getpid()}-cafe")
+    being_written.write_bytes(b"another live run is writing this")
     half_written.write_bytes(b"PAR1 half a file")
     assert duckdb.sql(f"select count(*) from glob('{lake.table_glob('things')}')").fetchall() == [
         (0,)
     ]
     land(lake, [thing("a", "2026-03-01T10:00:00Z")], [date(2026, 3, 1)])
     assert not half_written.exists()
+    assert being_written.exists(), "a live writer's file must not be deleted under it"
     assert read(final) == [("a", 1)]
 
 
@@ -138,7 +144,7 @@ def test_staging_files_of_dead_processes_are_removed_and_live_ones_kept(tmp_path
     alive = staging / f"things.{os.getpid()}.def.ndjson"
     dead.write_text("{}\n")
     alive.write_text("{}\n")
-    remove_orphaned_staging(staging)
+    remove_orphans(staging.glob("*.ndjson"))
     assert not dead.exists()
     assert alive.exists()
 
@@ -147,3 +153,20 @@ def test_staging_file_is_removed_after_use(tmp_path):
     lake = Lake(tmp_path)
     land(lake, [thing("a", "2026-03-01T10:00:00Z")], [date(2026, 3, 1)])
     assert list(lake.staging_dir().glob("*.ndjson")) == []
+
+
+def _publish_repeatedly(root: str, qty: int) -> None:
+    lake = Lake(Path(root))
+    for _ in range(15):
+        land(lake, [thing(str(i), "2026-03-01T10:00:00Z", qty=qty) for i in range(200)], [DAY])
+
+
+def test_processes_publishing_the_same_partition_at_once_all_succeed(tmp_path):
+    """A sensor's run and a manual run may land the same day together: each publish is whole."""
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(3) as pool:
+        pool.starmap(_publish_repeatedly, [(str(tmp_path), qty) for qty in (1, 2, 3)])
+    rows = read(Lake(tmp_path).partition_file("things", DAY))
+    assert len(rows) == 200
+    assert len({qty for _, qty in rows}) == 1, "the file must come from one publish, not a mix"
+    assert list(Lake(tmp_path).partition_file("things", DAY).parent.glob("*.tmp-*")) == []

@@ -11,7 +11,7 @@ from dagster import AssetKey, DagsterInstance, materialize
 
 from unified_assets.assets.raw import RAW_RETRY_POLICY, RAW_SOURCES, build_raw_asset, raw_assets
 from unified_assets.lake import Lake
-from unified_assets.simulator import FaultPlan, FaultSpec
+from unified_assets.simulator import FaultPlan, FaultSpec, SimCredentials
 from unified_assets_tests.conftest import (
     FROZEN_AT,
     frozen_world,
@@ -202,3 +202,23 @@ def test_a_partition_before_the_history_is_refused_before_any_request(demo_confi
         with pytest.raises(Exception, match="2025-12-31"):
             materialize(raw_assets, resources=source_resources(server), partition_key="2025-12-31")
         assert all(stats["requests"] == 0 for stats in server.stats.values())
+
+
+def test_no_credential_appears_in_events_run_config_or_the_lake(demo_config, data_dir):
+    canaries = SimCredentials.generate(seed=2026)
+    world = frozen_world(demo_config)
+    instance = DagsterInstance.ephemeral()
+    plan = FaultPlan.parse("expired_token@accounting=at:2,server_error=0.2", seed=5)
+    with serving(world, faults=plan, credentials=canaries) as server:
+        result = materialize_range(server, instance, credentials=canaries, page_size=20)
+        refreshes = server.stats["accounting"]["token_refreshes"]
+    assert result.success
+    assert refreshes >= 2, "the token refresh path should have run"
+    secrets = canaries.secret_values()
+    stored = [repr(entry) for entry in instance.all_logs(result.run_id)]
+    stored.append(repr(instance.get_run_by_id(result.run_id)))
+    stored += [
+        path.read_bytes().decode("latin-1") for path in data_dir.rglob("*") if path.is_file()
+    ]
+    for secret in secrets:
+        assert not any(secret in text for text in stored), "a credential leaked"

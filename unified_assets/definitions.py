@@ -3,14 +3,16 @@
 from dagster import Definitions, multiprocess_executor
 
 from unified_assets.assets.raw import raw_assets
+from unified_assets.assets.transform import dbt_cli, dbt_models
 from unified_assets.resources import AccountingApi, PurchasingApi, SupportApi
 
 defs = Definitions(
-    assets=raw_assets,
+    assets=[*raw_assets, dbt_models],
     resources={
         "accounting_api": AccountingApi.from_environment(),
         "purchasing_api": PurchasingApi.from_environment(),
         "support_api": SupportApi.from_environment(),
+        "dbt": dbt_cli(),
     },
     # Dagster's default is one step per core; extracts wait on the network, so run more at once.
     executor=multiprocess_executor.configured({"max_concurrent": 4}),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -56,7 +57,9 @@ class DagsterDev:
                 "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
             }
         )
-        Path(self.env["DAGSTER_HOME"]).mkdir()
+        dagster_home = Path(self.env["DAGSTER_HOME"])
+        dagster_home.mkdir()
+        shutil.copy(PROJECT_ROOT / "deploy" / "dagster.yaml", dagster_home / "dagster.yaml")
         self.command = [str(bin_dir / "dagster"), "dev", "-w", "workspace.yaml"]
         self.command += ["-h", "127.0.0.1", "-p", str(self.port)]
 
@@ -147,6 +150,12 @@ def test_dagster_dev_serves_the_raw_assets_and_a_backfill_lands_the_ground_truth
             assert node["owners"] == [{"team": "data-platform"}]
             assert {"python", "parquet"} <= set(node["kinds"])
             assert node["isPartitioned"]
+        staging = [node for key, node in nodes.items() if key[0] == "staging"]
+        assert len(staging) == 5
+        for node in staging:
+            assert node["groupName"] == "transform"
+            assert {"dbt", "duckdb"} <= set(node["kinds"])
+            assert node["description"]
 
         params = {
             "partitionsByAssets": [

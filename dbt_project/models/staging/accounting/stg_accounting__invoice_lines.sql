@@ -1,0 +1,28 @@
+with latest as (
+    select * from {{ source('raw', 'invoices') }}
+    {{ keep_latest_version('id', 'updated_at desc, sync_token desc') }}
+),
+
+lines as (
+    select
+        id as invoice_id,
+        txn_date as invoice_date,
+        private_note = 'Voided' as is_voided,
+        {{ usd_rate('currency_code', 'exchange_rate') }} as usd_rate,
+        unnest(lines) as line
+    from latest
+)
+
+select
+    invoice_id || '-' || line.line_id as invoice_line_id,
+    invoice_id,
+    line.line_num,
+    line.item_ref as accounting_item_id,
+    line.item_name as product_sku_text,
+    line.quantity,
+    line.unit_price,
+    line.amount,
+    round(line.amount * usd_rate, 2) as amount_usd,
+    is_voided,
+    invoice_date
+from lines

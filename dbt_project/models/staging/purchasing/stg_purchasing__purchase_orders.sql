@@ -1,0 +1,23 @@
+with latest as (
+    select * from {{ source('raw', 'purchase_orders') }}
+    {{ keep_latest_version('id') }}
+)
+
+select
+    id as purchase_order_id,
+    po_number,
+    case status
+        when 'buyer_hold' then 'pending'
+        when 'issued' then 'approved'
+        when 'cancelled' then 'cancelled'
+        when 'closed' then 'closed'
+    end as purchase_order_status,
+    status as source_status,
+    supplier_id,
+    supplier_name,
+    ship_to_name as customer_name,
+    customer_account,
+    currency_code,
+    created_at,
+    updated_at
+from latest

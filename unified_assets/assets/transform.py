@@ -1,0 +1,91 @@
+"""The dbt project as Dagster assets: staging models (and, next, marts), with dbt tests as asset checks.
+
+`dbt build` runs models and their tests together, so every dbt test shows up in the UI as a check on
+its model. dbt is the only process that writes the warehouse file: every dbt asset is in the `warehouse`
+pool, which the local instance limits to one step at a time (deploy/dagster.yaml), and dbt itself waits
+for the file's lock rather than failing (profiles.yml).
+"""
+
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from dagster import AssetExecutionContext, AssetKey
+from dagster._utils import run_with_concurrent_update_guard
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+
+from unified_assets import settings
+from unified_assets.assets.raw import OWNER
+
+DBT_PROJECT_DIR = settings.PROJECT_ROOT / "dbt_project"
+WAREHOUSE_POOL = "warehouse"
+
+dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR)
+
+
+def dbt_cli() -> DbtCliResource:
+    """The dbt CLI installed beside this interpreter: dagster-dbt looks for `dbt` on PATH, which a
+    virtual environment that was never activated does not provide."""
+    beside_python = Path(sys.executable).parent / "dbt"
+    executable = str(beside_python) if beside_python.exists() else "dbt"
+    return DbtCliResource(project_dir=dbt_project, dbt_executable=executable)
+
+
+def ensure_manifest(project: DbtProject) -> None:
+    """`@dbt_assets` reads the manifest when definitions load, so it must exist and be current: it is
+    parsed when missing or older than any file of the dbt project (a model edited under `dagster dev`
+    shows up on reload). Every step process loads definitions, so an up-to-date manifest is not parsed
+    again. Parsing uses the dbt beside this interpreter: dagster-dbt's own preparer needs it on PATH."""
+    if _manifest_is_stale(project):
+        # dagster-dbt's guard against several processes parsing at once.
+        run_with_concurrent_update_guard(project.manifest_path, _parse, project=project)
+
+
+def _manifest_is_stale(project: DbtProject) -> bool:
+    if not project.manifest_path.exists():
+        return True
+    written = project.manifest_path.stat().st_mtime
+    outputs = {project.project_dir / name for name in ("target", "logs", "dbt_packages")}
+    sources = (
+        path
+        for path in Path(project.project_dir).rglob("*")
+        if path.is_file() and not any(parent in outputs for parent in path.parents)
+    )
+    return any(path.stat().st_mtime > written for path in sources)
+
+
+def _parse(project: DbtProject) -> None:
+    dbt_cli().cli(["parse", "--quiet"], target_path=project.target_path).wait()
+
+
+ensure_manifest(dbt_project)
+
+
+class UnifiedDbtTranslator(DagsterDbtTranslator):
+    """Models are keyed by their layer folder (`staging/stg_...`), in the `transform` group."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
+        if dbt_resource_props["resource_type"] == "source":
+            return super().get_asset_key(dbt_resource_props)
+        layer = dbt_resource_props["fqn"][1]
+        return AssetKey([layer, dbt_resource_props["name"]])
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        return "transform"
+
+    def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> list[str]:
+        return [OWNER]
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    dagster_dbt_translator=UnifiedDbtTranslator(),
+    pool=WAREHOUSE_POOL,
+)
+def dbt_models(context: AssetExecutionContext, dbt: DbtCliResource):
+    # dbt resolves relative paths from its own folder; hand it the data folder this process uses.
+    os.environ[settings.DATA_DIR_VAR] = str(settings.data_dir())
+    yield from dbt.cli(["build"], context=context).stream()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from datetime import date, timedelta
 
 import duckdb
@@ -147,3 +150,34 @@ def test_a_bad_source_record_turns_its_check_red(built_warehouse, monkeypatch):
     assert not result.success
     failed = {e.check_name for e in result.get_asset_check_evaluations() if not e.passed}
     assert any("non_negative" in name and "total_amount" in name for name in failed), failed
+
+
+HOLD_LOCK = """
+import sys, time, duckdb
+connection = duckdb.connect(sys.argv[1])
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+connection.close()
+"""
+
+
+def test_dbt_waits_for_another_process_holding_the_warehouse(built_warehouse, monkeypatch):
+    """A notebook or CLI holding the file must delay a build, not fail it (DuckDB allows one writer)."""
+    _, data_dir, _ = built_warehouse
+    monkeypatch.setenv("UNIFIED_ASSETS_DATA_DIR", str(data_dir))
+    hold_s = 10.0
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(data_dir / "warehouse.duckdb"), str(hold_s)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        started = time.monotonic()
+        result = materialize([dbt_models], resources={"dbt": dbt_cli()}, raise_on_error=False)
+        waited = time.monotonic() - started
+    finally:
+        holder.wait(timeout=30)
+    assert result.success
+    assert holder.returncode == 0
+    assert waited >= hold_s - 1, "the build should have waited for the lock"

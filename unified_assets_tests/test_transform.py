@@ -181,3 +181,89 @@ def test_dbt_waits_for_another_process_holding_the_warehouse(built_warehouse, mo
     assert result.success
     assert holder.returncode == 0
     assert waited >= hold_s - 1, "the build should have waited for the lock"
+
+
+def expected_unified_demand(world) -> dict[tuple[str, str], dict[str, float]]:
+    """Invoiced USD and ordered quantity per (accounting customer id, SKU), from the simulator's wire
+    records and its identity truth: purchase orders count only where purchasing's spelling of the
+    customer and product is one a normalization can recover (the simulator marks the others)."""
+    expected: dict[tuple[str, str], dict[str, float]] = {}
+
+    def add(key, field, value):
+        expected.setdefault(key, {"invoiced": 0.0, "ordered": 0.0})[field] += value
+
+    for invoice in truth(world, "accounting")["record"]:
+        if invoice.get("PrivateNote") == "Voided":
+            continue
+        rate = 1.0 if invoice["CurrencyRef"]["value"] == "USD" else invoice["ExchangeRate"]
+        for line in invoice["Line"]:
+            if line["DetailType"] == "SalesItemLineDetail":
+                sku = line["SalesItemLineDetail"]["ItemRef"]["name"]
+                add(
+                    (invoice["CustomerRef"]["value"], sku),
+                    "invoiced",
+                    round(line["Amount"] * rate, 2),
+                )
+
+    invoiced_customers = {customer for customer, _ in expected}
+    invoiced_skus = {sku for _, sku in expected}
+    customers = world.customers[~world.customers["coupa_name_hard"]]
+    account_to_customer = dict(
+        zip(
+            customers["coupa_customer_account"],
+            customers["qbo_customer_id"].astype(str),
+            strict=True,
+        )
+    )
+    products = world.products[~world.products["coupa_item_hard"]]
+    item_to_sku = dict(zip(products["coupa_item_number"], products["sku"], strict=True))
+    for order in truth(world, "purchasing")["record"]:
+        customer = account_to_customer.get(order["custom-fields"]["customer-account"])
+        if order["status"] == "cancelled" or customer not in invoiced_customers:
+            continue
+        for line in order["order-lines"]:
+            sku = item_to_sku.get(line["item"]["item-number"])
+            if sku in invoiced_skus:
+                add((customer, sku), "ordered", float(line["quantity"]))
+    return expected
+
+
+def test_unified_demand_matches_the_ground_truth(built_warehouse):
+    world, data_dir, _ = built_warehouse
+    expected = expected_unified_demand(world)
+    rows = query(
+        data_dir,
+        "select customer_id, product_sku, total_invoiced_amount, total_ordered_quantity "
+        "from marts.unified_demand",
+    )
+    landed = {(c, s): {"invoiced": i, "ordered": o} for c, s, i, o in rows}
+    with_demand = {key: value for key, value in landed.items() if any(value.values())}
+    assert set(with_demand) == set(expected)
+    for key, values in expected.items():
+        assert with_demand[key]["invoiced"] == pytest.approx(values["invoiced"], abs=0.01), key
+        assert with_demand[key]["ordered"] == pytest.approx(values["ordered"]), key
+
+
+def test_unified_demand_is_aggregated_before_joining(built_warehouse):
+    """Regression guard for double counting: pairs with several invoice lines, order lines and tickets
+    exist, and their totals still equal the per-source sums."""
+    _, data_dir, _ = built_warehouse
+    [(crowded,)] = query(
+        data_dir,
+        """
+        with lines as (
+            select i.accounting_customer_id as customer_id, l.product_sku_text as product_sku,
+                   count(*) as invoice_lines, sum(l.amount_usd) as invoiced
+            from staging.stg_accounting__invoice_lines l
+            join staging.stg_accounting__invoices i using (invoice_id)
+            where not l.is_voided
+            group by all
+        )
+        select count(*)
+        from marts.unified_demand d
+        join lines using (customer_id, product_sku)
+        where lines.invoice_lines > 1 and d.ticket_count > 1 and d.total_ordered_quantity > 0
+          and abs(d.total_invoiced_amount - lines.invoiced) < 0.01
+        """,
+    )
+    assert crowded > 0

@@ -7,7 +7,7 @@ lines as (
     select
         id as invoice_id,
         txn_date as invoice_date,
-        private_note = 'Voided' as is_voided,
+        private_note is not distinct from 'Voided' as is_voided,
         {{ usd_rate('currency_code', 'exchange_rate') }} as usd_rate,
         unnest(lines) as line
     from latest

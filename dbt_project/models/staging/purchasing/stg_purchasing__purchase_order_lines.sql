@@ -6,7 +6,7 @@ with latest as (
 lines as (
     select
         id as purchase_order_id,
-        status = 'cancelled' as is_cancelled,
+        status is not distinct from 'cancelled' as is_cancelled,
         created_at as ordered_at,
         unnest(lines) as line
     from latest

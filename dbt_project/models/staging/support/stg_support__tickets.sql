@@ -8,7 +8,7 @@ select
     organization_id as support_organization_id,
     requester_id,
     status as ticket_status,
-    status = 'deleted' as is_deleted,
+    status is not distinct from 'deleted' as is_deleted,
     case priority
         when 'urgent' then 'P1'
         when 'high' then 'P2'

@@ -1,4 +1,4 @@
-"""The dbt project as Dagster assets: staging models (and, next, marts), with dbt tests as asset checks.
+"""The dbt project as Dagster assets: staging, intermediate and mart models, dbt tests as asset checks.
 
 `dbt build` runs models and their tests together, so every dbt test shows up in the UI as a check on
 its model. dbt is the only process that writes the warehouse file: every dbt asset is in the `warehouse`
@@ -9,10 +9,11 @@ for the file's lock rather than failing (profiles.yml).
 import os
 import sys
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetKey
+from dagster import AssetExecutionContext, AssetKey, AssetSpec, FreshnessPolicy
 from dagster._utils import run_with_concurrent_update_guard
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
@@ -63,8 +64,22 @@ def _parse(project: DbtProject) -> None:
 ensure_manifest(dbt_project)
 
 
+# The marts are rebuilt by the daily pipeline (02:00 UTC): warn when a day has been missed by a few
+# hours, fail when the data is more than a day and a half old.
+MART_FRESHNESS = FreshnessPolicy.time_window(
+    fail_window=timedelta(hours=36), warn_window=timedelta(hours=26)
+)
+
+
 class UnifiedDbtTranslator(DagsterDbtTranslator):
-    """Models are keyed by their layer folder (`staging/stg_...`), in the `transform` group."""
+    """Models are keyed by their layer folder (`staging/stg_...`), in the `transform` group; the marts
+    carry the freshness SLA users rely on."""
+
+    def get_asset_spec(self, manifest, unique_id, project) -> AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        if spec.key.path[0] == "marts":
+            spec = spec.replace_attributes(freshness_policy=MART_FRESHNESS)
+        return spec
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
         if dbt_resource_props["resource_type"] == "source":

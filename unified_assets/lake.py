@@ -60,6 +60,10 @@ class Lake:
     def partition_file(self, table: str, day: date) -> Path:
         return self.root / "raw" / table / f"updated_date={day.isoformat()}" / PARTITION_FILE
 
+    def partition_files(self, table: str) -> list[Path]:
+        """Every published day file of a table, oldest day first."""
+        return sorted((self.root / "raw" / table).glob(f"*/{PARTITION_FILE}"))
+
     def table_glob(self, table: str) -> str:
         return str(self.root / "raw" / table / "*" / PARTITION_FILE)
 

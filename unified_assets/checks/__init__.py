@@ -1,0 +1,1 @@
+"""Data-quality checks beyond dbt tests, one module per layer they watch."""

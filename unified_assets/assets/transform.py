@@ -64,8 +64,8 @@ def _parse(project: DbtProject) -> None:
 ensure_manifest(dbt_project)
 
 
-# The marts are rebuilt by the daily pipeline (02:00 UTC): warn when a day has been missed by a few
-# hours, fail when the data is more than a day and a half old.
+# The marts are meant to be rebuilt once a day: warn when a day has been missed by a few hours, fail when
+# the data is more than a day and a half old.
 MART_FRESHNESS = FreshnessPolicy.time_window(
     fail_window=timedelta(hours=36), warn_window=timedelta(hours=26)
 )

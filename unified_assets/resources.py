@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 from dagster import ConfigurableResource, EnvVar
@@ -21,12 +21,14 @@ from pydantic import Field
 
 from unified_assets import settings
 from unified_assets.settings import SettingError
-from unified_assets.simulator import FaultPlan, SimClock, SimulatorServer, World, WorldConfig
 from unified_assets.sources.coupa import CoupaClient
 from unified_assets.sources.http import HttpPolicy
 from unified_assets.sources.paging import SourceClient
 from unified_assets.sources.quickbooks import QuickBooksClient, QuickBooksCredentials
 from unified_assets.sources.zendesk import ZendeskClient
+
+if TYPE_CHECKING:
+    from unified_assets.simulator import SimulatorServer, WorldConfig
 
 SIM_SEED_VAR = "UNIFIED_ASSETS_SIM_SEED"
 SIM_CLOCK_VAR = "UNIFIED_ASSETS_SIM_CLOCK"
@@ -39,7 +41,10 @@ _embedded_lock = threading.Lock()
 
 
 def embedded_simulator() -> SimulatorServer:
-    """The simulator this process serves, started on first use from the UNIFIED_ASSETS_SIM_* settings."""
+    """The simulator this process serves, started on first use from the UNIFIED_ASSETS_SIM_* settings.
+    Imported here, not at module level: a deployment against the real services never pays for it."""
+    from unified_assets.simulator import FaultPlan, SimClock, SimulatorServer, World
+
     global _embedded
     with _embedded_lock:
         if _embedded is None:
@@ -53,6 +58,8 @@ def embedded_simulator() -> SimulatorServer:
 
 
 def simulator_world_config() -> WorldConfig:
+    from unified_assets.simulator import WorldConfig
+
     return WorldConfig.demo(
         scale=_setting(SIM_SCALE_VAR, float, "1"), seed=_setting(SIM_SEED_VAR, int, "7")
     ).replace(history_start=settings.history_start())

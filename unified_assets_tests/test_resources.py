@@ -108,3 +108,23 @@ def test_data_dir_defaults_to_the_project_and_follows_the_variable(monkeypatch, 
     assert settings.data_dir() == settings.PROJECT_ROOT / "data"
     monkeypatch.setenv(settings.DATA_DIR_VAR, str(tmp_path))
     assert settings.lake_dir() == tmp_path / "lake"
+
+
+def test_with_no_base_url_the_embedded_simulator_starts_and_serves(monkeypatch):
+    """What `dagster dev` does with no settings: the simulator comes up in-process on a loopback port."""
+    from datetime import UTC, datetime, timedelta
+
+    from unified_assets.resources import embedded_simulator
+    from unified_assets.sources.paging import Window
+
+    monkeypatch.setenv("UNIFIED_ASSETS_SIM_CLOCK", "frozen:2026-03-15T12:00:00Z")
+    monkeypatch.setattr("unified_assets.resources._embedded", None)
+    for resource in (AccountingApi(), PurchasingApi(), SupportApi()):
+        client = resource.open_client(LOG)
+        start = datetime(2026, 3, 2, tzinfo=UTC)
+        pages = list(client.extract(Window(start, start + timedelta(days=1))))
+        client.close()
+        assert sum(len(page.records) for page in pages) > 0, resource.SYSTEM
+    server = embedded_simulator()
+    assert server.url.startswith("http://127.0.0.1:")
+    server.stop()

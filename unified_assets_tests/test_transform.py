@@ -267,3 +267,54 @@ def test_unified_demand_is_aggregated_before_joining(built_warehouse):
         """,
     )
     assert crowded > 0
+
+
+def test_the_daily_demand_series_matches_the_ground_truth_and_has_no_gaps(built_warehouse):
+    world, data_dir, _ = built_warehouse
+    expected: dict[tuple[str, str], float] = {}
+    for invoice in truth(world, "accounting")["record"]:
+        if invoice.get("PrivateNote") == "Voided":
+            continue
+        for line in invoice["Line"]:
+            if line["DetailType"] == "SalesItemLineDetail":
+                key = (line["SalesItemLineDetail"]["ItemRef"]["name"], invoice["TxnDate"])
+                expected[key] = expected.get(key, 0.0) + line["SalesItemLineDetail"]["Qty"]
+    rows = query(
+        data_dir,
+        "select product_sku, cast(demand_date as varchar), invoiced_quantity "
+        "from marts.sku_demand_daily where invoiced_quantity > 0",
+    )
+    assert {(sku, day): quantity for sku, day, quantity in rows} == pytest.approx(expected)
+
+    gaps = query(
+        data_dir,
+        """
+        select product_sku from marts.sku_demand_daily group by product_sku
+        having count(*) != date_diff('day', min(demand_date), max(demand_date)) + 1
+        """,
+    )
+    assert gaps == []
+    [(zero_days,)] = query(
+        data_dir, "select count(*) from marts.sku_demand_daily where invoiced_quantity = 0"
+    )
+    assert zero_days > 0, "quiet days must be explicit zeros"
+
+
+def test_the_weekly_series_sums_the_daily_one(built_warehouse):
+    _, data_dir, _ = built_warehouse
+    mismatches = query(
+        data_dir,
+        """
+        select w.product_sku, w.week_start
+        from marts.sku_demand_weekly w
+        join (
+            select product_sku, cast(date_trunc('week', demand_date) as date) as week_start,
+                   sum(invoiced_quantity) as q, sum(ordered_quantity) as o, sum(ticket_count) as t
+            from marts.sku_demand_daily group by all
+        ) d using (product_sku, week_start)
+        where w.invoiced_quantity != d.q or w.ordered_quantity != d.o or w.ticket_count != d.t
+        """,
+    )
+    assert mismatches == []
+    [(weeks,)] = query(data_dir, "select count(*) from marts.sku_demand_weekly")
+    assert weeks > 0

@@ -146,7 +146,7 @@ class JsonApi:
                 url,
                 where,
                 f"no usable response after {self.policy.max_retries} retries "
-                f"({_first_line(type(error).__name__)}: connection failed or timed out)",
+                f"({type(error).__name__}: connection failed or timed out)",
             ) from error
         except requests.exceptions.ChunkedEncodingError:
             raise MalformedResponse("the response body was cut off") from None

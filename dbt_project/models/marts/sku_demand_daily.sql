@@ -4,54 +4,34 @@
     is dated by invoice date, ordered quantity by order creation, tickets by creation (all in UTC). SKUs are
     counted whether or not the customer resolves: this is product demand, not customer demand.
 -#}
-with products as (
-    select * from {{ ref('int_product_identity') }}
-    where product_sku is not null
-),
-
-invoiced as (
+with invoiced as (
     select
-        products.product_sku,
-        lines.invoice_date as demand_date,
-        sum(lines.quantity) as invoiced_quantity,
-        sum(lines.amount_usd) as invoiced_amount
-    from {{ ref('stg_accounting__invoice_lines') }} as lines
-    inner join products
-        on products.source_system = 'accounting' and lines.product_sku_text = products.source_product
-    where not lines.is_voided
-    group by all
+        product_sku,
+        invoice_date as demand_date,
+        sum(quantity) as invoiced_quantity,
+        sum(amount_usd) as invoiced_amount
+    from {{ ref('int_invoiced_lines') }}
+    group by product_sku, demand_date
 ),
 
 ordered as (
     select
-        products.product_sku,
-        cast(timezone('UTC', lines.ordered_at) as date) as demand_date,
-        sum(lines.quantity) as ordered_quantity
-    from {{ ref('stg_purchasing__purchase_order_lines') }} as lines
-    inner join products
-        on products.source_system = 'purchasing' and lines.product_sku_text = products.source_product
-    where not lines.is_cancelled
-    group by all
+        product_sku,
+        order_date as demand_date,
+        sum(quantity) as ordered_quantity
+    from {{ ref('int_ordered_lines') }}
+    group by product_sku, demand_date
 ),
 
 supported as (
     select
-        products.product_sku,
-        cast(timezone('UTC', tickets.created_at) as date) as demand_date,
+        product_sku,
+        created_date as demand_date,
         count(*) as ticket_count,
-        count(tickets.agent_sentiment) as labelled_ticket_count,
-        avg(
-            case tickets.agent_sentiment
-                when 'positive' then 1.0
-                when 'neutral' then 0.0
-                when 'negative' then -1.0
-            end
-        ) as avg_agent_sentiment
-    from {{ ref('stg_support__tickets') }} as tickets
-    inner join products
-        on products.source_system = 'support' and tickets.product_sku_text = products.source_product
-    where not tickets.is_deleted
-    group by all
+        count(sentiment_score) as labelled_ticket_count,
+        avg(sentiment_score) as avg_agent_sentiment
+    from {{ ref('int_ticket_mentions') }}
+    group by product_sku, demand_date
 ),
 
 activity as (

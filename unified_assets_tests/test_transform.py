@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
 import time
-from datetime import date, timedelta
+from collections import Counter, defaultdict
+from datetime import UTC, date, datetime, timedelta
 
 import duckdb
 import pytest
@@ -15,6 +17,7 @@ from dagster import AssetKey, materialize
 from unified_assets.assets.raw import raw_assets
 from unified_assets.assets.transform import dbt_cli, dbt_models
 from unified_assets.lake import Lake, RawTable
+from unified_assets.settings import PROJECT_ROOT
 from unified_assets.simulator.zendesk import DEFAULT_EXPORT_LAG_S
 from unified_assets.sources import quickbooks
 from unified_assets_tests.conftest import FROZEN_AT, frozen_world, serving, source_resources
@@ -183,6 +186,15 @@ def test_dbt_waits_for_another_process_holding_the_warehouse(built_warehouse, mo
     assert waited >= hold_s - 1, "the build should have waited for the lock"
 
 
+def resolvable_customers(world, source_id: str, hard_flag: str) -> dict[str, str]:
+    """A system's customer id -> accounting customer id, for the spellings a normalization recovers
+    (the simulator marks the others as hard)."""
+    customers = world.customers[~world.customers[hard_flag]]
+    return dict(
+        zip(customers[source_id].astype(str), customers["qbo_customer_id"].astype(str), strict=True)
+    )
+
+
 def expected_unified_demand(world) -> dict[tuple[str, str], dict[str, float]]:
     """Invoiced USD and ordered quantity per (accounting customer id, SKU), from the simulator's wire
     records and its identity truth: purchase orders count only where purchasing's spelling of the
@@ -207,14 +219,7 @@ def expected_unified_demand(world) -> dict[tuple[str, str], dict[str, float]]:
 
     invoiced_customers = {customer for customer, _ in expected}
     invoiced_skus = {sku for _, sku in expected}
-    customers = world.customers[~world.customers["coupa_name_hard"]]
-    account_to_customer = dict(
-        zip(
-            customers["coupa_customer_account"],
-            customers["qbo_customer_id"].astype(str),
-            strict=True,
-        )
-    )
+    account_to_customer = resolvable_customers(world, "coupa_customer_account", "coupa_name_hard")
     products = world.products[~world.products["coupa_item_hard"]]
     item_to_sku = dict(zip(products["coupa_item_number"], products["sku"], strict=True))
     for order in truth(world, "purchasing")["record"]:
@@ -338,3 +343,92 @@ def test_identity_coverage_warns_when_too_few_customers_resolve(built_warehouse,
     [coverage_test] = [name for name in statuses if name.startswith("resolved_share_at_least")]
     assert statuses[coverage_test] == "warn"
     assert invocation.is_successful(), "a warning does not fail the build"
+
+
+def usd_reference_rate(currency: str, day: date) -> float:
+    """The rate the seed states for `currency` on `day` (the latest row on or before it)."""
+    rates = csv.DictReader((PROJECT_ROOT / "dbt_project/seeds/currency_rates.csv").open())
+    valid = [
+        r for r in rates if r["currency_code"] == currency and r["valid_from"] <= day.isoformat()
+    ]
+    return float(max(valid, key=lambda r: r["valid_from"])["usd_per_unit"])
+
+
+def expected_customer_360(world) -> dict[str, dict[str, float]]:
+    """Per accounting customer, from the wire records: invoices at their own rate, open purchase orders
+    at the seed's reference rate, and non-deleted tickets, for the accounts that resolve."""
+    today = datetime.now(UTC).date()
+    expected: dict[str, Counter] = defaultdict(Counter)
+    for invoice in truth(world, "accounting")["record"]:
+        if invoice.get("PrivateNote") == "Voided":
+            continue
+        customer = expected[invoice["CustomerRef"]["value"]]
+        rate = 1.0 if invoice["CurrencyRef"]["value"] == "USD" else invoice["ExchangeRate"]
+        customer["invoice_count"] += 1
+        customer["lifetime_invoiced_amount"] += round(invoice["TotalAmt"] * rate, 2)
+        if invoice["Balance"] != 0:
+            balance = round(invoice["Balance"] * rate, 2)
+            customer["open_invoice_count"] += 1
+            customer["open_invoice_balance"] += balance
+            if date.fromisoformat(invoice["DueDate"]) < today:
+                customer["past_due_invoice_count"] += 1
+                customer["past_due_balance"] += balance
+
+    accounts = resolvable_customers(world, "coupa_customer_account", "coupa_name_hard")
+    for order in truth(world, "purchasing")["record"]:
+        customer_id = accounts.get(order["custom-fields"]["customer-account"])
+        if customer_id not in expected or order["status"] not in ("buyer_hold", "issued"):
+            continue
+        ordered_on = datetime.fromisoformat(order["created-at"]).date()
+        rate = usd_reference_rate(order["currency"]["code"], ordered_on)
+        customer = expected[customer_id]
+        customer["open_purchase_order_count"] += 1
+        for line in order["order-lines"]:
+            quantity, price = float(line["quantity"]), float(line["price"])
+            customer["open_ordered_quantity"] += quantity
+            customer["open_ordered_amount"] += round(quantity * price * rate, 2)
+
+    organizations = resolvable_customers(world, "zendesk_organization_id", "zendesk_name_hard")
+    for ticket in truth(world, "support")["record"]:
+        customer_id = organizations.get(str(ticket["organization_id"]))
+        if customer_id not in expected or ticket["status"] == "deleted":
+            continue
+        customer = expected[customer_id]
+        customer["ticket_count"] += 1
+        customer["open_ticket_count"] += ticket["status"] in ("new", "open", "pending", "hold")
+        customer["urgent_ticket_count"] += ticket["priority"] == "urgent"
+    return expected
+
+
+CUSTOMER_360_MEASURES = (
+    "invoice_count",
+    "lifetime_invoiced_amount",
+    "open_invoice_count",
+    "open_invoice_balance",
+    "past_due_invoice_count",
+    "past_due_balance",
+    "open_purchase_order_count",
+    "open_ordered_quantity",
+    "open_ordered_amount",
+    "ticket_count",
+    "open_ticket_count",
+    "urgent_ticket_count",
+)
+
+
+def test_customer_360_matches_the_ground_truth(built_warehouse):
+    world, data_dir, _ = built_warehouse
+    expected = expected_customer_360(world)
+    rows = query(
+        data_dir, f"select customer_id, {', '.join(CUSTOMER_360_MEASURES)} from marts.customer_360"
+    )
+    landed = {row[0]: dict(zip(CUSTOMER_360_MEASURES, row[1:], strict=True)) for row in rows}
+    assert set(landed) == set(expected)
+    for customer_id, measures in expected.items():
+        for name in CUSTOMER_360_MEASURES:
+            assert landed[customer_id][name] == pytest.approx(measures[name], abs=0.01), (
+                customer_id,
+                name,
+            )
+    totals = {name: sum(m[name] for m in expected.values()) for name in CUSTOMER_360_MEASURES}
+    assert all(totals[name] > 0 for name in CUSTOMER_360_MEASURES), totals

@@ -29,12 +29,14 @@ from dagster import (
     MetadataValue,
     RetryPolicy,
     TableColumn,
+    TableColumnConstraints,
     TableSchema,
     asset,
 )
 
 from unified_assets import settings
 from unified_assets.lake import Lake, LandedPartitions, RawTable
+from unified_assets.quality import FieldCensus, FieldSummary
 from unified_assets.redaction import PLACEHOLDERS, redact_counting
 from unified_assets.settings import SettingError
 from unified_assets.sources import coupa, quickbooks, zendesk
@@ -60,6 +62,10 @@ class RawSource:
     updated_at: Callable[[dict[str, Any]], datetime]
     freshness: FreshnessPolicy
     prepare: Callable[[dict[str, Any]], tuple[dict[str, Any], Counter[str]]] | None = None
+
+    @property
+    def key(self) -> AssetKey:
+        return AssetKey(["raw", self.table])
 
 
 def redact_ticket(ticket: dict[str, Any]) -> tuple[dict[str, Any], Counter[str]]:
@@ -168,7 +174,7 @@ def build_raw_asset(
 
 def _raw_asset(source: RawSource, retry_policy: RetryPolicy | None) -> AssetsDefinition:
     @asset(
-        key=AssetKey(["raw", source.table]),
+        key=source.key,
         description=source.description,
         group_name="ingestion",
         owners=[OWNER],
@@ -200,11 +206,14 @@ def extract_to_lake(context: AssetExecutionContext, source: RawSource) -> Materi
     extracted_at = datetime.now(UTC)
     stats = ExtractionStats()
     redactions: Counter[str] = Counter()
+    census = FieldCensus()
     context.log.info(f"{api.SYSTEM}: extracting records updated in {window}")
     try:
         with lake.open_staging(source.table) as staging:
             for page in client.extract(window):
                 records = list(_prepared(page.records, source, redactions))
+                for record in records:
+                    census.add(record)
                 staging.append(records)
                 stats.add(page, source.updated_at)
                 context.log.info(
@@ -219,7 +228,10 @@ def extract_to_lake(context: AssetExecutionContext, source: RawSource) -> Materi
     finally:
         client.close()
     _add_partition_metadata(context, landed)
-    return MaterializeResult(metadata=_run_metadata(window, stats, landed, redactions, source))
+    metadata = _run_metadata(window, stats, landed, redactions, source)
+    if census.records:
+        metadata[SOURCE_FIELDS] = source_fields_schema(census)
+    return MaterializeResult(metadata=metadata)
 
 
 def _prepared(
@@ -268,6 +280,33 @@ def _run_metadata(
     if source.prepare is not None:
         metadata["pii_redacted"] = {kind: redactions.get(kind, 0) for kind in PLACEHOLDERS}
     return metadata
+
+
+SOURCE_FIELDS = "source_fields"
+
+
+def source_fields_schema(census: FieldCensus) -> TableSchema:
+    """The fields the API sent in this extract, as a table a data engineer can read in the UI; the
+    source-schema check compares it with earlier extracts. Our typed columns are fixed by code, so
+    `dagster/column_schema` cannot show that a vendor renamed or retyped a field: this can."""
+    return TableSchema(
+        columns=[
+            TableColumn(
+                summary.path,
+                summary.kind,
+                description=f"in {census.share(summary.path):.1%} of records",
+                constraints=TableColumnConstraints(nullable=not summary.always_present),
+            )
+            for summary in census.fields()
+        ]
+    )
+
+
+def source_fields_from_schema(schema: TableSchema) -> list[FieldSummary]:
+    return [
+        FieldSummary(column.name, column.type, always_present=not column.constraints.nullable)
+        for column in schema.columns
+    ]
 
 
 def _markdown_table(rows: list[dict[str, Any]], max_cell: int = 40) -> str:

@@ -72,8 +72,8 @@ MART_FRESHNESS = FreshnessPolicy.time_window(
 
 
 class UnifiedDbtTranslator(DagsterDbtTranslator):
-    """Models are keyed by their layer folder (`staging/stg_...`), in the `transform` group; the marts
-    carry the freshness SLA users rely on."""
+    """Models are keyed by their layer folder (`staging/stg_...`) and seeds as `seeds/<name>`, all in the
+    `transform` group; the marts carry the freshness SLA users rely on."""
 
     def get_asset_spec(self, manifest, unique_id, project) -> AssetSpec:
         spec = super().get_asset_spec(manifest, unique_id, project)
@@ -84,6 +84,8 @@ class UnifiedDbtTranslator(DagsterDbtTranslator):
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
         if dbt_resource_props["resource_type"] == "source":
             return super().get_asset_key(dbt_resource_props)
+        if dbt_resource_props["resource_type"] == "seed":
+            return AssetKey(["seeds", dbt_resource_props["name"]])
         layer = dbt_resource_props["fqn"][1]
         return AssetKey([layer, dbt_resource_props["name"]])
 

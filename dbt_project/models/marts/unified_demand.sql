@@ -50,7 +50,7 @@ select
     coalesce(ordered.total_ordered_quantity, 0) as total_ordered_quantity,
     coalesce(supported.ticket_count, 0) as ticket_count,
     supported.avg_product_sentiment,
-    current_date as snapshot_date
+    {{ reporting_date() }} as snapshot_date
 from grain
 left join invoiced using (customer_id, product_sku)
 left join ordered using (customer_id, product_sku)

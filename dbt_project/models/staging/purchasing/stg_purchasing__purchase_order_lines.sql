@@ -1,3 +1,8 @@
+{#-
+    Coupa states no exchange rate on a purchase order, so USD amounts use the reference rate in force on
+    the order's creation day (seed `currency_rates`); a currency without a rate gets a null USD amount,
+    which the `not_null` test on `amount_usd` reports.
+-#}
 with latest as (
     select * from {{ source('raw', 'purchase_orders') }}
     {{ keep_latest_version('id') }}
@@ -7,20 +12,27 @@ lines as (
     select
         id as purchase_order_id,
         status is not distinct from 'cancelled' as is_cancelled,
+        currency_code,
         created_at as ordered_at,
         unnest(lines) as line
     from latest
 )
 
 select
-    purchase_order_id || '-' || line.line_id as purchase_order_line_id,
-    purchase_order_id,
-    line.line_num,
-    line.item_id as purchasing_item_id,
-    line.item_number as product_sku_text,
-    line.quantity,
-    line.price as unit_price,
-    line.need_by_date,
-    is_cancelled,
-    ordered_at
+    lines.purchase_order_id || '-' || lines.line.line_id as purchase_order_line_id,
+    lines.purchase_order_id,
+    lines.line.line_num,
+    lines.line.item_id as purchasing_item_id,
+    lines.line.item_number as product_sku_text,
+    lines.line.quantity,
+    lines.line.price as unit_price,
+    round(lines.line.quantity * lines.line.price, 2) as amount,
+    round(lines.line.quantity * lines.line.price * rates.usd_per_unit, 2) as amount_usd,
+    lines.line.need_by_date,
+    lines.is_cancelled,
+    lines.ordered_at
 from lines
+asof left join {{ ref('currency_rates') }} as rates
+    on
+        lines.currency_code = rates.currency_code
+        and cast(timezone('UTC', lines.ordered_at) as date) >= rates.valid_from

@@ -1,0 +1,256 @@
+"""Checks that compare each raw extract with its source's own history: volume, drift and schema.
+
+All three warn and never block: an unusual day is worth a look, not a stopped pipeline (a sale doubles
+the invoices; a vendor adds a field). They run as their own steps after the extract, in the same run, and
+can be re-run alone from the UI. History comes from earlier materializations' metadata (row counts and the
+fields the API sent) and, for drift, from the partitions already in the lake.
+"""
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+
+import duckdb
+import numpy as np
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetChecksDefinition,
+    AssetCheckSeverity,
+    AssetKey,
+    AssetRecordsFilter,
+    DagsterInstance,
+    EventLogRecord,
+    MetadataValue,
+    TableSchema,
+    asset_check,
+)
+
+from unified_assets import settings
+from unified_assets.assets.raw import RAW_SOURCES, SOURCE_FIELDS, source_fields_from_schema
+from unified_assets.lake import Lake
+from unified_assets.quality import (
+    VOLUME_WEEKS,
+    covered_fraction,
+    judge_drift,
+    judge_volume,
+    schema_changes,
+)
+
+# Enough materialization records to hold the latest run of a year-long backfill and the runs before it.
+RECENT_RECORDS = 1_000
+SCHEMA_BASELINE_RUNS = 10
+DRIFT_REFERENCE_DAYS = 28
+SHOWN = 20
+
+# Numeric fields whose distribution should not jump between days: SQL over the landed lines.
+DRIFT_FIELDS = {
+    "invoices": {"line_quantity": "line.quantity", "line_amount": "line.amount"},
+    "purchase_orders": {"line_quantity": "line.quantity", "line_price": "line.price"},
+}
+
+
+def latest_run_records(instance: DagsterInstance, key: AssetKey) -> list[EventLogRecord]:
+    """The materializations (one per partition) of the most recent run that landed this asset."""
+    records = instance.fetch_materializations(key, limit=RECENT_RECORDS).records
+    return [record for record in records if record.run_id == records[0].run_id] if records else []
+
+
+def partition_day(record: EventLogRecord) -> date:
+    return date.fromisoformat(record.partition_key)
+
+
+def record_metadata(record: EventLogRecord) -> dict:
+    return record.asset_materialization.metadata
+
+
+# --- volume ------------------------------------------------------------------------------------------
+
+
+def build_row_count_check(key: AssetKey) -> AssetChecksDefinition:
+    @asset_check(
+        asset=key,
+        name="row_count_in_usual_range",
+        description=(
+            "Each partition of the latest extract against the same weekday over the previous "
+            f"{VOLUME_WEEKS} weeks (today's partial day pro rata): warns on a collapse below 30% or a "
+            "spike above 3x the usual count, when the difference is also statistically clear."
+        ),
+    )
+    def row_count_in_usual_range(context: AssetCheckExecutionContext) -> AssetCheckResult:
+        current = latest_run_records(context.instance, key)
+        verdicts = [
+            judge_volume(
+                partition_day(record),
+                record_metadata(record)["dagster/row_count"].value,
+                _covered(record),
+                _daily_rates(context.instance, key, partition_day(record)),
+            )
+            for record in current
+        ]
+        anomalies = [verdict for verdict in verdicts if verdict.anomalous]
+        return AssetCheckResult(
+            passed=not anomalies,
+            severity=AssetCheckSeverity.WARN,
+            description=_summary(anomalies, len(verdicts), "row counts in the usual range"),
+            metadata={
+                "partitions_checked": len(verdicts),
+                "anomalies": len(anomalies),
+                "partitions": MetadataValue.md(
+                    _markdown_list([v.describe() for v in (anomalies or verdicts)[-SHOWN:]])
+                ),
+            },
+        )
+
+    return row_count_in_usual_range
+
+
+def _covered(record: EventLogRecord) -> float:
+    return covered_fraction(partition_day(record), datetime.fromtimestamp(record.timestamp, UTC))
+
+
+def _daily_rates(instance: DagsterInstance, key: AssetKey, day: date) -> dict[date, float]:
+    """Full-day row rates of the same weekday in earlier weeks, from each one's latest materialization."""
+    rates: dict[date, float] = {}
+    for weeks in range(1, VOLUME_WEEKS + 1):
+        earlier = day - timedelta(weeks=weeks)
+        records = instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=key, asset_partitions=[earlier.isoformat()]), limit=1
+        ).records
+        if records and (covered := _covered(records[0])) > 0:
+            rates[earlier] = record_metadata(records[0])["dagster/row_count"].value / covered
+    return rates
+
+
+# --- distribution drift ------------------------------------------------------------------------------
+
+
+def build_drift_check(key: AssetKey, table: str, fields: dict[str, str]) -> AssetChecksDefinition:
+    @asset_check(
+        asset=key,
+        name="no_numeric_drift",
+        description=(
+            f"Compares the distribution of {', '.join(fields)} in the latest extract with the "
+            f"{DRIFT_REFERENCE_DAYS} days before it (two-sample Kolmogorov-Smirnov): warns when the "
+            "difference is both significant and material, e.g. a unit or currency change."
+        ),
+    )
+    def no_numeric_drift(context: AssetCheckExecutionContext) -> AssetCheckResult:
+        days = sorted({partition_day(r) for r in latest_run_records(context.instance, key)})
+        lake = Lake(settings.lake_dir())
+        verdicts = []
+        if days:
+            reference_days = [
+                days[0] - timedelta(days=n) for n in range(1, DRIFT_REFERENCE_DAYS + 1)
+            ]
+            current = _landed_values(lake, table, days, fields)
+            reference = _landed_values(lake, table, reference_days, fields)
+            verdicts = [judge_drift(name, reference[name], current[name]) for name in fields]
+        drifted = [verdict for verdict in verdicts if verdict.drifted]
+        return AssetCheckResult(
+            passed=not drifted,
+            severity=AssetCheckSeverity.WARN,
+            description=_summary(drifted, len(verdicts), "fields without drift"),
+            metadata={
+                "current_days": f"{days[0]} to {days[-1]}" if days else "none",
+                **{
+                    f"{v.field}_ks_statistic": v.statistic
+                    for v in verdicts
+                    if v.statistic is not None
+                },
+                "fields": MetadataValue.md(_markdown_list([v.describe() for v in verdicts])),
+            },
+        )
+
+    return no_numeric_drift
+
+
+def _landed_values(
+    lake: Lake, table: str, days: Sequence[date], fields: dict[str, str]
+) -> dict[str, np.ndarray]:
+    files = [str(path) for day in days if (path := lake.partition_file(table, day)).exists()]
+    if not files:
+        return {name: np.array([], dtype=float) for name in fields}
+    columns = ", ".join(
+        f"cast({expression} as double) as {name}" for name, expression in fields.items()
+    )
+    with duckdb.connect() as con:
+        frame = con.execute(
+            f"select {columns} from (select unnest(lines) as line from read_parquet(?))", [files]
+        ).fetchnumpy()
+    return {name: np.asarray(frame[name], dtype=float) for name in fields}
+
+
+# --- source schema -----------------------------------------------------------------------------------
+
+
+def build_schema_check(key: AssetKey) -> AssetChecksDefinition:
+    @asset_check(
+        asset=key,
+        name="source_schema_unchanged",
+        description=(
+            "The fields the API sent in the latest extract against the previous "
+            f"{SCHEMA_BASELINE_RUNS}: new fields, fields every earlier record had and some now lack, "
+            "and changed JSON types. A warning to read, not a failure: `_raw` keeps every field."
+        ),
+    )
+    def source_schema_unchanged(context: AssetCheckExecutionContext) -> AssetCheckResult:
+        schemas = _source_fields_by_run(context.instance, key)
+        if not schemas:
+            return AssetCheckResult(
+                passed=True,
+                severity=AssetCheckSeverity.WARN,
+                description="No extract with records yet.",
+            )
+        current, *baseline = schemas
+        changes = schema_changes(baseline, current)
+        return AssetCheckResult(
+            passed=not changes.changed,
+            severity=AssetCheckSeverity.WARN,
+            description=changes.describe(),
+            metadata={
+                "baseline_extracts": changes.baseline_runs,
+                "new_fields": ", ".join(changes.added) or "none",
+                "missing_fields": ", ".join(changes.missing) or "none",
+                "changed_types": ", ".join(changes.retyped) or "none",
+            },
+        )
+
+    return source_schema_unchanged
+
+
+def _source_fields_by_run(instance: DagsterInstance, key: AssetKey) -> list:
+    """The source fields of recent runs that received records, newest first."""
+    by_run: OrderedDict[str, TableSchema] = OrderedDict()
+    for record in instance.fetch_materializations(key, limit=RECENT_RECORDS).records:
+        schema = record_metadata(record).get(SOURCE_FIELDS)
+        if schema is not None and record.run_id not in by_run:
+            by_run[record.run_id] = schema.value
+        if len(by_run) > SCHEMA_BASELINE_RUNS:
+            break
+    return [source_fields_from_schema(schema) for schema in by_run.values()]
+
+
+# --- shared ------------------------------------------------------------------------------------------
+
+
+def _summary(problems: Sequence, checked: int, good: str) -> str:
+    if problems:
+        return "; ".join(problem.describe() for problem in problems[:SHOWN])
+    return f"{checked} {good}." if checked else "Nothing landed yet."
+
+
+def _markdown_list(lines: list[str]) -> str:
+    return "\n".join(f"- {line}" for line in lines) or "_none_"
+
+
+def build_raw_history_checks() -> list[AssetChecksDefinition]:
+    checks = []
+    for source in RAW_SOURCES:
+        checks += [build_row_count_check(source.key), build_schema_check(source.key)]
+        if source.table in DRIFT_FIELDS:
+            checks.append(build_drift_check(source.key, source.table, DRIFT_FIELDS[source.table]))
+    return checks
+
+
+raw_history_checks = build_raw_history_checks()

@@ -1,0 +1,279 @@
+"""The statistics behind the data-quality checks on landed extracts: volume, drift and source schema.
+
+No Dagster here: the checks in `unified_assets.checks` fetch history from the instance and the lake and
+hand it to these functions, so the thresholds are testable and tunable on their own.
+
+The rules are deliberately conservative. A data engineer reads every warning, so a check that cries wolf
+on a quiet Sunday or a small sample is worse than none: volume is compared with the same weekday, small
+counts must also be statistically far off, and drift needs both a significant and a material difference.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from statistics import median
+from typing import Any
+
+import numpy as np
+from scipy.stats import ks_2samp
+
+# --- volume ------------------------------------------------------------------------------------------
+
+VOLUME_WEEKS = 8
+VOLUME_MIN_SAMPLES = 3
+COLLAPSE_RATIO = 0.3
+SPIKE_RATIO = 3.0
+VOLUME_SIGMAS = 3.0
+MIN_COVERED = 0.25
+
+
+def covered_fraction(day: date, observed_at: datetime) -> float:
+    """How much of a day's window had passed when its partition was extracted (today's is partial)."""
+    start = datetime.combine(day, datetime.min.time(), tzinfo=observed_at.tzinfo)
+    elapsed = (observed_at - start) / timedelta(days=1)
+    return min(max(elapsed, 0.0), 1.0)
+
+
+def expected_daily_rows(daily_rows: Mapping[date, float], day: date) -> float | None:
+    """The usual row count for `day`: the median of the same weekday over the previous weeks.
+
+    Weekends are much quieter than weekdays in every system we extract, so comparing a Sunday with a
+    Monday would warn every week. None when there are too few comparable days to judge.
+    """
+    samples = [
+        daily_rows[earlier]
+        for earlier in (day - timedelta(weeks=n) for n in range(1, VOLUME_WEEKS + 1))
+        if earlier in daily_rows
+    ]
+    return median(samples) if len(samples) >= VOLUME_MIN_SAMPLES else None
+
+
+@dataclass(frozen=True)
+class VolumeVerdict:
+    day: date
+    rows: int
+    expected: float | None
+    status: str  # "usual", "collapse", "spike", "no history" or "too early"
+
+    @property
+    def anomalous(self) -> bool:
+        return self.status in ("collapse", "spike")
+
+    def describe(self) -> str:
+        if self.expected is None:
+            return f"{self.day}: {self.rows} rows ({self.status})"
+        return f"{self.day}: {self.rows} rows, usually ~{self.expected:.0f} ({self.status})"
+
+
+def judge_volume(
+    day: date, rows: int, covered: float, daily_rows: Mapping[date, float]
+) -> VolumeVerdict:
+    """Whether a partition's row count is a collapse or a spike against its weekday's history.
+
+    `daily_rows` holds full-day rates of earlier partitions (rows divided by the share of the day covered).
+    A ratio alone would flag a quiet source going from 2 rows to 0, so the difference must also exceed
+    VOLUME_SIGMAS standard deviations of a Poisson count with the expected mean.
+    """
+    if covered < MIN_COVERED:
+        return VolumeVerdict(day, rows, None, "too early")
+    rate = expected_daily_rows(daily_rows, day)
+    if rate is None:
+        return VolumeVerdict(day, rows, None, "no history")
+    expected = rate * covered
+    far_off = abs(rows - expected) > VOLUME_SIGMAS * math.sqrt(max(expected, 1.0))
+    if far_off and rows < COLLAPSE_RATIO * expected:
+        return VolumeVerdict(day, rows, expected, "collapse")
+    if far_off and rows > SPIKE_RATIO * expected:
+        return VolumeVerdict(day, rows, expected, "spike")
+    return VolumeVerdict(day, rows, expected, "usual")
+
+
+# --- distribution drift ------------------------------------------------------------------------------
+
+DRIFT_MIN_VALUES = 30
+DRIFT_P_VALUE = 0.001
+DRIFT_MIN_STATISTIC = 0.15
+
+
+@dataclass(frozen=True)
+class DriftVerdict:
+    field: str
+    status: str  # "stable", "drifted" or "too few values"
+    statistic: float | None = None
+    p_value: float | None = None
+    reference_median: float | None = None
+    current_median: float | None = None
+    reference_count: int = 0
+    current_count: int = 0
+
+    @property
+    def drifted(self) -> bool:
+        return self.status == "drifted"
+
+    def describe(self) -> str:
+        if self.statistic is None:
+            return (
+                f"{self.field}: {self.status} to compare ({self.reference_count} in history, "
+                f"{self.current_count} now; at least {DRIFT_MIN_VALUES} each)"
+            )
+        return (
+            f"{self.field}: {self.status} (KS {self.statistic:.2f}, p={self.p_value:.1e}; median "
+            f"{self.reference_median:g} -> {self.current_median:g})"
+        )
+
+
+def judge_drift(field_name: str, reference: np.ndarray, current: np.ndarray) -> DriftVerdict:
+    """Two-sample Kolmogorov-Smirnov test of the current values against recent history.
+
+    With thousands of values a KS test finds a 'significant' difference in any two days, so a drift is
+    reported only when it is both significant (p < DRIFT_P_VALUE) and material (the distributions
+    differ by at least DRIFT_MIN_STATISTIC in cumulative share somewhere): a unit change, a currency
+    mix-up or a source sending cents instead of dollars, not the noise of a busy Monday.
+    """
+    reference = reference[~np.isnan(reference)]
+    current = current[~np.isnan(current)]
+    counts = {"reference_count": len(reference), "current_count": len(current)}
+    if len(reference) < DRIFT_MIN_VALUES or len(current) < DRIFT_MIN_VALUES:
+        return DriftVerdict(field_name, "too few values", **counts)
+    result = ks_2samp(reference, current)
+    drifted = result.pvalue < DRIFT_P_VALUE and result.statistic >= DRIFT_MIN_STATISTIC
+    return DriftVerdict(
+        field_name,
+        "drifted" if drifted else "stable",
+        statistic=float(result.statistic),
+        p_value=float(result.pvalue),
+        reference_median=float(np.median(reference)),
+        current_median=float(np.median(current)),
+        **counts,
+    )
+
+
+# --- source schema -----------------------------------------------------------------------------------
+
+JSON_KINDS = {bool: "boolean", int: "number", float: "number", str: "string", list: "array"}
+
+
+@dataclass
+class FieldCensus:
+    """Which fields an API sent, in how many records, with which JSON types.
+
+    Nested objects are flattened to dotted paths and arrays of objects to `Line[].Amount`, so a renamed
+    field deep in an invoice line shows up as one field missing and one new. A field counts as present
+    in a record when any of its occurrences is; `null` is a value, not a type.
+    """
+
+    records: int = 0
+    present: Counter[str] = field(default_factory=Counter)
+    kinds: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+
+    def add(self, record: Mapping[str, Any]) -> None:
+        self.records += 1
+        seen: set[str] = set()
+        for path, kind in _leaves(record, ""):
+            seen.add(path)
+            if kind is not None:
+                self.kinds[path].add(kind)
+        self.present.update(seen)
+
+    def fields(self) -> list[FieldSummary]:
+        return [
+            FieldSummary(
+                path,
+                "|".join(sorted(self.kinds.get(path, ()))) or "null",
+                always_present=count == self.records,
+            )
+            for path, count in sorted(self.present.items())
+        ]
+
+    def share(self, path: str) -> float:
+        return self.present[path] / self.records if self.records else 0.0
+
+
+@dataclass(frozen=True)
+class FieldSummary:
+    path: str
+    kind: str  # JSON kinds seen, e.g. "number" or "number|string"; "null" when only nulls were seen
+    always_present: bool  # in every record of the extract
+
+
+def _leaves(value: Any, path: str) -> Iterable[tuple[str, str | None]]:
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _leaves(item, f"{path}.{key}" if path else str(key))
+        return
+    if isinstance(value, list) and value and all(isinstance(item, Mapping) for item in value):
+        for item in value:
+            yield from _leaves(item, f"{path}[]")
+        return
+    yield path, None if value is None else JSON_KINDS.get(type(value), "string")
+
+
+@dataclass(frozen=True)
+class SchemaChanges:
+    added: list[str]
+    missing: list[str]
+    retyped: list[str]
+    baseline_runs: int
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.missing or self.retyped)
+
+    def describe(self) -> str:
+        if not self.baseline_runs:
+            return "No earlier extract to compare with."
+        if not self.changed:
+            return (
+                f"The source sent the same fields as in the previous {self.baseline_runs} extracts."
+            )
+        parts = [
+            f"{label}: {', '.join(items)}"
+            for label, items in (
+                ("New fields", self.added),
+                ("Missing fields", self.missing),
+                ("Changed types", self.retyped),
+            )
+            if items
+        ]
+        return "; ".join(parts)
+
+
+def schema_changes(
+    baseline: list[list[FieldSummary]], current: list[FieldSummary]
+) -> SchemaChanges:
+    """What changed in the fields a source sends, against its earlier extracts (newest first).
+
+    Optional fields come and go with the data (a note only voided invoices carry), so: a field is new only
+    if no earlier extract had it; missing only if every earlier extract had it in every record and now some
+    records lack it; retyped if it now carries a JSON type it never had.
+    """
+    if not baseline:
+        return SchemaChanges([], [], [], 0)
+    seen_kinds: defaultdict[str, set[str]] = defaultdict(set)
+    always = set.intersection(
+        *({f.path for f in fields if f.always_present} for fields in baseline)
+    )
+    for fields in baseline:
+        for summary in fields:
+            seen_kinds[summary.path].update(_kinds(summary))
+    now = {summary.path: summary for summary in current}
+    added = sorted(path for path in now if path not in seen_kinds)
+    missing = sorted(
+        f"{path} (absent from some records)" if path in now else path
+        for path in always
+        if path not in now or not now[path].always_present
+    )
+    retyped = sorted(
+        f"{path} ({'|'.join(sorted(seen_kinds[path]))} -> {summary.kind})"
+        for path, summary in now.items()
+        if path in seen_kinds and seen_kinds[path] and not _kinds(summary) <= seen_kinds[path]
+    )
+    return SchemaChanges(added, missing, retyped, len(baseline))
+
+
+def _kinds(summary: FieldSummary) -> set[str]:
+    return set() if summary.kind == "null" else set(summary.kind.split("|"))

@@ -1,0 +1,152 @@
+"""The checks that compare an extract with its source's history: each passing on a clean day and warning
+on a collapse, a spike, a unit change and a renamed field, through real Dagster runs."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+
+import pytest
+from dagster import DagsterInstance, materialize
+
+from unified_assets.assets.raw import RAW_SOURCES, build_raw_asset
+from unified_assets.checks.raw_history import raw_history_checks
+from unified_assets.simulator import WorldConfig
+from unified_assets_tests.conftest import frozen_world, serving, source_resources
+
+INVOICES = next(source for source in RAW_SOURCES if source.table == "invoices")
+HISTORY = {
+    "dagster/asset_partition_range_start": "2026-02-01",
+    "dagster/asset_partition_range_end": "2026-03-08",
+}
+NEXT_DAY = "2026-03-09"  # a Monday, after five full weeks of history
+
+
+def _targets_invoices(check) -> bool:
+    return any(key.asset_key == INVOICES.key for key in check.check_keys)
+
+
+INVOICE_CHECKS = [check for check in raw_history_checks if _targets_invoices(check)]
+
+
+def land(instance, config, source=INVOICES, **tags):
+    """Materialize raw/invoices (optionally a doctored variant) with its history checks."""
+    with serving(frozen_world(config)) as server:
+        result = materialize(
+            [build_raw_asset(source, retry_policy=None), *INVOICE_CHECKS],
+            resources=source_resources(server),
+            instance=instance,
+            tags=tags,
+            raise_on_error=False,
+        )
+    assert result.success
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+
+
+@pytest.fixture(scope="module")
+def clean_history(tmp_path_factory, demo_config):
+    """Five weeks of invoices landed in one backfill run, in an instance and lake kept on disk."""
+    root = tmp_path_factory.mktemp("history")
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setenv("UNIFIED_ASSETS_DATA_DIR", str(root / "data"))
+    (root / "dagster").mkdir()
+    with DagsterInstance.local_temp(str(root / "dagster")) as instance:
+        first = land(instance, demo_config, **HISTORY)
+    monkeypatch.undo()
+    return root, first
+
+
+@pytest.fixture
+def instance(clean_history, tmp_path, monkeypatch):
+    """A private copy of the clean history, so each test's bad day affects no other test."""
+    root, _ = clean_history
+    shutil.copytree(root, tmp_path / "copy")
+    monkeypatch.setenv("UNIFIED_ASSETS_DATA_DIR", str(tmp_path / "copy" / "data"))
+    with DagsterInstance.local_temp(str(tmp_path / "copy" / "dagster")) as copied:
+        yield copied
+
+
+def day(partition: str) -> dict[str, str]:
+    return {"dagster/partition": partition}
+
+
+def test_a_first_backfill_passes_every_check(clean_history):
+    _, evaluations = clean_history
+    assert set(evaluations) == {
+        "row_count_in_usual_range",
+        "no_numeric_drift",
+        "source_schema_unchanged",
+    }
+    assert all(e.passed for e in evaluations.values())
+    volume = evaluations["row_count_in_usual_range"].metadata
+    assert volume["partitions_checked"].value == 36
+    assert volume["anomalies"].value == 0
+
+
+def test_a_clean_day_passes_against_its_history(instance, demo_config):
+    evaluations = land(instance, demo_config, **day(NEXT_DAY))
+    assert {name: e.passed for name, e in evaluations.items()} == {
+        "row_count_in_usual_range": True,
+        "no_numeric_drift": True,
+        "source_schema_unchanged": True,
+    }
+    assert "1 row counts in the usual range" in evaluations["row_count_in_usual_range"].description
+    assert evaluations["source_schema_unchanged"].metadata["baseline_extracts"].value == 1
+    drift = evaluations["no_numeric_drift"].metadata
+    assert drift["line_quantity_ks_statistic"].value < 0.15
+
+
+@pytest.mark.parametrize(("scale", "status"), [(0.1, "collapse"), (6.0, "spike")])
+def test_a_collapse_or_spike_in_volume_warns(instance, scale, status):
+    """The source suddenly serves a tenth (or six times) of its usual invoices for the day."""
+    evaluations = land(instance, WorldConfig.demo(scale=scale), **day(NEXT_DAY))
+    volume = evaluations["row_count_in_usual_range"]
+    assert not volume.passed
+    assert volume.severity.value == "WARN"
+    assert f"{NEXT_DAY}:" in volume.description and status in volume.description
+
+
+def test_quantities_sent_in_another_unit_warn_as_drift(instance, demo_config):
+    """The accounting system starts sending quantities in units of 1/100 (and amounts in cents)."""
+
+    def in_hundredths(record):
+        lines = [
+            {
+                **line,
+                "Amount": line["Amount"] * 100,
+                "SalesItemLineDetail": {
+                    **line["SalesItemLineDetail"],
+                    "Qty": line["SalesItemLineDetail"]["Qty"] * 100,
+                },
+            }
+            if line.get("DetailType") == "SalesItemLineDetail"
+            else line
+            for line in record["Line"]
+        ]
+        return {**record, "Line": lines}, {}
+
+    doctored = replace(INVOICES, prepare=in_hundredths)
+    evaluations = land(instance, demo_config, source=doctored, **day(NEXT_DAY))
+    drift = evaluations["no_numeric_drift"]
+    assert not drift.passed
+    assert drift.severity.value == "WARN"
+    assert "line_quantity: drifted" in drift.description
+    assert "line_amount: drifted" in drift.description
+    assert evaluations["source_schema_unchanged"].passed, "same fields, only different values"
+
+
+def test_a_renamed_field_warns_as_a_schema_change(instance, demo_config):
+    def renamed_total(record):
+        renamed = {
+            ("TotalAmount" if name == "TotalAmt" else name): value for name, value in record.items()
+        }
+        return renamed, {}
+
+    doctored = replace(INVOICES, prepare=renamed_total)
+    evaluations = land(instance, demo_config, source=doctored, **day(NEXT_DAY))
+    schema = evaluations["source_schema_unchanged"]
+    assert not schema.passed
+    assert schema.severity.value == "WARN"
+    assert schema.metadata["new_fields"].value == "TotalAmount"
+    assert schema.metadata["missing_fields"].value == "TotalAmt"
+    assert "New fields: TotalAmount; Missing fields: TotalAmt" in schema.description

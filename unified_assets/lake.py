@@ -36,7 +36,8 @@ class RawTable:
 
     `projection` is a DuckDB SELECT list over a relation with one JSON column named `json` (one record each);
     it must produce `id` (VARCHAR) and `updated_at` (TIMESTAMPTZ) and should keep `json AS _raw`, so that a
-    field the projection does not know (schema drift) is never lost.
+    field the projection does not know (schema drift) is never lost. An `_uncastable` list of field names
+    per record (see `unified_assets.sources.projection`) is counted in what landed.
     """
 
     name: str
@@ -51,6 +52,7 @@ class LandedPartitions:
     columns: list[tuple[str, str]]
     preview: list[dict[str, Any]]
     files: dict[date, Path]
+    uncastable: dict[str, int]  # values present in the source that did not cast, by source field
 
 
 class Lake:
@@ -101,14 +103,16 @@ class Lake:
                     f"the partitions being written ({days[0]}..{days[-1]})"
                 )
             files = {day: self._publish_day(con, table.name, day) for day in days}
+            columns = _columns(con)
             return LandedPartitions(
                 rows_by_day=_rows_by_day(con, days),
                 duplicates_dropped=received
                 - con.execute("select count(*) from landed").fetchone()[0],
                 newest_update=con.execute("select max(updated_at) from landed").fetchone()[0],
-                columns=_columns(con),
+                columns=columns,
                 preview=_preview(con, preview_rows),
                 files=files,
+                uncastable=_uncastable(con) if ("_uncastable", "VARCHAR[]") in columns else {},
             )
 
     def _publish_day(self, con: duckdb.DuckDBPyConnection, table: str, day: date) -> Path:
@@ -222,9 +226,18 @@ def _columns(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
     return [(name, column_type) for name, column_type, *_ in described]
 
 
+def _uncastable(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    counts = con.execute(
+        "select field, count(*) from (select unnest(_uncastable) as field from landed) "
+        "group by field order by field"
+    ).fetchall()
+    return dict(counts)
+
+
 def _preview(con: duckdb.DuckDBPyConnection, limit: int) -> list[dict[str, Any]]:
     cursor = con.execute(
-        "select * exclude (updated_date, _raw) from landed order by updated_at desc, id limit ?",
+        "select columns(lambda c: c not in ('updated_date', '_raw', '_uncastable')) from landed "
+        "order by updated_at desc, id limit ?",
         [limit],
     )
     names = [column[0] for column in cursor.description]

@@ -8,20 +8,24 @@ import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import duckdb
 import pytest
-from dagster import AssetKey, materialize
+from dagster import AssetCheckKey, AssetKey, materialize
 
 from unified_assets.assets.raw import raw_assets
 from unified_assets.assets.transform import dbt_cli, dbt_models
+from unified_assets.checks.ingestion import uncastable_checks
 from unified_assets.lake import Lake, RawTable
 from unified_assets.settings import PROJECT_ROOT
 from unified_assets.simulator.zendesk import DEFAULT_EXPORT_LAG_S
 from unified_assets.sources import quickbooks
 from unified_assets_tests.conftest import FROZEN_AT, frozen_world, serving, source_resources
 
+INVOICES = AssetKey(["raw", "invoices"])
 HISTORY = {
     "dagster/asset_partition_range_start": "2026-01-01",
     "dagster/asset_partition_range_end": FROZEN_AT.date().isoformat(),
@@ -124,14 +128,13 @@ def test_deleted_tickets_and_voided_invoices_are_flagged_not_dropped(built_wareh
     ) == [(voided,)]
 
 
-def test_a_bad_source_record_turns_its_check_red(built_warehouse, monkeypatch):
-    """A negative invoice total (a bad record from the API) fails `non_negative`, and the run fails."""
-    world, data_dir, _ = built_warehouse
-    monkeypatch.setenv("UNIFIED_ASSETS_DATA_DIR", str(data_dir))
-    day = date(2026, 3, 10)
-    bad = dict(truth(world, "accounting")["record"].iloc[0])
-    bad = {**bad, "Id": "999999", "TotalAmt": -50.0, "Balance": 0}
-    bad["MetaData"] = {**bad["MetaData"], "LastUpdatedTime": "2026-03-10T12:00:00Z"}
+@contextmanager
+def injected_invoice(world, data_dir, changes: dict[str, Any], day: date = date(2026, 3, 10)):
+    """The lake's file for `day` with one more invoice (a copy of a real one with `changes`), as if the
+    API had sent it. Afterwards the file is restored and the warehouse rebuilt, so the module's other
+    tests see clean data whatever the order."""
+    bad = {**dict(truth(world, "accounting")["record"].iloc[0]), **changes}
+    bad["MetaData"] = {**bad["MetaData"], "LastUpdatedTime": f"{day.isoformat()}T12:00:00Z"}
     lake = Lake(data_dir / "lake")
     good_file = lake.partition_file("invoices", day)
     saved = good_file.read_bytes()
@@ -143,16 +146,71 @@ def test_a_bad_source_record_turns_its_check_red(built_warehouse, monkeypatch):
             lake.publish_days(
                 RawTable("invoices", quickbooks.RAW_COLUMNS), staging, [day], FROZEN_AT
             )
-        result = materialize(
-            [dbt_models],
-            resources={"dbt": dbt_cli()},
-            raise_on_error=False,
-        )
+        yield bad
     finally:
         good_file.write_bytes(saved)
+        assert materialize([dbt_models], resources={"dbt": dbt_cli()}).success
+
+
+def test_a_bad_source_record_turns_its_check_red(built_warehouse, monkeypatch):
+    """A negative invoice total (a bad record from the API) fails `non_negative`, and the run fails."""
+    world, data_dir, _ = built_warehouse
+    monkeypatch.setenv("UNIFIED_ASSETS_DATA_DIR", str(data_dir))
+    with injected_invoice(world, data_dir, {"Id": "999999", "TotalAmt": -50.0, "Balance": 0}):
+        result = materialize([dbt_models], resources={"dbt": dbt_cli()}, raise_on_error=False)
     assert not result.success
     failed = {e.check_name for e in result.get_asset_check_evaluations() if not e.passed}
     assert any("non_negative" in name and "total_amount" in name for name in failed), failed
+
+
+def test_a_value_that_does_not_cast_is_counted_and_kept_out_of_staging(
+    built_warehouse, monkeypatch
+):
+    """A total in a European number format is not read as a missing total: the invoice stays out of
+    staging, the build goes on, and the check on raw/invoices names the field and the invoice."""
+    world, data_dir, _ = built_warehouse
+    monkeypatch.setenv("UNIFIED_ASSETS_DATA_DIR", str(data_dir))
+    check_key = AssetCheckKey(INVOICES, "no_uncastable_values")
+    uncastable_check = next(c for c in uncastable_checks if check_key in c.check_keys)
+    assert uncastable_check().passed
+    with injected_invoice(world, data_dir, {"Id": "999998", "TotalAmt": "1.234,50"}):
+        result = materialize([dbt_models], resources={"dbt": dbt_cli()}, raise_on_error=False)
+        check = uncastable_check()
+        kept_out = query(
+            data_dir,
+            "select (select count(*) from staging.stg_accounting__invoices where invoice_id = '999998'),"
+            " (select count(*) from staging.stg_accounting__invoice_lines where invoice_id = '999998')",
+        )
+    assert result.success, "values that do not cast warn; they do not stop the build"
+    assert kept_out == [(0, 0)]
+    assert not check.passed and check.severity.value == "WARN"
+    assert check.metadata["records_kept_out"].value == 1
+    assert check.metadata["values_by_field"].value == {"TotalAmt": 1}
+    assert check.metadata["example_ids"].value == "999998"
+
+
+def test_duplicate_keys_after_staging_stop_the_marts(built_warehouse, monkeypatch):
+    """An invoice whose payload repeats a line id would double its demand downstream: the unique test
+    on the staging key fails (ERROR) and dbt builds nothing that depends on it."""
+    world, data_dir, _ = built_warehouse
+    monkeypatch.setenv("UNIFIED_ASSETS_DATA_DIR", str(data_dir))
+    template = dict(truth(world, "accounting")["record"].iloc[0])
+    sales_line = next(line for line in template["Line"] if line["DetailType"] == "SalesItemLineDetail")
+    with injected_invoice(world, data_dir, {"Id": "999997", "Line": [sales_line, sales_line]}):
+        result = materialize([dbt_models], resources={"dbt": dbt_cli()}, raise_on_error=False)
+    assert not result.success
+    failed = {e.check_name for e in result.get_asset_check_evaluations() if not e.passed}
+    assert "unique_stg_accounting__invoice_lines_invoice_line_id" in failed
+    built = {event.asset_key for event in result.get_asset_materialization_events()}
+    assert AssetKey(["staging", "stg_accounting__invoice_lines"]) in built
+    downstream_of_lines = {
+        AssetKey(["intermediate", "int_invoiced_lines"]),
+        AssetKey(["marts", "unified_demand"]),
+        AssetKey(["marts", "sku_demand_daily"]),
+        AssetKey(["marts", "sku_demand_weekly"]),
+    }
+    assert not built & downstream_of_lines
+    assert AssetKey(["marts", "customer_360"]) in built, "invoice headers are fine: it does not wait"
 
 
 HOLD_LOCK = """

@@ -270,6 +270,7 @@ def _run_metadata(
         "retries": stats.retries,
         "records_received": stats.records,
         "duplicates_dropped": landed.duplicates_dropped,
+        "uncastable_values": sum(landed.uncastable.values()),
         "rows_in_run": sum(landed.rows_by_day.values()),
         "newest_update": iso_utc(landed.newest_update) if landed.newest_update else "none",
         "dagster/column_schema": TableSchema(
@@ -277,6 +278,8 @@ def _run_metadata(
         ),
         "preview": MetadataValue.md(_markdown_table(landed.preview)),
     }
+    if landed.uncastable:
+        metadata["uncastable_by_field"] = landed.uncastable
     if source.prepare is not None:
         metadata["pii_redacted"] = {kind: redactions.get(kind, 0) for kind in PLACEHOLDERS}
     return metadata

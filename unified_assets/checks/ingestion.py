@@ -3,9 +3,17 @@
 from collections import Counter
 
 import duckdb
-from dagster import AssetCheckResult, AssetCheckSeverity, AssetKey, asset_check
+from dagster import (
+    AssetCheckResult,
+    AssetChecksDefinition,
+    AssetCheckSeverity,
+    AssetKey,
+    MetadataValue,
+    asset_check,
+)
 
 from unified_assets import settings
+from unified_assets.assets.raw import RAW_SOURCES
 from unified_assets.lake import Lake
 from unified_assets.redaction import PLACEHOLDERS, find_pii
 
@@ -59,3 +67,63 @@ def scan_landed_tickets(lake: Lake) -> tuple[Counter[str], set[str], int]:
                     findings.update(kinds)
                     leaking.add(str(ticket_id))
     return findings, leaking, scanned
+
+
+def build_uncastable_check(key: AssetKey, table: str) -> AssetChecksDefinition:
+    @asset_check(
+        asset=key,
+        name="no_uncastable_values",
+        description=(
+            "Counts records whose latest version holds a value the source sent that does not cast to "
+            "its column's type (text in a number, a malformed date). Staging keeps those records out "
+            "instead of reading the value as missing; `_raw` in the lake keeps the original. Warns, "
+            "naming the source fields and example ids."
+        ),
+    )
+    def no_uncastable_values() -> AssetCheckResult:
+        by_field, record_ids = find_uncastable(Lake(settings.lake_dir()), table)
+        return AssetCheckResult(
+            passed=not record_ids,
+            severity=AssetCheckSeverity.WARN,
+            description=(
+                f"{len(record_ids)} records kept out of staging; values that do not cast in "
+                + ", ".join(f"{field} ({count})" for field, count in by_field.items())
+                if record_ids
+                else "Every value the source sent cast to its column's type."
+            ),
+            metadata={
+                "records_kept_out": len(record_ids),
+                "values_by_field": MetadataValue.json(by_field),
+                "example_ids": ", ".join(record_ids[:EXAMPLES]) or "none",
+            },
+        )
+
+    return no_uncastable_values
+
+
+def find_uncastable(lake: Lake, table: str) -> tuple[dict[str, int], list[str]]:
+    """Values that did not cast, by source field, and the ids of the records holding them, over the
+    latest version of each record (the ones staging reads)."""
+    files = [str(path) for path in lake.partition_files(table)]
+    if not files:
+        return {}, []
+    with duckdb.connect() as con:
+        versions = con.read_parquet(files, union_by_name=True)
+        if "_uncastable" not in versions.columns:  # landed before the column existed
+            return {}, []
+        versions.create_view("versions")
+        con.execute(
+            "create temp view latest as select id, _uncastable from versions "
+            "qualify row_number() over (partition by id order by updated_at desc) = 1"
+        )
+        by_field = dict(
+            con.execute(
+                "select field, count(*) from (select unnest(_uncastable) as field from latest) "
+                "group by field order by field"
+            ).fetchall()
+        )
+        ids = con.execute("select id from latest where len(_uncastable) > 0 order by id").fetchall()
+    return by_field, [str(record_id) for (record_id,) in ids]
+
+
+uncastable_checks = [build_uncastable_check(source.key, source.table) for source in RAW_SOURCES]

@@ -20,38 +20,41 @@ from unified_assets.sources.paging import (
     record_timestamp,
     walk_keyset,
 )
+from unified_assets.sources.projection import Column, Lines, projection
 
 SYSTEM = "purchasing (Coupa)"
 MAX_PAGE_SIZE = 50
 
 # DuckDB SELECT list turning one purchase order (column `json`) into the typed columns of
 # raw/purchase_orders. Coupa sends decimals as strings; `_raw` keeps everything.
-RAW_COLUMNS = """
-    json ->> '$.id' as id,
-    cast(json ->> '$."updated-at"' as timestamptz) as updated_at,
-    try_cast(json ->> '$."created-at"' as timestamptz) as created_at,
-    json ->> '$."po-number"' as po_number,
-    json ->> '$.status' as status,
-    json ->> '$.currency.code' as currency_code,
-    json ->> '$.supplier.id' as supplier_id,
-    json ->> '$.supplier.name' as supplier_name,
-    json ->> '$."ship-to-address".name' as ship_to_name,
-    json ->> '$."custom-fields"."customer-account"' as customer_account,
+RAW_COLUMNS = projection(
     [
-        struct_pack(
-            line_id := line ->> '$.id',
-            line_num := try_cast(line ->> '$."line-num"' as integer),
-            item_id := line ->> '$.item.id',
-            item_number := line ->> '$.item."item-number"',
-            item_name := line ->> '$.item.name',
-            quantity := try_cast(line ->> '$.quantity' as double),
-            price := try_cast(line ->> '$.price' as decimal(18, 4)),
-            need_by_date := try_cast(line ->> '$."need-by-date"' as timestamptz)
-        )
-        for line in json_extract(json, '$."order-lines"[*]')
-    ] as lines,
-    json as _raw
-"""
+        Column("id", "$.id"),
+        Column("updated_at", '$."updated-at"', "timestamptz", strict=True),
+        Column("created_at", '$."created-at"', "timestamptz"),
+        Column("po_number", '$."po-number"'),
+        Column("status", "$.status"),
+        Column("currency_code", "$.currency.code"),
+        Column("supplier_id", "$.supplier.id"),
+        Column("supplier_name", "$.supplier.name"),
+        Column("ship_to_name", '$."ship-to-address".name'),
+        Column("customer_account", '$."custom-fields"."customer-account"'),
+    ],
+    Lines(
+        "lines",
+        '$."order-lines"[*]',
+        [
+            Column("line_id", "$.id"),
+            Column("line_num", '$."line-num"', "integer"),
+            Column("item_id", "$.item.id"),
+            Column("item_number", '$.item."item-number"'),
+            Column("item_name", "$.item.name"),
+            Column("quantity", "$.quantity", "double"),
+            Column("price", "$.price", "decimal(18, 4)"),
+            Column("need_by_date", '$."need-by-date"', "timestamptz"),
+        ],
+    ),
+)
 
 
 def purchase_order_updated_at(order: dict[str, Any]) -> datetime:

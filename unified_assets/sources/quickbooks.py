@@ -30,6 +30,7 @@ from unified_assets.sources.paging import (
     record_timestamp,
     walk_keyset,
 )
+from unified_assets.sources.projection import Column, Lines, projection
 
 SYSTEM = "accounting (QuickBooks Online)"
 MAX_PAGE_SIZE = 1000
@@ -37,36 +38,38 @@ MINOR_VERSION = "75"
 
 # DuckDB SELECT list turning one invoice (column `json`) into the typed columns of raw/invoices. Only
 # sales lines are kept as lines (QuickBooks appends a SubTotalLineDetail line); `_raw` keeps everything.
-RAW_COLUMNS = """
-    json ->> '$.Id' as id,
-    cast(json ->> '$.MetaData.LastUpdatedTime' as timestamptz) as updated_at,
-    try_cast(json ->> '$.MetaData.CreateTime' as timestamptz) as created_at,
-    try_cast(json ->> '$.SyncToken' as integer) as sync_token,
-    json ->> '$.DocNumber' as doc_number,
-    try_cast(json ->> '$.TxnDate' as date) as txn_date,
-    try_cast(json ->> '$.DueDate' as date) as due_date,
-    json ->> '$.CustomerRef.value' as customer_ref,
-    json ->> '$.CustomerRef.name' as customer_name,
-    json ->> '$.CurrencyRef.value' as currency_code,
-    try_cast(json ->> '$.ExchangeRate' as double) as exchange_rate,
-    try_cast(json ->> '$.TotalAmt' as decimal(18, 2)) as total_amount,
-    try_cast(json ->> '$.Balance' as decimal(18, 2)) as balance,
-    json ->> '$.PrivateNote' as private_note,
+RAW_COLUMNS = projection(
     [
-        struct_pack(
-            line_id := line ->> '$.Id',
-            line_num := try_cast(line ->> '$.LineNum' as integer),
-            item_ref := line ->> '$.SalesItemLineDetail.ItemRef.value',
-            item_name := line ->> '$.SalesItemLineDetail.ItemRef.name',
-            quantity := try_cast(line ->> '$.SalesItemLineDetail.Qty' as double),
-            unit_price := try_cast(line ->> '$.SalesItemLineDetail.UnitPrice' as decimal(18, 4)),
-            amount := try_cast(line ->> '$.Amount' as decimal(18, 2))
-        )
-        for line in json_extract(json, '$.Line[*]')
-        if line ->> '$.DetailType' = 'SalesItemLineDetail'
-    ] as lines,
-    json as _raw
-"""
+        Column("id", "$.Id"),
+        Column("updated_at", "$.MetaData.LastUpdatedTime", "timestamptz", strict=True),
+        Column("created_at", "$.MetaData.CreateTime", "timestamptz"),
+        Column("sync_token", "$.SyncToken", "integer"),
+        Column("doc_number", "$.DocNumber"),
+        Column("txn_date", "$.TxnDate", "date"),
+        Column("due_date", "$.DueDate", "date"),
+        Column("customer_ref", "$.CustomerRef.value"),
+        Column("customer_name", "$.CustomerRef.name"),
+        Column("currency_code", "$.CurrencyRef.value"),
+        Column("exchange_rate", "$.ExchangeRate", "double"),
+        Column("total_amount", "$.TotalAmt", "decimal(18, 2)"),
+        Column("balance", "$.Balance", "decimal(18, 2)"),
+        Column("private_note", "$.PrivateNote"),
+    ],
+    Lines(
+        "lines",
+        "$.Line[*]",
+        [
+            Column("line_id", "$.Id"),
+            Column("line_num", "$.LineNum", "integer"),
+            Column("item_ref", "$.SalesItemLineDetail.ItemRef.value"),
+            Column("item_name", "$.SalesItemLineDetail.ItemRef.name"),
+            Column("quantity", "$.SalesItemLineDetail.Qty", "double"),
+            Column("unit_price", "$.SalesItemLineDetail.UnitPrice", "decimal(18, 4)"),
+            Column("amount", "$.Amount", "decimal(18, 2)"),
+        ],
+        where="line ->> '$.DetailType' = 'SalesItemLineDetail'",
+    ),
+)
 
 
 @dataclass(frozen=True, repr=False)

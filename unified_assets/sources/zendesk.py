@@ -16,31 +16,33 @@ from typing import Any
 
 from unified_assets.sources.http import HttpPolicy, JsonApi, SourceError, describe_endpoint
 from unified_assets.sources.paging import Page, Window, record_timestamp
+from unified_assets.sources.projection import Column, projection
 
 SYSTEM = "support (Zendesk)"
 MAX_PAGE_SIZE = 1000
 
 # DuckDB SELECT list turning one ticket (column `json`) into the typed columns of raw/support_tickets.
 # Custom fields stay a list of (id, value): which id means what is the account's own configuration.
-RAW_COLUMNS = """
-    json ->> '$.id' as id,
-    cast(json ->> '$.updated_at' as timestamptz) as updated_at,
-    try_cast(json ->> '$.created_at' as timestamptz) as created_at,
-    json ->> '$.status' as status,
-    json ->> '$.priority' as priority,
-    json ->> '$.type' as ticket_type,
-    json ->> '$.subject' as subject,
-    json ->> '$.description' as description,
-    json ->> '$.requester_id' as requester_id,
-    json ->> '$.organization_id' as organization_id,
-    json ->> '$.via.channel' as via_channel,
-    json_extract_string(json, '$.tags[*]') as tags,
+RAW_COLUMNS = projection(
     [
-        struct_pack(field_id := field ->> '$.id', value := field ->> '$.value')
-        for field in json_extract(json, '$.custom_fields[*]')
-    ] as custom_fields,
-    json as _raw
-"""
+        Column("id", "$.id"),
+        Column("updated_at", "$.updated_at", "timestamptz", strict=True),
+        Column("created_at", "$.created_at", "timestamptz"),
+        Column("status", "$.status"),
+        Column("priority", "$.priority"),
+        Column("ticket_type", "$.type"),
+        Column("subject", "$.subject"),
+        Column("description", "$.description"),
+        Column("requester_id", "$.requester_id"),
+        Column("organization_id", "$.organization_id"),
+        Column("via_channel", "$.via.channel"),
+    ],
+    extra=(
+        "json_extract_string(json, '$.tags[*]') as tags, "
+        "[struct_pack(field_id := field ->> '$.id', value := field ->> '$.value') "
+        "for field in json_extract(json, '$.custom_fields[*]')] as custom_fields"
+    ),
+)
 
 
 def ticket_updated_at(ticket: dict[str, Any]) -> datetime:

@@ -11,6 +11,7 @@ lines as (
         {{ usd_rate('currency_code', 'exchange_rate') }} as usd_rate,
         unnest(lines) as line
     from latest
+    where {{ all_values_cast() }}
 )
 
 select

@@ -16,6 +16,7 @@ lines as (
         created_at as ordered_at,
         unnest(lines) as line
     from latest
+    where {{ all_values_cast() }}
 )
 
 select

@@ -26,3 +26,4 @@ select
     created_at,
     updated_at
 from latest
+where {{ all_values_cast() }}

@@ -195,7 +195,9 @@ def test_duplicate_keys_after_staging_stop_the_marts(built_warehouse, monkeypatc
     world, data_dir, _ = built_warehouse
     monkeypatch.setenv("UNIFIED_ASSETS_DATA_DIR", str(data_dir))
     template = dict(truth(world, "accounting")["record"].iloc[0])
-    sales_line = next(line for line in template["Line"] if line["DetailType"] == "SalesItemLineDetail")
+    sales_line = next(
+        line for line in template["Line"] if line["DetailType"] == "SalesItemLineDetail"
+    )
     with injected_invoice(world, data_dir, {"Id": "999997", "Line": [sales_line, sales_line]}):
         result = materialize([dbt_models], resources={"dbt": dbt_cli()}, raise_on_error=False)
     assert not result.success
@@ -210,7 +212,22 @@ def test_duplicate_keys_after_staging_stop_the_marts(built_warehouse, monkeypatc
         AssetKey(["marts", "sku_demand_weekly"]),
     }
     assert not built & downstream_of_lines
-    assert AssetKey(["marts", "customer_360"]) in built, "invoice headers are fine: it does not wait"
+    assert AssetKey(["marts", "customer_360"]) in built, (
+        "invoice headers are fine: it does not wait"
+    )
+
+
+def test_dbt_source_freshness_reads_when_each_source_was_extracted(built_warehouse, monkeypatch):
+    _, data_dir, _ = built_warehouse
+    monkeypatch.setenv("UNIFIED_ASSETS_DATA_DIR", str(data_dir))
+    invocation = dbt_cli().cli(["source", "freshness"], raise_on_error=False)
+    invocation.wait()
+    results = invocation.get_artifact("sources.json")["results"]
+    statuses = {r["unique_id"].rsplit(".", 1)[-1]: r["status"] for r in results}
+    assert statuses == {"invoices": "pass", "purchase_orders": "pass", "support_tickets": "pass"}
+    criteria = {r["unique_id"].rsplit(".", 1)[-1]: r["criteria"] for r in results}
+    assert criteria["support_tickets"]["error_after"] == {"count": 2, "period": "hour"}
+    assert criteria["invoices"]["error_after"] == {"count": 26, "period": "hour"}
 
 
 HOLD_LOCK = """

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import shutil
 import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
-from dagster import AssetCheckKey, AssetKey, materialize
+from dagster import AssetCheckKey, AssetKey, DagsterInstance, materialize
 
 from unified_assets.assets.raw import raw_assets
 from unified_assets.assets.transform import dbt_cli, dbt_models
@@ -507,3 +510,52 @@ def test_customer_360_matches_the_ground_truth(built_warehouse):
             )
     totals = {name: sum(m[name] for m in expected.values()) for name in CUSTOMER_360_MEASURES}
     assert all(totals[name] > 0 for name in CUSTOMER_360_MEASURES), totals
+
+
+def test_two_overlapping_runs_take_turns_on_the_warehouse(built_warehouse, tmp_path):
+    """Two runs launched at once from the CLI against one instance (deploy/dagster.yaml's pools): both
+    succeed, their dbt steps one after the other, and neither meets the DuckDB lock."""
+    _, data_dir, _ = built_warehouse
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(PROJECT_ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
+    env = {**os.environ, "DAGSTER_HOME": str(home), "UNIFIED_ASSETS_DATA_DIR": str(data_dir)}
+    command = [
+        str(Path(sys.executable).with_name("dagster")),
+        "asset",
+        "materialize",
+        "-m",
+        "unified_assets.definitions",
+        "--select",
+        "group:transform",
+    ]
+    runs = [
+        subprocess.Popen(
+            command,
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [run.communicate(timeout=300)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+    assert not any("lock" in output.lower() and "conflict" in output.lower() for output in outputs)
+
+    with DagsterInstance.local_temp(str(home)) as instance:  # the instance the two runs used
+        records = instance.get_run_records()
+        assert len(records) == 2 and all(r.dagster_run.is_success for r in records)
+        spans = sorted(
+            _step_span(instance, record.dagster_run.run_id, "dbt_models") for record in records
+        )
+    (_, first_end), (second_start, _) = spans
+    assert second_start >= first_end, f"dbt steps overlapped: {spans}"
+
+
+def _step_span(instance, run_id: str, step_key: str) -> tuple[float, float]:
+    events = [e for e in instance.all_logs(run_id) if e.step_key == step_key and e.is_dagster_event]
+    start = next(e.timestamp for e in events if e.dagster_event.event_type_value == "STEP_START")
+    end = next(e.timestamp for e in events if e.dagster_event.event_type_value == "STEP_SUCCESS")
+    return start, end

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from unified_assets.assets.transform import dbt_cli, dbt_models
 from unified_assets.checks.ingestion import uncastable_checks
 from unified_assets.lake import Lake, RawTable
 from unified_assets.settings import PROJECT_ROOT
+from unified_assets.simulator import SimClock, World
 from unified_assets.simulator.zendesk import DEFAULT_EXPORT_LAG_S
 from unified_assets.sources import quickbooks
 from unified_assets_tests.conftest import FROZEN_AT, frozen_world, serving, source_resources
@@ -134,25 +135,32 @@ def test_deleted_tickets_and_voided_invoices_are_flagged_not_dropped(built_wareh
 @contextmanager
 def injected_invoice(world, data_dir, changes: dict[str, Any], day: date = date(2026, 3, 10)):
     """The lake's file for `day` with one more invoice (a copy of a real one with `changes`), as if the
-    API had sent it. Afterwards the file is restored and the warehouse rebuilt, so the module's other
-    tests see clean data whatever the order."""
+    API had sent it. Afterwards the day is re-extracted without it and the warehouse rebuilt
+    (incrementally: the invoice leaves staging as a record deleted at the source would), so the module's
+    other tests see clean data whatever the order."""
     bad = {**dict(truth(world, "accounting")["record"].iloc[0]), **changes}
     bad["MetaData"] = {**bad["MetaData"], "LastUpdatedTime": f"{day.isoformat()}T12:00:00Z"}
     lake = Lake(data_dir / "lake")
-    good_file = lake.partition_file("invoices", day)
-    saved = good_file.read_bytes()
+    day_file = lake.partition_file("invoices", day)
+    records = [
+        json.loads(raw) for (raw,) in duckdb.sql(f"select _raw from '{day_file}'").fetchall()
+    ]
     try:
-        existing = duckdb.sql(f"select _raw from read_parquet('{good_file}')").fetchall()
-        with lake.open_staging("invoices") as staging:
-            staging.append([json.loads(raw) for (raw,) in existing] + [bad])
-            staging.finish()
-            lake.publish_days(
-                RawTable("invoices", quickbooks.RAW_COLUMNS), staging, [day], FROZEN_AT
-            )
+        land_invoices(lake, day, [*records, bad])
         yield bad
     finally:
-        good_file.write_bytes(saved)
+        land_invoices(lake, day, records)
         assert materialize([dbt_models], resources={"dbt": dbt_cli()}).success
+
+
+def land_invoices(lake: Lake, day: date, records: list[dict[str, Any]]) -> None:
+    """Publish `records` as the day's invoice partition, as a re-extraction of that day would."""
+    with lake.open_staging("invoices") as staging:
+        staging.append(records)
+        staging.finish()
+        lake.publish_days(
+            RawTable("invoices", quickbooks.RAW_COLUMNS), staging, [day], datetime.now(UTC)
+        )
 
 
 def test_a_bad_source_record_turns_its_check_red(built_warehouse, monkeypatch):
@@ -203,6 +211,9 @@ def test_duplicate_keys_after_staging_stop_the_marts(built_warehouse, monkeypatc
     )
     with injected_invoice(world, data_dir, {"Id": "999997", "Line": [sales_line, sales_line]}):
         result = materialize([dbt_models], resources={"dbt": dbt_cli()}, raise_on_error=False)
+    gone = "select count(*) from staging.{} where invoice_id = '999997'"
+    assert query(data_dir, gone.format("stg_accounting__invoices")) == [(0,)]
+    assert query(data_dir, gone.format("stg_accounting__invoice_lines")) == [(0,)]
     assert not result.success
     failed = {e.check_name for e in result.get_asset_check_evaluations() if not e.passed}
     assert "unique_stg_accounting__invoice_lines_invoice_line_id" in failed
@@ -519,6 +530,8 @@ def test_two_overlapping_runs_take_turns_on_the_warehouse(built_warehouse, tmp_p
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(PROJECT_ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
+    with DagsterInstance.local_temp(str(home)):
+        pass  # create the instance's storage once: two processes creating it at once would race
     env = {**os.environ, "DAGSTER_HOME": str(home), "UNIFIED_ASSETS_DATA_DIR": str(data_dir)}
     command = [
         str(Path(sys.executable).with_name("dagster")),
@@ -529,18 +542,22 @@ def test_two_overlapping_runs_take_turns_on_the_warehouse(built_warehouse, tmp_p
         "--select",
         "group:transform",
     ]
-    runs = [
-        subprocess.Popen(
-            command,
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for _ in range(2)
-    ]
-    outputs = [run.communicate(timeout=300)[0] for run in runs]
+    # Output goes to files: a run blocked on a full pipe while holding the pool slot would stall both.
+    logs = [tmp_path / f"run{n}.log" for n in range(2)]
+    with ExitStack() as stack:
+        runs = [
+            subprocess.Popen(
+                command,
+                cwd=PROJECT_ROOT,
+                env=env,
+                stdout=stack.enter_context(log.open("w")),
+                stderr=subprocess.STDOUT,
+            )
+            for log in logs
+        ]
+        for run in runs:
+            run.wait(timeout=300)
+    outputs = [log.read_text() for log in logs]
     assert [run.returncode for run in runs] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
     assert not any("lock" in output.lower() and "conflict" in output.lower() for output in outputs)
 
@@ -559,3 +576,73 @@ def _step_span(instance, run_id: str, step_key: str) -> tuple[float, float]:
     start = next(e.timestamp for e in events if e.dagster_event.event_type_value == "STEP_START")
     end = next(e.timestamp for e in events if e.dagster_event.event_type_value == "STEP_SUCCESS")
     return start, end
+
+
+STAGING = (
+    "stg_accounting__invoices",
+    "stg_accounting__invoice_lines",
+    "stg_purchasing__purchase_orders",
+    "stg_purchasing__purchase_order_lines",
+    "stg_support__tickets",
+)
+
+
+def staging_fingerprints(data_dir) -> dict[str, tuple[int, int]]:
+    """Row count and an order-independent hash of every row, per staging model."""
+    return {
+        model: query(data_dir, f"select count(*), sum(hash(t)::hugeint) from staging.{model} as t")[
+            0
+        ]
+        for model in STAGING
+    }
+
+
+def test_an_incremental_build_equals_a_full_refresh(
+    built_warehouse, demo_config, tmp_path, monkeypatch
+):
+    """Five days later, with an old day re-extracted too (its versions are superseded), an incremental
+    build of staging reads only the changed records and gives exactly the tables a full refresh (the
+    `full_refresh` run config in Dagster) gives."""
+    _, data_dir, _ = built_warehouse
+    copy = tmp_path / "data"
+    shutil.copytree(data_dir, copy)
+    monkeypatch.setenv("UNIFIED_ASSETS_DATA_DIR", str(copy))
+    later = World(demo_config, clock=SimClock.frozen(FROZEN_AT + timedelta(days=5)))
+    with serving(later) as server:
+        for first, last in (("2026-03-01", "2026-03-01"), ("2026-03-14", "2026-03-20")):
+            landed = materialize(
+                raw_assets,
+                resources=source_resources(server),
+                tags={
+                    "dagster/asset_partition_range_start": first,
+                    "dagster/asset_partition_range_end": last,
+                },
+            )
+            assert landed.success
+    before = staging_fingerprints(copy)
+
+    # Without the lookback: everything in this test was extracted within the last minutes.
+    no_lookback = ["--vars", "{staging_lookback_hours: 0}"]
+    incremental = dbt_cli().cli(
+        ["build", "--select", "staging", *no_lookback], raise_on_error=False
+    )
+    incremental.wait()
+    assert incremental.is_successful()
+    after_incremental = staging_fingerprints(copy)
+    inserted = {  # what each model's incremental select returned (its watermark is a literal in it)
+        r["unique_id"].rsplit(".", 1)[-1]: query(
+            copy, f"select count(*) from ({r['compiled_code']})"
+        )[0][0]
+        for r in incremental.get_artifact("run_results.json")["results"]
+        if r["unique_id"].startswith("model.")
+    }
+
+    refresh = dbt_cli().cli(
+        ["build", "--select", "staging", "--full-refresh"], raise_on_error=False
+    )
+    refresh.wait()
+    assert refresh.is_successful()
+    assert staging_fingerprints(copy) == after_incremental
+    assert after_incremental != before, "the later extraction changed staging"
+    for model in STAGING:
+        assert 0 < inserted[model] < after_incremental[model][0], (model, inserted[model])

@@ -13,9 +13,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetKey, AssetSpec, FreshnessPolicy
+from dagster import AssetExecutionContext, AssetKey, AssetSpec, Config, FreshnessPolicy
 from dagster._utils import run_with_concurrent_update_guard
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+from pydantic import Field
 
 from unified_assets import settings
 from unified_assets.assets.raw import OWNER
@@ -96,13 +97,24 @@ class UnifiedDbtTranslator(DagsterDbtTranslator):
         return [OWNER]
 
 
+class DbtBuildConfig(Config):
+    full_refresh: bool = Field(
+        default=False,
+        description=(
+            "Rebuild the incremental staging models from the whole lake (dbt --full-refresh): after a "
+            "model's columns change, or when partition files were removed from the lake by hand."
+        ),
+    )
+
+
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
     dagster_dbt_translator=UnifiedDbtTranslator(),
     pool=WAREHOUSE_POOL,
 )
-def dbt_models(context: AssetExecutionContext, dbt: DbtCliResource):
+def dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig):
     # dbt resolves relative paths from its own folder; hand it the data folder this process uses.
     os.environ[settings.DATA_DIR_VAR] = str(settings.data_dir())
-    yield from dbt.cli(["build"], context=context).stream()
+    args = ["build", "--full-refresh"] if config.full_refresh else ["build"]
+    yield from dbt.cli(args, context=context).stream()

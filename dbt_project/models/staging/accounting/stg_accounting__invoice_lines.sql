@@ -1,5 +1,14 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        pre_hook="{{ delete_changed_records('invoices', 'invoice_id') }}",
+    )
+}}
+
 with latest as (
     select * from {{ source('raw', 'invoices') }}
+    {{ only_changed_records('invoices') }}
     {{ keep_latest_version('id', 'updated_at desc, sync_token desc') }}
 ),
 
@@ -9,6 +18,8 @@ lines as (
         txn_date as invoice_date,
         private_note is not distinct from 'Voided' as is_voided,
         {{ usd_rate('currency_code', 'exchange_rate') }} as usd_rate,
+        updated_at,
+        _extracted_at as extracted_at,
         unnest(lines) as line
     from latest
     where {{ all_values_cast() }}
@@ -25,5 +36,7 @@ select
     line.amount,
     round(line.amount * usd_rate, 2) as amount_usd,
     is_voided,
-    invoice_date
+    invoice_date,
+    updated_at,
+    extracted_at
 from lines

@@ -1,5 +1,14 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        pre_hook="{{ delete_changed_records('invoices', 'invoice_id') }}",
+    )
+}}
+
 with latest as (
     select * from {{ source('raw', 'invoices') }}
+    {{ only_changed_records('invoices') }}
     {{ keep_latest_version('id', 'updated_at desc, sync_token desc') }}
 )
 
@@ -22,6 +31,7 @@ select
     round(total_amount * {{ usd_rate('currency_code', 'exchange_rate') }}, 2) as total_amount_usd,
     round(balance * {{ usd_rate('currency_code', 'exchange_rate') }}, 2) as open_balance_usd,
     created_at,
-    updated_at
+    updated_at,
+    _extracted_at as extracted_at
 from latest
 where {{ all_values_cast() }}

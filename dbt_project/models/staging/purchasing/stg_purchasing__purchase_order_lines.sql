@@ -3,8 +3,18 @@
     the order's creation day (seed `currency_rates`); a currency without a rate gets a null USD amount,
     which the `not_null` test on `amount_usd` reports.
 -#}
+
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        pre_hook="{{ delete_changed_records('purchase_orders', 'purchase_order_id') }}",
+    )
+}}
+
 with latest as (
     select * from {{ source('raw', 'purchase_orders') }}
+    {{ only_changed_records('purchase_orders') }}
     {{ keep_latest_version('id') }}
 ),
 
@@ -14,6 +24,8 @@ lines as (
         status is not distinct from 'cancelled' as is_cancelled,
         currency_code,
         created_at as ordered_at,
+        updated_at,
+        _extracted_at as extracted_at,
         unnest(lines) as line
     from latest
     where {{ all_values_cast() }}
@@ -31,7 +43,9 @@ select
     round(lines.line.quantity * lines.line.price * rates.usd_per_unit, 2) as amount_usd,
     lines.line.need_by_date,
     lines.is_cancelled,
-    lines.ordered_at
+    lines.ordered_at,
+    lines.updated_at,
+    lines.extracted_at
 from lines
 asof left join {{ ref('currency_rates') }} as rates
     on

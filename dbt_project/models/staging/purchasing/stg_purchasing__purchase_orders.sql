@@ -1,5 +1,14 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        pre_hook="{{ delete_changed_records('purchase_orders', 'purchase_order_id') }}",
+    )
+}}
+
 with latest as (
     select * from {{ source('raw', 'purchase_orders') }}
+    {{ only_changed_records('purchase_orders') }}
     {{ keep_latest_version('id') }}
 )
 
@@ -19,6 +28,7 @@ select
     customer_account,
     currency_code,
     created_at,
-    updated_at
+    updated_at,
+    _extracted_at as extracted_at
 from latest
 where {{ all_values_cast() }}

@@ -1,5 +1,14 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        pre_hook="{{ delete_changed_records('support_tickets', 'ticket_id') }}",
+    )
+}}
+
 with latest as (
     select * from {{ source('raw', 'support_tickets') }}
+    {{ only_changed_records('support_tickets') }}
     {{ keep_latest_version('id') }}
 )
 
@@ -24,6 +33,7 @@ select
     {{ ticket_field('support_field_agent_sentiment') }} as agent_sentiment,
     tags,
     created_at,
-    updated_at
+    updated_at,
+    _extracted_at as extracted_at
 from latest
 where {{ all_values_cast() }}

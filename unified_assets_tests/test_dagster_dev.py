@@ -112,7 +112,28 @@ class DagsterDev:
 ASSET_GRAPH = """
 { assetNodes { assetKey { path } groupName description kinds
     owners { ... on TeamAssetOwner { team } ... on UserAssetOwner { email } }
-    isPartitioned } }
+    isPartitioned dependencyKeys { path } } }
+"""
+
+LAUNCH_RUN = """
+mutation Launch($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+    ... on InvalidSubsetError { message }
+  }
+}
+"""
+
+RUN_STATUS = """
+query Status($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }
+"""
+
+CHECK_RESULTS = """
+{ assetNodes { assetKey { path }
+    assetChecksOrError { ... on AssetChecks { checks { name
+        executionForLatestMaterialization { status evaluation { severity description } } } } } } }
 """
 
 LAUNCH_BACKFILL = """
@@ -183,6 +204,13 @@ def test_dagster_dev_serves_the_raw_assets_and_a_backfill_lands_the_ground_truth
         events = dev.graphql(RUN_EVENTS, {"id": backfill["runs"][0]["id"]})["logsForRun"]["events"]
         assert_launched_together(events)
 
+        transform = [list(key) for key, node in nodes.items() if node["groupName"] == "transform"]
+        assert {"raw", "staging", "intermediate", "marts"} <= {key[0] for key in nodes}
+        assert ["raw", "invoices"] in [k["path"] for k in nodes[STAGED_INVOICES]["dependencyKeys"]]
+        run_id = launch_run(dev, transform)
+        assert wait_for_run(dev, run_id, timeout_s=300) == "SUCCESS"
+        assert_every_check_green(dev)
+
     world = World(simulator_world_config(), clock=SimClock.parse(f"frozen:{FROZEN_AT}"))
     as_of = datetime.fromisoformat(FROZEN_AT)
     lake_dir = dev.data_dir / "lake"
@@ -190,6 +218,47 @@ def test_dagster_dev_serves_the_raw_assets_and_a_backfill_lands_the_ground_truth
         expected = true_versions(world, table, FIRST_DAY, LAST_DAY, as_of)
         assert expected, f"the simulator should have {table} in the window"
         assert landed_versions(lake_dir, table, FIRST_DAY, LAST_DAY) == expected, table
+
+
+STAGED_INVOICES = ("staging", "stg_accounting__invoices")
+
+
+def launch_run(dev: DagsterDev, asset_keys: list[list[str]]) -> str:
+    """What "Materialize selected" does in the UI: one run of the assets and their checks."""
+    params = {
+        "selector": {
+            "repositoryLocationName": "unified_assets.definitions",
+            "repositoryName": "__repository__",
+            "jobName": "__ASSET_JOB",
+            "assetSelection": [{"path": key} for key in asset_keys],
+        },
+        "mode": "default",
+    }
+    launched = dev.graphql(LAUNCH_RUN, {"params": params})["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    return launched["run"]["runId"]
+
+
+def wait_for_run(dev: DagsterDev, run_id: str, timeout_s: float) -> str:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = dev.graphql(RUN_STATUS, {"id": run_id})["runOrError"]["status"]
+        if status in ("SUCCESS", "FAILURE", "CANCELED"):
+            return status
+        time.sleep(2)
+    raise AssertionError(f"run still going after {timeout_s} s:\n{dev.log_path.read_text()}")
+
+
+def assert_every_check_green(dev: DagsterDev) -> None:
+    """As the asset graph shows it: every check of every asset evaluated, and passed."""
+    results = {}
+    for node in dev.graphql(CHECK_RESULTS)["assetNodes"]:
+        for check in node["assetChecksOrError"].get("checks", []):
+            execution = check["executionForLatestMaterialization"]
+            key = "/".join(node["assetKey"]["path"]) + ":" + check["name"]
+            results[key] = execution["status"] if execution else "not evaluated"
+    assert len(results) > 150, len(results)
+    assert {key: status for key, status in results.items() if status != "SUCCEEDED"} == {}
 
 
 def wait_for_backfill(dev: DagsterDev, backfill_id: str, timeout_s: float) -> dict:

@@ -7,6 +7,7 @@ from datetime import date
 from dagster import AssetKey, materialize
 
 from unified_assets.assets.raw import raw_assets
+from unified_assets.assets.transform import dbt_cli, dbt_models
 from unified_assets.checks.ingestion import no_pii_in_landed_text
 from unified_assets.lake import Lake, RawTable
 from unified_assets.sources import zendesk
@@ -60,10 +61,18 @@ def test_a_ticket_that_escaped_redaction_fails_the_check_without_showing_the_val
         )
 
     with serving(world) as server:
-        result = land_tickets_with_check(server)
+        result = materialize(
+            [*TICKETS, no_pii_in_landed_text, dbt_models],
+            resources={**source_resources(server), "dbt": dbt_cli()},
+            tags=RANGE,
+            raise_on_error=False,
+        )
     [evaluation] = result.get_asset_check_evaluations()
     assert not evaluation.passed
     assert not result.success, "a failed blocking check fails the run"
+    started = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
+    assert "raw__support_tickets" in started
+    assert "dbt_models" not in started, "blocking: the dbt models never start"
     metadata = {key: value.value for key, value in evaluation.metadata.items()}
     assert metadata["tickets_with_pii"] == 1
     assert metadata["example_ticket_ids"] == str(ticket_id)

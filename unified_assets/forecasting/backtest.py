@@ -1,0 +1,105 @@
+"""Rolling-origin backtests: every method forecasts from the same origins and is scored on the same actuals.
+
+The last `cutoffs` origins sit `horizon` periods apart, ending `horizon` periods before the last period, so
+the windows tile the end of the history without overlapping. At each origin a method is fitted on the panel
+as it was then (`Panel.until`): nothing after the origin exists for it, signals included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from unified_assets.forecasting.baselines import BASELINES
+from unified_assets.forecasting.metrics import quantile_column, score
+from unified_assets.forecasting.panel import Panel, PanelError, prepare_panel
+
+MethodFactory = Callable[
+    [int, tuple[float, ...]], object
+]  # (horizon, quantiles) -> fit/predict object
+
+
+@dataclass(frozen=True)
+class BacktestReport:
+    metrics: pd.DataFrame  # one row per method and cutoff, plus an "all" row per method
+    forecasts: pd.DataFrame  # method, cutoff, series_id, period, y, quantile columns
+
+    def summary(self) -> pd.DataFrame:
+        return (
+            self.metrics[self.metrics["cutoff"] == "all"].set_index("method").drop(columns="cutoff")
+        )
+
+    def table(self) -> str:
+        summary = self.summary()
+        columns = [
+            c for c in summary.columns if c in ("wape", "bias", "mase") or c.startswith("coverage")
+        ]
+        return summary[columns].to_string(float_format=lambda v: f"{v:.3f}")
+
+
+def backtest(
+    history: pd.DataFrame | Panel,
+    horizon: int,
+    cutoffs: int = 3,
+    quantiles: tuple[float, ...] = (0.5, 0.9, 0.95),
+    methods: Sequence[MethodFactory] = BASELINES,
+) -> BacktestReport:
+    panel = history if isinstance(history, Panel) else prepare_panel(history)
+    origins = rolling_origins(panel, horizon, cutoffs)
+    scored = []
+    for origin in origins:
+        known = panel.until(origin)
+        actual = panel.frame[
+            panel.frame["period"].isin(panel.periods_after(origin, horizon))
+            & panel.frame["series_id"].isin(known.frame["series_id"].unique())
+        ][["series_id", "period", "y"]]
+        for factory in methods:
+            method = factory(horizon, quantiles)
+            forecast = method.fit(known).predict()
+            joined = actual.merge(forecast, on=["series_id", "period"], how="left")
+            missing = joined[quantile_column(0.5)].isna().sum()
+            if missing:
+                raise PanelError(
+                    f"{method.name} left {missing} series-periods unforecast at {origin}"
+                )
+            scored.append(joined.assign(method=method.name, cutoff=origin))
+    forecasts = pd.concat(scored, ignore_index=True)
+    return BacktestReport(_metrics(forecasts, panel, quantiles), forecasts)
+
+
+def rolling_origins(panel: Panel, horizon: int, cutoffs: int) -> list[pd.Timestamp]:
+    if horizon < 1 or cutoffs < 1:
+        raise ValueError("horizon and cutoffs must be at least 1")
+    periods = pd.DatetimeIndex(sorted(panel.frame["period"].unique()))
+    needed = horizon * cutoffs + max(panel.season_length, 2)
+    if len(periods) < needed:
+        raise PanelError(
+            f"{len(periods)} periods of history; a backtest of {cutoffs} x {horizon} periods needs {needed}"
+        )
+    return [periods[-1 - horizon * k] for k in range(cutoffs, 0, -1)]
+
+
+def _metrics(forecasts: pd.DataFrame, panel: Panel, quantiles: tuple[float, ...]) -> pd.DataFrame:
+    rows = []
+    for (method, cutoff), window in forecasts.groupby(["method", "cutoff"], sort=False):
+        history = panel.until(cutoff).frame
+        rows.append(
+            {
+                "method": method,
+                "cutoff": str(cutoff.date()),
+                **score(window, history, quantiles, panel.season_length),
+            }
+        )
+    for method, window in forecasts.groupby("method", sort=False):
+        rows.append(
+            {
+                "method": method,
+                "cutoff": "all",
+                **score(
+                    window, panel.until(min(window["cutoff"])).frame, quantiles, panel.season_length
+                ),
+            }
+        )
+    return pd.DataFrame(rows)

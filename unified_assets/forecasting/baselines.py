@@ -1,0 +1,100 @@
+"""The standard baselines a forecaster must beat: naive, seasonal naive and exponential smoothing.
+
+Each gives a point forecast per series (its q50) and the other quantiles from its own in-sample errors
+(their spread widened with the square root of the steps ahead), floored at zero: demand is never negative.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from unified_assets.forecasting.metrics import quantile_column
+from unified_assets.forecasting.panel import Panel
+
+
+class Baseline:
+    name = "baseline"
+
+    def __init__(self, horizon: int, quantiles: tuple[float, ...] = (0.5, 0.9, 0.95)):
+        self.horizon = horizon
+        self.quantiles = quantiles
+        self._panel: Panel | None = None
+
+    def fit(self, panel: Panel) -> Baseline:
+        self._panel = panel
+        return self
+
+    def predict(self) -> pd.DataFrame:
+        if self._panel is None:
+            raise RuntimeError(f"{self.name}: fit before predict")
+        panel = self._panel
+        periods = panel.periods_after(panel.last_period, self.horizon)
+        steps = np.arange(1, self.horizon + 1)
+        frames = []
+        for series_id, group in panel.frame.groupby("series_id", sort=True):
+            y = group["y"].to_numpy()
+            point, errors, error_step = self.point_and_errors(y, panel.season_length)
+            spread = np.sqrt(np.ceil(steps / error_step))
+            frame = pd.DataFrame({"series_id": series_id, "period": periods})
+            for q in self.quantiles:
+                offset = np.quantile(errors, q) if len(errors) and q != 0.5 else 0.0
+                frame[quantile_column(q)] = np.maximum(point + offset * spread, 0.0)
+            frames.append(frame)
+        return pd.concat(frames, ignore_index=True)
+
+    def point_and_errors(
+        self, y: np.ndarray, season_length: int
+    ) -> tuple[np.ndarray, np.ndarray, int]:
+        """The point forecast for the next `horizon` steps, in-sample errors, and how many steps ahead
+        those errors are (their spread grows with each multiple of it)."""
+        raise NotImplementedError
+
+
+class Naive(Baseline):
+    name = "naive"
+
+    def point_and_errors(self, y, season_length):
+        return np.repeat(y[-1], self.horizon), np.diff(y), 1
+
+
+class SeasonalNaive(Baseline):
+    """The last full season repeated; naive when the history is shorter than a season."""
+
+    name = "seasonal_naive"
+
+    def point_and_errors(self, y, season_length):
+        if len(y) <= season_length:
+            return Naive.point_and_errors(self, y, season_length)
+        last_season = y[-season_length:]
+        point = np.resize(last_season, self.horizon)
+        return point, y[season_length:] - y[:-season_length], season_length
+
+
+class ExponentialSmoothing(Baseline):
+    """Holt-Winters with additive seasonality (statsmodels), simple exponential smoothing when the history
+    is shorter than two seasons."""
+
+    name = "exponential_smoothing"
+
+    def point_and_errors(self, y, season_length):
+        from statsmodels.tsa.holtwinters import ExponentialSmoothing as HoltWinters
+
+        seasonal = season_length > 1 and len(y) >= 2 * season_length
+        if len(y) < 3 or not y.any():
+            return np.repeat(y.mean() if len(y) else 0.0, self.horizon), np.zeros(0), 1
+        model = HoltWinters(
+            y,
+            seasonal="add" if seasonal else None,
+            seasonal_periods=season_length if seasonal else None,
+            initialization_method="estimated",
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # convergence chatter on short or flat series
+            fitted = model.fit()
+        return fitted.forecast(self.horizon), y - fitted.fittedvalues, 1
+
+
+BASELINES = (Naive, SeasonalNaive, ExponentialSmoothing)

@@ -7,7 +7,7 @@ import shutil
 from dataclasses import replace
 
 import pytest
-from dagster import DagsterInstance, materialize
+from dagster import AssetMaterialization, DagsterInstance, materialize
 
 from unified_assets.assets.raw import RAW_SOURCES, build_raw_asset
 from unified_assets.checks.raw_history import raw_history_checks
@@ -150,3 +150,10 @@ def test_a_renamed_field_warns_as_a_schema_change(instance, demo_config):
     assert schema.metadata["new_fields"].value == "TotalAmount"
     assert schema.metadata["missing_fields"].value == "TotalAmt"
     assert "New fields: TotalAmount; Missing fields: TotalAmt" in schema.description
+
+
+def test_a_materialization_without_a_row_count_is_left_out_of_the_history(instance, demo_config):
+    """A partition reported by hand (no row count) neither breaks the check nor counts as zero rows."""
+    instance.report_runless_asset_event(AssetMaterialization(INVOICES.key, partition="2026-03-02"))
+    evaluations = land(instance, demo_config, **day(NEXT_DAY))
+    assert evaluations["row_count_in_usual_range"].passed

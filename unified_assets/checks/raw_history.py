@@ -64,6 +64,13 @@ def record_metadata(record: EventLogRecord) -> dict:
     return record.asset_materialization.metadata
 
 
+def row_count(record: EventLogRecord) -> int | None:
+    """The partition's row count, or None for a materialization that did not record one (reported by
+    hand, or landed by an older version of the asset)."""
+    value = record_metadata(record).get("dagster/row_count")
+    return None if value is None else value.value
+
+
 # --- volume ------------------------------------------------------------------------------------------
 
 
@@ -78,11 +85,11 @@ def build_row_count_check(key: AssetKey) -> AssetChecksDefinition:
         ),
     )
     def row_count_in_usual_range(context: AssetCheckExecutionContext) -> AssetCheckResult:
-        current = latest_run_records(context.instance, key)
+        current = [r for r in latest_run_records(context.instance, key) if row_count(r) is not None]
         verdicts = [
             judge_volume(
                 partition_day(record),
-                record_metadata(record)["dagster/row_count"].value,
+                row_count(record),
                 _covered(record),
                 _daily_rates(context.instance, key, partition_day(record)),
             )
@@ -117,8 +124,12 @@ def _daily_rates(instance: DagsterInstance, key: AssetKey, day: date) -> dict[da
         records = instance.fetch_materializations(
             AssetRecordsFilter(asset_key=key, asset_partitions=[earlier.isoformat()]), limit=1
         ).records
-        if records and (covered := _covered(records[0])) > 0:
-            rates[earlier] = record_metadata(records[0])["dagster/row_count"].value / covered
+        if (
+            records
+            and (rows := row_count(records[0])) is not None
+            and (covered := _covered(records[0]))
+        ):
+            rates[earlier] = rows / covered
     return rates
 
 

@@ -19,7 +19,6 @@ from statistics import median
 from typing import Any
 
 import numpy as np
-from scipy.stats import ks_2samp
 
 # --- volume ------------------------------------------------------------------------------------------
 
@@ -136,6 +135,8 @@ def judge_drift(field_name: str, reference: np.ndarray, current: np.ndarray) -> 
     """
     reference = reference[~np.isnan(reference)]
     current = current[~np.isnan(current)]
+    from scipy.stats import ks_2samp  # ~1 s to import: only the drift check's step should pay it
+
     counts = {"reference_count": len(reference), "current_count": len(current)}
     if len(reference) < DRIFT_MIN_VALUES or len(current) < DRIFT_MIN_VALUES:
         return DriftVerdict(field_name, "too few values", **counts)

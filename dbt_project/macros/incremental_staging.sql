@@ -3,11 +3,11 @@
     run, from all of their versions in the lake, so the newest version still wins when an old day is
     re-extracted, and a record whose newest version no longer casts leaves staging as it would in a full
     build. A record kept from a re-extracted day that is gone from the lake (deleted at the source) is
-    deleted. Usage in a staging model over raw table `t` keyed by `k`, with an `updated_at` column:
+    deleted. The staging folder is incremental with the `append` strategy (dbt_project.yml); each model
+    over raw table `t`, keyed by `k` and carrying `updated_at`, deletes before it appends:
 
-        {{ config(materialized='incremental', incremental_strategy='append',
-                  pre_hook="{{ delete_changed_records('t', 'k') }}") }}
-        ... from {{ source('raw', 't') }} {{ only_changed_records('t') }} ...
+        {{ config(pre_hook="{{ delete_changed_records('t', 'k') }}") }}
+        with latest as ({{ latest_versions('t') }}) ...
 
     The watermark is the newest extraction the model holds, read before the pre-hook deletes anything, so
     the delete and the insert agree on which records changed. The lookback (`staging_lookback_hours`)

@@ -1,15 +1,11 @@
 {{
     config(
-        materialized='incremental',
-        incremental_strategy='append',
         pre_hook="{{ delete_changed_records('invoices', 'invoice_id') }}",
     )
 }}
 
 with latest as (
-    select * from {{ source('raw', 'invoices') }}
-    {{ only_changed_records('invoices') }}
-    {{ keep_latest_version('id', 'updated_at desc, sync_token desc') }}
+    {{ latest_versions('invoices') }}
 )
 
 select

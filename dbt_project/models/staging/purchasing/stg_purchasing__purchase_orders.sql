@@ -1,15 +1,11 @@
 {{
     config(
-        materialized='incremental',
-        incremental_strategy='append',
         pre_hook="{{ delete_changed_records('purchase_orders', 'purchase_order_id') }}",
     )
 }}
 
 with latest as (
-    select * from {{ source('raw', 'purchase_orders') }}
-    {{ only_changed_records('purchase_orders') }}
-    {{ keep_latest_version('id') }}
+    {{ latest_versions('purchase_orders') }}
 )
 
 select

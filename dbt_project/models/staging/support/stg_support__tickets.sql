@@ -1,15 +1,11 @@
 {{
     config(
-        materialized='incremental',
-        incremental_strategy='append',
         pre_hook="{{ delete_changed_records('support_tickets', 'ticket_id') }}",
     )
 }}
 
 with latest as (
-    select * from {{ source('raw', 'support_tickets') }}
-    {{ only_changed_records('support_tickets') }}
-    {{ keep_latest_version('id') }}
+    {{ latest_versions('support_tickets') }}
 )
 
 select

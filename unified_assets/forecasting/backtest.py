@@ -73,7 +73,8 @@ def rolling_origins(panel: Panel, horizon: int, cutoffs: int) -> list[pd.Timesta
     if horizon < 1 or cutoffs < 1:
         raise ValueError("horizon and cutoffs must be at least 1")
     periods = pd.DatetimeIndex(sorted(panel.frame["period"].unique()))
-    needed = horizon * cutoffs + max(panel.season_length, 2)
+    # The first origin needs some history: a season, or two horizons' worth when a season is long.
+    needed = horizon * cutoffs + max(3, min(panel.season_length, 2 * horizon))
     if len(periods) < needed:
         raise PanelError(
             f"{len(periods)} periods of history; a backtest of {cutoffs} x {horizon} periods needs {needed}"

@@ -1,0 +1,180 @@
+"""Features of a series as of a forecast origin, for a direct multi-horizon model.
+
+Everything a row knows comes from periods at or before its origin: the target's own recent values, its
+level and intermittency, the same season's values from earlier cycles, the signals' recent values, and the
+calendar of the period being forecast (known in advance). Values are divided by the series' recent level,
+so one model serves a SKU selling thousands a week and one selling two.
+
+The panel is held as matrices (series x period, NaN before a series starts) so every feature is computed
+for every origin at once; rows are then gathered for the (series, origin, steps ahead) triples wanted.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from unified_assets.forecasting.panel import Panel
+
+# Periods over which a series' level (the divisor of every value feature) is averaged.
+LEVEL_WINDOWS = {"D": 28, "B": 20, "W": 13, "MS": 12, "ME": 12, "M": 12, "QS": 8, "QE": 8, "Q": 8}
+SIGNAL_BLOCKS = (
+    4  # a signal's recent totals: over the last 1..4 blocks (weeks of days, else periods)
+)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The panel as matrices over one period grid."""
+
+    series: np.ndarray  # series ids, in row order
+    periods: pd.DatetimeIndex  # column order
+    y: np.ndarray  # series x period, NaN before the series starts
+    signals: dict[str, np.ndarray]  # same shape as y
+
+    @classmethod
+    def of(cls, panel: Panel, signals: tuple[str, ...]) -> Layout:
+        frame = panel.frame
+        periods = pd.date_range(frame["period"].min(), frame["period"].max(), freq=panel.freq)
+        series = np.sort(frame["series_id"].unique())
+
+        def matrix(column: str) -> np.ndarray:
+            wide = frame.pivot(index="series_id", columns="period", values=column)
+            return wide.reindex(index=series, columns=periods).to_numpy(dtype=np.float64)
+
+        return cls(series, periods, matrix("y"), {name: matrix(name) for name in signals})
+
+
+class FeatureBuilder:
+    """Feature matrices for every (series, origin) of a layout; rows for any steps ahead on request."""
+
+    def __init__(self, layout: Layout, freq: str, season_length: int):
+        self.layout = layout
+        self.freq = freq
+        self.season = season_length
+        base = freq.split("-")[0]
+        self.level_window = LEVEL_WINDOWS.get(base, 12)
+        self.lags = min(season_length, 12) if season_length > 1 else 6
+        self.block = season_length if 1 < season_length <= 7 else 1
+        self.level = _level(layout.y, self.level_window)
+        self.origin_features = self._origin_features()
+
+    @property
+    def names(self) -> list[str]:
+        return [
+            *self.origin_features,
+            "steps_ahead",
+            "same_phase_last_cycle",
+            "same_phase_mean",
+            *self._calendar_names(),
+        ]
+
+    def rows(
+        self, series_index: np.ndarray, origin_index: np.ndarray, steps: np.ndarray
+    ) -> np.ndarray:
+        """Feature rows for forecasting period origin + steps of each series from that origin."""
+        target_index = origin_index + steps
+        columns = [values[series_index, origin_index] for values in self.origin_features.values()]
+        columns.append(steps.astype(np.float64))
+        columns.extend(self._same_phase(series_index, origin_index, steps))
+        columns.extend(self._calendar(target_index))
+        return np.column_stack(columns).astype(np.float32)
+
+    def level_at(self, series_index: np.ndarray, origin_index: np.ndarray) -> np.ndarray:
+        return self.level[series_index, origin_index]
+
+    # ------------------------------------------------------------------------------ per origin
+
+    def _origin_features(self) -> dict[str, np.ndarray]:
+        y, level = self.layout.y, self.level
+        features = {
+            "level_log": np.log1p(level),
+            "zero_share": _rolling_mean(
+                np.where(np.isnan(y), np.nan, (y == 0).astype(float)), self.level_window
+            ),
+            "age": np.cumsum(~np.isnan(y), axis=1).astype(np.float64),
+        }
+        for lag in range(self.lags):
+            features[f"lag_{lag}"] = _shift(y, lag) / level
+        for window in sorted({3, max(self.season, 4), self.level_window * 2}):
+            features[f"mean_{window}"] = _rolling_mean(y, window) / level
+        for name, values in self.layout.signals.items():
+            usual = _level(values, self.level_window * 2)
+            for lag in range(self.lags):
+                features[f"{name}_lag_{lag}"] = _shift(values, lag) / level
+            for blocks in range(1, SIGNAL_BLOCKS + 1):
+                total = _rolling_sum(values, self.block * blocks) / (self.block * blocks)
+                features[f"{name}_last_{blocks * self.block}"] = total / level
+                features[f"{name}_last_{blocks * self.block}_vs_usual"] = total / usual
+        return features
+
+    # ----------------------------------------------------------------------- per target period
+
+    def _same_phase(self, series_index, origin_index, steps) -> list[np.ndarray]:
+        """The target's season position in earlier cycles: the latest such value and the mean of up to
+        four, both relative to the level. NaN when the history is shorter than a cycle."""
+        if self.season < 2:
+            nothing = np.full(len(steps), np.nan)
+            return [nothing, nothing]
+        y = self.layout.y
+        cycles_back = np.ceil(steps / self.season).astype(np.int64)
+        level = self.level[series_index, origin_index]
+        values = []
+        for extra in range(4):
+            index = origin_index + steps - self.season * (cycles_back + extra)
+            inside = index >= 0
+            value = np.full(len(steps), np.nan)
+            value[inside] = y[series_index[inside], index[inside]]
+            values.append(value / level)
+        stacked = np.column_stack(values)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN row: no earlier cycle
+            mean = np.nanmean(stacked, axis=1)
+        return [values[0], mean]
+
+    def _calendar_names(self) -> list[str]:
+        return ["target_day_of_week", "target_week_of_year", "target_month"]
+
+    def _calendar(self, target_index: np.ndarray) -> list[np.ndarray]:
+        periods = self.layout.periods
+        horizon_end = periods[-1]
+        extended = pd.date_range(
+            periods[0], periods=len(periods) + int(target_index.max(initial=0)) + 1, freq=self.freq
+        )
+        assert extended[len(periods) - 1] == horizon_end
+        targets = extended[target_index]
+        return [
+            targets.day_of_week.to_numpy(dtype=np.float64),
+            targets.isocalendar().week.to_numpy(dtype=np.float64),
+            targets.month.to_numpy(dtype=np.float64),
+        ]
+
+
+def _level(y: np.ndarray, window: int) -> np.ndarray:
+    """A series' recent mean; its mean since it started when the recent window was all zeros, and a
+    hundredth of the panel's typical nonzero value when that was too (so ratios stay finite)."""
+    recent = _rolling_mean(y, window)
+    since_start = pd.DataFrame(y.T).expanding().mean().to_numpy().T
+    positive = y[y > 0]
+    floor = 0.01 * float(np.median(positive)) if len(positive) else 1.0
+    return np.maximum(np.where(recent > 0, recent, since_start), floor)
+
+
+def _shift(values: np.ndarray, periods: int) -> np.ndarray:
+    if periods == 0:
+        return values
+    shifted = np.full_like(values, np.nan)
+    shifted[:, periods:] = values[:, :-periods]
+    return shifted
+
+
+def _rolling_mean(values: np.ndarray, window: int) -> np.ndarray:
+    """Mean over the last `window` periods up to and including each one, of those observed."""
+    return pd.DataFrame(values.T).rolling(window, min_periods=1).mean().to_numpy().T
+
+
+def _rolling_sum(values: np.ndarray, window: int) -> np.ndarray:
+    return pd.DataFrame(values.T).rolling(window, min_periods=1).sum().to_numpy().T

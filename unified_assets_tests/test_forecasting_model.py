@@ -1,0 +1,151 @@
+"""The demand forecaster on synthetic panels with known answers: it learns a planted leading signal, sees
+nothing after its origin, states calibrated quantiles, and copes with short, sparse and flat series."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from unified_assets.forecasting import DemandForecaster, PanelError, backtest, prepare_panel
+from unified_assets.forecasting.baselines import SeasonalNaive
+from unified_assets.forecasting.features import FeatureBuilder, Layout
+
+WEEK_SHAPE = np.array([1.1, 1.2, 1.1, 1.0, 0.9, 0.4, 0.3])
+
+
+def poisson_panel(series: int = 30, days: int = 210, seed: int = 0, lead: int | None = None):
+    """Weekly-seasonal Poisson demand around levels from 2 to 200 a day. With `lead`, a third of each
+    day's demand was ordered `lead` days earlier and the orders are a signal column."""
+    rng = np.random.default_rng(seed)
+    periods = pd.date_range("2026-01-05", periods=days, freq="D")
+    frames = []
+    for index in range(series):
+        level = 2.0 * 100 ** (index / (series - 1))
+        mean = (
+            level * np.resize(WEEK_SHAPE, days) * (1 + 0.3 * np.sin(np.arange(days) / 20 + index))
+        )
+        frame = pd.DataFrame({"series_id": f"sku-{index:02d}", "period": periods})
+        if lead is None:
+            frame["y"] = rng.poisson(mean)
+        else:
+            orders = rng.poisson(rng.gamma(0.5, 2 * mean))  # lumpy: few, large orders
+            frame["ordered"] = orders
+            frame["y"] = rng.poisson(mean / 2) + np.concatenate([np.zeros(lead), orders[:-lead]])
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_the_forecast_covers_every_series_for_the_horizon_with_ordered_quantiles():
+    history = poisson_panel(series=6, days=120)
+    forecast = DemandForecaster(horizon=14).fit(history).predict()
+    assert len(forecast) == 6 * 14
+    assert forecast["period"].min() == pd.Timestamp(history["period"].max()) + pd.Timedelta(days=1)
+    assert list(forecast.columns) == ["series_id", "period", "q50", "q90", "q95"]
+    values = forecast[["q50", "q90", "q95"]].to_numpy()
+    assert np.isfinite(values).all() and (values >= 0).all()
+    assert (np.diff(values, axis=1) >= 0).all()
+
+
+def test_the_model_learns_a_leading_signal_planted_in_the_data():
+    history = poisson_panel(series=20, days=200, lead=3)
+    methods = [functools.partial(DemandForecaster, signals=()), DemandForecaster]
+    summary = backtest(history, horizon=3, cutoffs=3, methods=methods).summary()
+    with_signal = summary.loc["demand_forecaster", "wape"]
+    without = summary.loc["demand_forecaster_without_signals", "wape"]
+    assert with_signal < 0.75 * without
+
+
+def test_features_as_of_an_origin_do_not_change_when_the_future_does():
+    history = poisson_panel(series=4, days=90, lead=2)
+    panel = prepare_panel(history)
+    origin = 60
+    tampered = panel.frame.copy()
+    future = tampered["period"] > panel.frame["period"].unique()[origin]
+    tampered.loc[future, ["y", "ordered"]] *= 10
+    rows = np.repeat(np.arange(4), 5), np.full(20, origin), np.tile(np.arange(1, 6), 4)
+    before, after = (
+        FeatureBuilder(Layout.of(p, ("ordered",)), "D", 7).rows(*rows)
+        for p in (panel, type(panel)(tampered, panel.freq, panel.signals))
+    )
+    np.testing.assert_array_equal(before, after)
+
+
+def test_quantiles_are_calibrated_on_unseen_periods():
+    report = backtest(
+        poisson_panel(series=30, days=200, seed=3),
+        horizon=14,
+        cutoffs=3,
+        methods=[DemandForecaster],
+    )
+    summary = report.summary().loc["demand_forecaster"]
+    for q in (50, 90, 95):
+        assert summary[f"coverage_q{q}"] == pytest.approx(q / 100, abs=0.03), q
+    assert abs(summary["bias"]) <= 0.05
+
+
+def test_the_model_beats_seasonal_naive_on_noisy_seasonal_demand():
+    summary = backtest(
+        poisson_panel(series=30, days=210, seed=5),
+        horizon=14,
+        cutoffs=3,
+        methods=[SeasonalNaive, DemandForecaster],
+    ).summary()
+    assert summary.loc["demand_forecaster", "wape"] < 0.8 * summary.loc["seasonal_naive", "wape"]
+
+
+def test_short_sparse_and_flat_series_get_sane_forecasts():
+    history = pd.concat(
+        [
+            poisson_panel(series=5, days=100),
+            pd.DataFrame(  # a new product with two days of sales
+                {"series_id": "new", "period": pd.date_range("2026-04-13", periods=2), "y": [4, 6]}
+            ),
+            pd.DataFrame(  # never sold
+                {"series_id": "dead", "period": pd.date_range("2026-01-05", periods=100), "y": 0}
+            ),
+            pd.DataFrame(  # one sale a month
+                {
+                    "series_id": "rare",
+                    "period": pd.date_range("2026-01-05", periods=100),
+                    "y": (np.arange(100) % 30 == 0) * 5,
+                }
+            ),
+        ]
+    )
+    forecast = DemandForecaster(horizon=7).fit(history).predict().set_index("series_id")
+    assert np.isfinite(forecast[["q50", "q90", "q95"]].to_numpy()).all()
+    assert forecast.loc["dead", "q95"].max() < 0.5
+    assert 0 < forecast.loc["new", "q50"].mean() < 20
+    assert forecast.loc["rare", "q50"].mean() < 2
+
+
+def test_monthly_history_is_forecast_by_month():
+    months = pd.date_range("2022-01-01", periods=48, freq="MS")
+    rng = np.random.default_rng(1)
+    history = pd.concat(
+        pd.DataFrame(
+            {
+                "series_id": name,
+                "period": months,
+                "y": rng.poisson(scale * (1 + 0.4 * np.cos(2 * np.pi * months.month / 12))),
+            }
+        )
+        for name, scale in (("a", 50), ("b", 400), ("c", 5))
+    )
+    forecast = DemandForecaster(horizon=6).fit(history).predict()
+    assert list(forecast["period"].unique()) == list(
+        pd.date_range("2026-01-01", periods=6, freq="MS")
+    )
+
+
+def test_asking_for_a_signal_the_history_lacks_is_named():
+    with pytest.raises(PanelError, match="promotions"):
+        DemandForecaster(horizon=7, signals=("promotions",)).fit(poisson_panel(series=2, days=60))
+
+
+def test_predict_before_fit_is_named():
+    with pytest.raises(RuntimeError, match="fit before predict"):
+        DemandForecaster(horizon=7).predict()

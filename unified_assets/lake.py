@@ -26,6 +26,8 @@ from typing import Any, TextIO
 
 import duckdb
 
+from unified_assets.durable import fsync_directory, fsync_file, process_alive
+
 PARTITION_FILE = "data.parquet"
 DUCKDB_MEMORY_LIMIT = "1GB"
 
@@ -126,9 +128,9 @@ class Lake:
             "(format parquet, compression zstd)",
             [day],
         )
-        _fsync(temporary)
+        fsync_file(temporary)
         os.replace(temporary, final)
-        _fsync_directory(final.parent)
+        fsync_directory(final.parent)
         return final
 
 
@@ -166,21 +168,11 @@ def remove_orphans(paths: Iterable[Path]) -> None:
     after the file's fixed prefix (`<table>.<pid>.<uuid>.ndjson`, `data.parquet.tmp-<pid>-<uuid>`)."""
     for path in paths:
         match = _WRITER_PID.search(path.name)
-        if match and not _process_alive(int(match.group(1))):
+        if match and not process_alive(int(match.group(1))):
             path.unlink(missing_ok=True)
 
 
 _WRITER_PID = re.compile(r"(?:\.tmp-|^[a-z_]+\.)(\d+)[.-]")
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @contextmanager
@@ -246,16 +238,3 @@ def _preview(con: duckdb.DuckDBPyConnection, limit: int) -> list[dict[str, Any]]
 
 def _sql_string(path: Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
-
-
-def _fsync(path: Path) -> None:
-    with path.open("rb") as handle:
-        os.fsync(handle.fileno())
-
-
-def _fsync_directory(directory: Path) -> None:
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

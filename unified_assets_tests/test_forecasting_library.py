@@ -114,7 +114,7 @@ class Spy:
         periods = self.panel.periods_after(self.panel.last_period, self.horizon)
         ids = self.panel.frame["series_id"].unique()
         index = pd.MultiIndex.from_product([ids, periods], names=["series_id", "period"])
-        return pd.DataFrame(index=index).reset_index().assign(q50=1.0, q90=2.0, q95=3.0)
+        return pd.DataFrame(index=index).reset_index().assign(mean=1.0, q50=1.0, q90=2.0, q95=3.0)
 
 
 def test_a_backtest_shows_each_method_nothing_after_its_origin():

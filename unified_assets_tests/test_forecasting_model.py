@@ -12,6 +12,7 @@ import pytest
 from unified_assets.forecasting import DemandForecaster, PanelError, backtest, prepare_panel
 from unified_assets.forecasting.baselines import SeasonalNaive
 from unified_assets.forecasting.features import FeatureBuilder, Layout
+from unified_assets.forecasting.selection import CHALLENGERS, best_challenger, promotion_decision
 
 WEEK_SHAPE = np.array([1.1, 1.2, 1.1, 1.0, 0.9, 0.4, 0.3])
 
@@ -43,7 +44,7 @@ def test_the_forecast_covers_every_series_for_the_horizon_with_ordered_quantiles
     forecast = DemandForecaster(horizon=14).fit(history).predict()
     assert len(forecast) == 6 * 14
     assert forecast["period"].min() == pd.Timestamp(history["period"].max()) + pd.Timedelta(days=1)
-    assert list(forecast.columns) == ["series_id", "period", "q50", "q90", "q95"]
+    assert list(forecast.columns) == ["series_id", "period", "mean", "q50", "q90", "q95"]
     values = forecast[["q50", "q90", "q95"]].to_numpy()
     assert np.isfinite(values).all() and (values >= 0).all()
     assert (np.diff(values, axis=1) >= 0).all()
@@ -149,3 +150,51 @@ def test_asking_for_a_signal_the_history_lacks_is_named():
 def test_predict_before_fit_is_named():
     with pytest.raises(RuntimeError, match="fit before predict"):
         DemandForecaster(horizon=7).predict()
+
+
+def test_a_fitted_model_scores_a_newer_history_without_refitting():
+    history = poisson_panel(series=5, days=120, lead=2)
+    cutoff = pd.Timestamp("2026-04-20")
+    model = DemandForecaster(horizon=7).fit(history[history["period"] <= cutoff])
+    newer = model.predict(history)
+    assert newer["period"].min() == pd.Timestamp(history["period"].max()) + pd.Timedelta(days=1)
+    assert not newer["mean"].equals(model.predict()["mean"])
+    with pytest.raises(PanelError, match="ordered"):
+        model.predict(history.drop(columns="ordered"))
+
+
+def measures(wape, bias=0.0, coverage=(0.5, 0.9, 0.95)):
+    return pd.Series(
+        {"wape": wape, "bias": bias}
+        | {
+            f"coverage_q{round(q * 100)}": c
+            for q, c in zip((0.5, 0.9, 0.95), coverage, strict=True)
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("challenger", "champion", "promote", "reason"),
+    [
+        (measures(0.40), None, True, "beats seasonal naive"),
+        (measures(0.55), None, False, "does not beat seasonal naive"),
+        (measures(0.39), measures(0.40), True, "no worse"),
+        (measures(0.395), measures(0.40), False, "WAPE 0.395 above 0.98 x"),
+        (measures(0.30, bias=0.08), measures(0.40, bias=0.02), False, "bias"),
+        (measures(0.30, coverage=(0.5, 0.8, 0.95)), measures(0.40), False, "calibration"),
+    ],
+)
+def test_the_promotion_rule(challenger, champion, promote, reason):
+    decision = promotion_decision(challenger, champion, measures(0.5), (0.5, 0.9, 0.95))
+    assert decision.promote is promote
+    assert reason in decision.reason
+
+
+def test_the_challenger_is_the_best_of_model_smoothing_and_blend_by_backtest():
+    history = poisson_panel(series=8, days=150, seed=9)
+    report = backtest(history, horizon=7, cutoffs=2, methods=[SeasonalNaive, *CHALLENGERS.values()])
+    summary = report.summary()
+    chosen = best_challenger(summary)
+    assert summary.loc[chosen, "wape"] == summary.loc[list(CHALLENGERS), "wape"].min()
+    blend = report.forecasts[report.forecasts["method"] == "blend"]
+    assert (blend[["q50", "q90", "q95"]].diff(axis=1).iloc[:, 1:] >= 0).all().all()

@@ -2,7 +2,7 @@
 the `ml` assets call it, and it runs as well on any retail data set in the same shape.
 
     from unified_assets.forecasting import DemandForecaster, backtest
-    forecast = DemandForecaster(horizon=12).fit(history).predict()  # series_id, period, q50, q90, q95
+    forecast = DemandForecaster(horizon=12).fit(history).predict()  # series_id, period, mean, q50, q90, q95
     report = backtest(history, horizon=12, cutoffs=3)  # the model and each baseline, same origins
     print(report.table())
 """

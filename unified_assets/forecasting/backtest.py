@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from unified_assets.forecasting.baselines import BASELINES
-from unified_assets.forecasting.metrics import quantile_column, score
+from unified_assets.forecasting.metrics import POINT, score
 from unified_assets.forecasting.panel import Panel, PanelError, prepare_panel
 
 MethodFactory = Callable[
@@ -59,7 +59,7 @@ def backtest(
             method = factory(horizon, quantiles)
             forecast = method.fit(known).predict()
             joined = actual.merge(forecast, on=["series_id", "period"], how="left")
-            missing = joined[quantile_column(0.5)].isna().sum()
+            missing = joined[POINT].isna().sum()
             if missing:
                 raise PanelError(
                     f"{method.name} left {missing} series-periods unforecast at {origin}"

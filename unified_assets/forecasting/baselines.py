@@ -1,7 +1,8 @@
 """The standard baselines a forecaster must beat: naive, seasonal naive and exponential smoothing.
 
-Each gives a point forecast per series (its q50) and the other quantiles from its own in-sample errors
-(their spread widened with the square root of the steps ahead), floored at zero: demand is never negative.
+Each gives a point forecast per series (its `mean` and its q50) and the other quantiles from its own
+in-sample errors (their spread widened with the square root of the steps ahead), floored at zero: demand is
+never negative.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from unified_assets.forecasting.metrics import quantile_column
-from unified_assets.forecasting.panel import Panel
+from unified_assets.forecasting.metrics import POINT, quantile_column
+from unified_assets.forecasting.panel import Panel, prepare_panel
 
 
 class Baseline:
@@ -27,7 +28,10 @@ class Baseline:
         self._panel = panel
         return self
 
-    def predict(self) -> pd.DataFrame:
+    def predict(self, history: Panel | pd.DataFrame | None = None) -> pd.DataFrame:
+        """Forecast after the fitted history, or after a newer one (a baseline is its own fit)."""
+        if history is not None:
+            self.fit(history if isinstance(history, Panel) else prepare_panel(history))
         if self._panel is None:
             raise RuntimeError(f"{self.name}: fit before predict")
         panel = self._panel
@@ -38,7 +42,9 @@ class Baseline:
             y = group["y"].to_numpy()
             point, errors, error_step = self.point_and_errors(y, panel.season_length)
             spread = np.sqrt(np.ceil(steps / error_step))
-            frame = pd.DataFrame({"series_id": series_id, "period": periods})
+            frame = pd.DataFrame(
+                {"series_id": series_id, "period": periods, POINT: np.maximum(point, 0.0)}
+            )
             for q in self.quantiles:
                 offset = np.quantile(errors, q) if len(errors) and q != 0.5 else 0.0
                 frame[quantile_column(q)] = np.maximum(point + offset * spread, 0.0)

@@ -21,7 +21,7 @@ import pandas as pd
 from sklearn.ensemble import HistGradientBoostingRegressor
 
 from unified_assets.forecasting.features import FeatureBuilder, Layout
-from unified_assets.forecasting.metrics import quantile_column
+from unified_assets.forecasting.metrics import POINT, quantile_column
 from unified_assets.forecasting.panel import Panel, PanelError, prepare_panel
 
 REGRESSOR_DEFAULTS = {
@@ -113,11 +113,15 @@ class DemandForecaster:
             raise PanelError("no series has a period after its first one: nothing to learn from")
         self.offsets_, self.calibration_ = self._calibrate(rows)
         self.model_ = self._fit_model(rows)
+        self.recent_rows_ = rows.take(rows.origin >= rows.origin.max() - self.horizon)
         return self
 
-    def predict(self) -> pd.DataFrame:
-        """series_id, period and one column per quantile for the `horizon` periods after the history."""
-        builder = self._fitted()
+    def predict(self, history: pd.DataFrame | Panel | None = None) -> pd.DataFrame:
+        """series_id, period, the mean and one column per quantile for the `horizon` periods after the
+        history: the one fitted on, or a newer one (the fitted model scoring the latest data without being
+        refitted)."""
+        self._fitted()
+        panel, builder = self._scoring_inputs(history)
         last = len(builder.layout.periods) - 1
         count = len(builder.layout.series)
         rows = Rows(
@@ -125,18 +129,59 @@ class DemandForecaster:
             np.full(count * self.horizon, last),
             np.tile(np.arange(1, self.horizon + 1), count),
         )
-        forecast = self._quantiles(rows, self.model_)
-        future = self.panel_.periods_after(self.panel_.last_period, self.horizon)
+        mean, quantiles = self._forecast(builder, rows, self.model_)
+        future = panel.periods_after(panel.last_period, self.horizon)
         frame = pd.DataFrame(
             {"series_id": builder.layout.series[rows.series], "period": future[rows.steps - 1]}
         )
-        for q, values in forecast.items():
+        frame[POINT] = mean
+        for q, values in quantiles.items():
             frame[quantile_column(q)] = values
         return frame
 
     @property
     def feature_names(self) -> list[str]:
         return self._fitted().names
+
+    def feature_importance(self, sample: int = 5_000) -> pd.Series:
+        """Permutation importance (increase in mean absolute error, relative to the level) of each
+        feature on the most recent training rows, largest first."""
+        from sklearn.inspection import permutation_importance
+
+        builder = self._fitted()
+        rows = self.recent_rows_
+        if len(rows) > sample:
+            rows = rows.take(np.arange(len(rows)) >= len(rows) - sample)
+        features = builder.rows(rows.series, rows.origin, rows.steps)[:, self.model_.columns]
+        target = builder.layout.y[rows.series, rows.origin + rows.steps] / builder.level_at(
+            rows.series, rows.origin
+        )
+        result = permutation_importance(
+            self.model_.regressor,
+            features,
+            target,
+            scoring="neg_mean_absolute_error",
+            n_repeats=3,
+            random_state=self.random_state,
+        )
+        names = np.array(builder.names)[self.model_.columns]
+        return pd.Series(result.importances_mean, index=names).sort_values(ascending=False)
+
+    def _scoring_inputs(self, history) -> tuple[Panel, FeatureBuilder]:
+        if history is None:
+            return self.panel_, self.builder_
+        panel = history if isinstance(history, Panel) else prepare_panel(history)
+        if panel.freq != self.panel_.freq:
+            raise PanelError(
+                f"the model was fitted on {self.panel_.freq} periods; this history is {panel.freq}"
+            )
+        missing = sorted(set(self.used_signals_) - set(panel.signals))
+        if missing:
+            raise PanelError(
+                f"the model needs signal column(s) {missing}, absent from this history"
+            )
+        layout = Layout.of(panel, self.used_signals_)
+        return panel, FeatureBuilder(layout, panel.freq, panel.season_length)
 
     # ---------------------------------------------------------------------------------- training
 
@@ -170,9 +215,8 @@ class DemandForecaster:
         regressor.fit(features[:, columns], target)
         return Fitted(regressor, columns)
 
-    def _point(self, rows: Rows, model: Fitted) -> np.ndarray:
+    def _point(self, builder: FeatureBuilder, rows: Rows, model: Fitted) -> np.ndarray:
         """The model's mean forecast in units, before the calibration's level correction."""
-        builder = self.builder_
         scaled = model.predict(builder.rows(rows.series, rows.origin, rows.steps))
         return np.maximum(scaled, 0.0) * builder.level_at(rows.series, rows.origin)
 
@@ -193,7 +237,7 @@ class DemandForecaster:
         builder = self.builder_
         level = builder.level_at(rows.series, rows.origin)
         actual = builder.layout.y[rows.series, rows.origin + rows.steps]
-        point = self._point(rows, model)
+        point = self._point(builder, rows, model)
         self.correction_ = (
             float(np.clip(actual.sum() / point.sum(), *CORRECTION_BOUNDS))
             if point.sum() > 0
@@ -201,7 +245,7 @@ class DemandForecaster:
         )
         relative_error = (actual - point * self.correction_) / level
         self.level_edges_ = np.quantile(np.log(level), np.linspace(0, 1, LEVEL_BUCKETS + 1)[1:-1])
-        buckets = self._buckets(rows)
+        buckets = self._buckets(builder, rows)
         offsets = {}
         for q in self.quantiles:
             pooled = np.quantile(relative_error, q)
@@ -213,22 +257,25 @@ class DemandForecaster:
             offsets[q] = by_bucket
         return offsets
 
-    def _buckets(self, rows: Rows) -> np.ndarray:
+    def _buckets(self, builder: FeatureBuilder, rows: Rows) -> np.ndarray:
         step_bucket = np.minimum((rows.steps - 1) * STEP_BUCKETS // self.horizon, STEP_BUCKETS - 1)
-        level = self.builder_.level_at(rows.series, rows.origin)
+        level = builder.level_at(rows.series, rows.origin)
         level_bucket = np.searchsorted(self.level_edges_, np.log(level))
         return step_bucket * LEVEL_BUCKETS + level_bucket
 
-    def _quantiles(self, rows: Rows, model: Fitted) -> dict[float, np.ndarray]:
-        point = self._point(rows, model) * self.correction_
-        level = self.builder_.level_at(rows.series, rows.origin)
-        buckets = self._buckets(rows)
+    def _forecast(
+        self, builder: FeatureBuilder, rows: Rows, model: Fitted
+    ) -> tuple[np.ndarray, dict[float, np.ndarray]]:
+        """The corrected mean and the quantiles around it."""
+        point = self._point(builder, rows, model) * self.correction_
+        level = builder.level_at(rows.series, rows.origin)
+        buckets = self._buckets(builder, rows)
         values = {
             q: np.maximum(point + self.offsets_[q][buckets] * level, 0.0) for q in self.quantiles
         }
         for lower, upper in zip(self.quantiles, self.quantiles[1:], strict=False):
             values[upper] = np.maximum(values[upper], values[lower])  # quantiles never cross
-        return values
+        return point, values
 
     def _fitted(self) -> FeatureBuilder:
         if not hasattr(self, "model_"):

@@ -7,6 +7,7 @@ is a zero, not a gap), and signal columns are kept as they are.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import pandas as pd
@@ -39,6 +40,11 @@ class Panel:
 
     def periods_after(self, origin: pd.Timestamp, count: int) -> pd.DatetimeIndex:
         return pd.date_range(origin, periods=count + 1, freq=self.freq)[1:]
+
+    def fingerprint(self) -> str:
+        """A hash of every value in the panel: two models trained on the same data share it."""
+        hashed = pd.util.hash_pandas_object(self.frame, index=False).to_numpy()
+        return hashlib.sha256(hashed.tobytes() + self.freq.encode()).hexdigest()[:16]
 
     def until(self, origin: pd.Timestamp) -> Panel:
         """The panel as it was known at `origin`: nothing after it, no series that had not started."""

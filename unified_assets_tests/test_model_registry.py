@@ -1,0 +1,109 @@
+"""The model registry: versions complete or absent, a production pointer that always loads, through
+failures and a writer killed mid-write."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from unified_assets import model_registry
+from unified_assets.model_registry import ModelRegistry, RegistryError
+
+
+def test_a_registered_version_loads_with_its_card_and_can_be_promoted(tmp_path):
+    registry = ModelRegistry(tmp_path, "demand_forecast")
+    assert registry.production() is None
+    version = registry.register({"weights": [1, 2, 3]}, {"metrics": {"wape": 0.3}})
+    assert registry.versions() == [version]
+    assert registry.load(version) == {"weights": [1, 2, 3]}
+    card = registry.card(version)
+    assert card["metrics"] == {"wape": 0.3} and card["version"] == version
+    registry.promote(version, "first model")
+    production = registry.production()
+    assert production.version == version and production.artifact == {"weights": [1, 2, 3]}
+    newer = registry.register({"weights": [4]}, {})
+    registry.promote(newer, "better")
+    assert registry.production().version == newer
+    log = (tmp_path / "demand_forecast" / "promotions.jsonl").read_text().splitlines()
+    assert [line.count(v) for line, v in zip(log, [version, newer], strict=True)] == [1, 1]
+
+
+def test_a_failure_mid_write_leaves_no_version_and_production_untouched(tmp_path, monkeypatch):
+    registry = ModelRegistry(tmp_path, "demand_forecast")
+    good = registry.register("good", {})
+    registry.promote(good, "first")
+    calls = []
+
+    def disk_full_on_second_file(path, payload):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        with open(path, "wb") as handle:
+            handle.write(payload)
+
+    monkeypatch.setattr(model_registry, "write_durably", disk_full_on_second_file)
+    with pytest.raises(OSError, match="No space"):
+        registry.register("half", {})
+    assert registry.versions() == [good]
+    assert list((tmp_path / "demand_forecast" / "versions").iterdir()) == [
+        tmp_path / "demand_forecast" / "versions" / good
+    ]
+    assert registry.production().artifact == "good"
+
+
+def test_a_tampered_artifact_is_refused_and_named(tmp_path):
+    registry = ModelRegistry(tmp_path, "demand_forecast")
+    version = registry.register("model", {})
+    (tmp_path / "demand_forecast" / "versions" / version / "model.pkl").write_bytes(b"garbage")
+    with pytest.raises(RegistryError, match=f"{version}.*does not match the hash"):
+        registry.load(version)
+    with pytest.raises(RegistryError, match="does not match"):
+        registry.promote(version, "should not")
+    assert registry.production_version() is None
+
+
+def test_unknown_or_crafted_versions_are_named(tmp_path):
+    registry = ModelRegistry(tmp_path, "demand_forecast")
+    for version in ("nope", "../../etc", ".scratch-1-x"):
+        with pytest.raises(RegistryError, match="no version"):
+            registry.load(version)
+    with pytest.raises(ValueError, match="model name"):
+        ModelRegistry(tmp_path, "../elsewhere")
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    from unified_assets.model_registry import ModelRegistry
+    registry = ModelRegistry(sys.argv[1], "demand_forecast")
+    n = 0
+    while True:
+        n += 1
+        version = registry.register({"n": n, "padding": bytes(2_000_000)}, {"n": n})
+        registry.promote(version, f"round {n}")
+    """
+)
+
+
+def test_a_writer_killed_at_any_moment_leaves_every_version_and_the_pointer_loadable(tmp_path):
+    registry = ModelRegistry(tmp_path, "demand_forecast")
+    for delay in (0.3, 0.55, 0.8):
+        writer = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path)])
+        deadline = time.monotonic() + delay
+        while time.monotonic() < deadline:  # read while it writes
+            production = registry.production()
+            if production is not None:
+                assert production.artifact["n"] == production.card["n"]
+        os.kill(writer.pid, signal.SIGKILL)
+        writer.wait()
+        for version in registry.versions():
+            assert registry.load(version)["n"] == registry.card(version)["n"]
+        assert registry.production() is not None
+    registry.register("after", {})  # clears the killed writers' scratch folders
+    assert not list((tmp_path / "demand_forecast" / "versions").glob(".scratch-*"))

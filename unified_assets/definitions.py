@@ -2,6 +2,7 @@
 
 from dagster import Definitions, multiprocess_executor
 
+from unified_assets.assets.ml import ml_assets
 from unified_assets.assets.raw import raw_assets
 from unified_assets.assets.transform import dbt_cli, dbt_models
 from unified_assets.checks.ingestion import no_pii_in_landed_text, uncastable_checks
@@ -9,7 +10,7 @@ from unified_assets.checks.raw_history import raw_history_checks
 from unified_assets.resources import AccountingApi, PurchasingApi, SupportApi
 
 defs = Definitions(
-    assets=[*raw_assets, dbt_models],
+    assets=[*raw_assets, dbt_models, *ml_assets],
     asset_checks=[no_pii_in_landed_text, *uncastable_checks, *raw_history_checks],
     resources={
         "accounting_api": AccountingApi.from_environment(),

@@ -29,6 +29,11 @@ def data_dir() -> Path:
     return Path(configured).expanduser().resolve() if configured else PROJECT_ROOT / "data"
 
 
+def warehouse_path() -> Path:
+    """The DuckDB file dbt builds (dbt_project/profiles.yml names the same file)."""
+    return data_dir() / "warehouse.duckdb"
+
+
 def lake_dir() -> Path:
     """Parquet files that hand data between steps; dbt reads them as external sources."""
     return data_dir() / "lake"

@@ -37,6 +37,14 @@ class Blend:
         )
         self.quantiles = quantiles
 
+    @property
+    def feature_names(self) -> list[str]:
+        return self.members[0].feature_names
+
+    def feature_importance(self, sample: int = 5_000) -> pd.Series:
+        """The learned member's (exponential smoothing has no features)."""
+        return self.members[0].feature_importance(sample)
+
     def fit(self, history: pd.DataFrame | Panel) -> Blend:
         panel = history if isinstance(history, Panel) else prepare_panel(history)
         for member in self.members:
@@ -61,9 +69,9 @@ CHALLENGERS = {
 }
 
 
-def best_challenger(summary: pd.DataFrame) -> str:
+def best_challenger(summary: pd.DataFrame, challengers=CHALLENGERS) -> str:
     """The challenger method with the lowest backtest WAPE (`summary` is BacktestReport.summary())."""
-    candidates = summary.loc[[name for name in CHALLENGERS if name in summary.index]]
+    candidates = summary.loc[[name for name in challengers if name in summary.index]]
     return str(candidates["wape"].idxmin())
 
 

@@ -1,0 +1,154 @@
+"""The `ml` assets materialized in-process on the simulator's data: train, backtest, register, promote by
+the rule, and forecast with the production model."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import datetime
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+from dagster import AssetKey, DagsterInstance, materialize
+
+from unified_assets.assets import ml
+from unified_assets.assets.raw import raw_assets
+from unified_assets.assets.transform import dbt_cli, dbt_models
+from unified_assets.simulator import SimClock, World
+from unified_assets_tests.conftest import serving, source_resources
+
+AS_OF = datetime.fromisoformat("2026-07-27T06:00:00+00:00")  # 30 weeks of history
+MODEL, FORECAST = ml.FORECAST_MODEL, ml.FORECAST
+
+
+@pytest.fixture(scope="module")
+def built_warehouse(tmp_path_factory, demo_config):
+    """Seven months landed and built once for the module; each test gets its own copy."""
+    data_dir = tmp_path_factory.mktemp("ml") / "data"
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setenv("UNIFIED_ASSETS_DATA_DIR", str(data_dir))
+    world = World(demo_config, clock=SimClock.frozen(AS_OF))
+    with serving(world) as server:
+        landed = materialize(
+            raw_assets,
+            resources=source_resources(server),
+            tags={
+                "dagster/asset_partition_range_start": "2026-01-01",
+                "dagster/asset_partition_range_end": "2026-07-26",
+            },
+        )
+    assert landed.success
+    assert materialize([dbt_models], resources={"dbt": dbt_cli()}).success
+    monkeypatch.undo()
+    return data_dir
+
+
+@pytest.fixture
+def data_dir(built_warehouse, tmp_path, monkeypatch):
+    directory = tmp_path / "data"
+    shutil.copytree(built_warehouse, directory, ignore=shutil.ignore_patterns("lake"))
+    monkeypatch.setenv("UNIFIED_ASSETS_DATA_DIR", str(directory))
+    return directory
+
+
+def run_ml(**kwargs):
+    return materialize(
+        ml.ml_assets, instance=DagsterInstance.ephemeral(), raise_on_error=False, **kwargs
+    )
+
+
+def metadata(result, key: AssetKey) -> dict:
+    [event] = [e for e in result.get_asset_materialization_events() if e.asset_key == key]
+    return {name: value.value for name, value in event.materialization.metadata.items()}
+
+
+def test_the_first_model_is_promoted_and_forecasts_every_active_sku(data_dir):
+    result = run_ml()
+    assert result.success
+    [check] = result.get_asset_check_evaluations()
+    assert check.check_name == "promotable" and check.passed
+    model = metadata(result, MODEL)
+    assert model["promoted"] is True and "beats seasonal naive" in model["decision"]
+    registry = ml.model_registry()
+    production = registry.production()
+    assert production.version == model["model_version"]
+    card = production.card
+    assert card["training_data"]["fingerprint"] == model["training_data_fingerprint"]
+    naive = [m for m in card["backtest"] if (m["method"], m["cutoff"]) == ("seasonal_naive", "all")]
+    assert card["method"] in ml.CHALLENGERS and card["metrics"]["wape"] < naive[0]["wape"]
+    assert "open_order_quantity_due_week_1_lag_0" in card["features"]
+    assert len(card["backtest_origins"]) == 3 and card["horizon"] == 4
+    assert "| seasonal_naive |" in model["backtest"]
+    assert model["backtest_plot"].startswith("![backtest](data:image/png;base64,")
+
+    forecast = pd.DataFrame(duckdb.sql(f"select * from '{ml.forecast_path()}'").df())
+    weekly = ml.read_weekly_demand()
+    assert set(forecast["product_sku"]) == ml.active_skus(weekly)
+    assert forecast.groupby("product_sku").size().eq(4).all()
+    assert (forecast["model_version"] == production.version).all()
+    values = forecast[["q50", "q90", "q95"]].to_numpy()
+    assert (values >= 0).all() and (np.diff(values, axis=1) >= 0).all()
+    first_week = pd.Timestamp(weekly["period"].max()) + pd.Timedelta(weeks=1)
+    assert forecast["week_start"].min() == first_week
+    shown = metadata(result, FORECAST)
+    assert shown["model_version"] == production.version
+    assert shown["dagster/row_count"] == len(forecast)
+    assert shown["forecast_plot"].startswith("![forecast](data:image/png;base64,")
+
+
+def test_a_challenger_no_better_than_production_is_registered_not_promoted(data_dir):
+    assert run_ml().success
+    registry = ml.model_registry()
+    champion = registry.production_version()
+    again = run_ml()
+    assert again.success  # a losing challenger warns; the forecast goes on with the champion
+    [check] = again.get_asset_check_evaluations()
+    assert not check.passed and check.severity.value == "WARN"
+    assert "champion" in check.metadata["decision"].value
+    assert registry.production_version() == champion
+    assert len(registry.versions()) == 2
+    assert metadata(again, FORECAST)["model_version"] == champion
+
+
+class Zeros:
+    """A challenger that forecasts nothing: it must never reach production."""
+
+    name = "demand_forecaster"
+
+    def __init__(self, horizon, quantiles):
+        self.horizon, self.quantiles = horizon, quantiles
+
+    def fit(self, panel):
+        self.panel = panel
+        return self
+
+    def predict(self, history=None):
+        panel = self.panel if history is None else history
+        periods = panel.periods_after(panel.last_period, self.horizon)
+        ids = panel.frame["series_id"].unique()
+        index = pd.MultiIndex.from_product([ids, periods], names=["series_id", "period"])
+        return pd.DataFrame(index=index).reset_index().assign(mean=0.0, q50=0.0, q90=0.0, q95=0.0)
+
+
+def test_a_first_model_worse_than_seasonal_naive_stops_the_run_before_the_forecast(
+    data_dir, monkeypatch
+):
+    monkeypatch.setattr(ml, "CHALLENGERS", {"demand_forecaster": Zeros})
+    result = run_ml()
+    assert not result.success
+    [check] = result.get_asset_check_evaluations()
+    assert not check.passed and check.severity.value == "ERROR"
+    assert "does not beat seasonal naive" in check.metadata["decision"].value
+    assert FORECAST not in {e.asset_key for e in result.get_asset_materialization_events()}
+    assert ml.model_registry().production_version() is None
+    assert not ml.forecast_path().exists()
+
+
+def test_forecasting_without_a_production_model_says_what_to_run(data_dir):
+    result = materialize(
+        [ml.demand_forecast], instance=DagsterInstance.ephemeral(), raise_on_error=False
+    )
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "materialize ml/demand_forecast_model first" in str(failure.event_specific_data.error)

@@ -4,13 +4,14 @@ from dagster import Definitions, multiprocess_executor
 
 from unified_assets.assets.ml import ml_assets
 from unified_assets.assets.raw import raw_assets
+from unified_assets.assets.replenishment import replenishment_assets
 from unified_assets.assets.transform import dbt_cli, dbt_models
 from unified_assets.checks.ingestion import no_pii_in_landed_text, uncastable_checks
 from unified_assets.checks.raw_history import raw_history_checks
 from unified_assets.resources import AccountingApi, PurchasingApi, SupportApi
 
 defs = Definitions(
-    assets=[*raw_assets, dbt_models, *ml_assets],
+    assets=[*raw_assets, dbt_models, *ml_assets, *replenishment_assets],
     asset_checks=[no_pii_in_landed_text, *uncastable_checks, *raw_history_checks],
     resources={
         "accounting_api": AccountingApi.from_environment(),

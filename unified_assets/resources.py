@@ -52,7 +52,13 @@ def embedded_simulator() -> SimulatorServer:
                 simulator_world_config(), clock=_setting(SIM_CLOCK_VAR, SimClock.parse, "real")
             )
             faults = _setting(SIM_FAULTS_VAR, FaultPlan.parse, "")
-            _embedded = SimulatorServer(world, faults=faults, host="127.0.0.1", port=0)
+            _embedded = SimulatorServer(
+                world,
+                faults=faults,
+                host="127.0.0.1",
+                port=0,
+                state_dir=settings.data_dir() / "simulator",
+            )
             _embedded.start()
         return _embedded
 

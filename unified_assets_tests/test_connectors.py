@@ -228,3 +228,19 @@ def test_a_tie_group_larger_than_a_page_is_read_completely(demo_config):
     with serving(world) as server:
         pages = extract(server, "accounting", window, page_size=1000)
     assert versions("accounting", pages) == expected
+
+
+@pytest.mark.parametrize(
+    "kind", ["server_error", "rate_limit", "connection_reset", "truncated_json", "html_error_page"]
+)
+def test_a_write_back_survives_faults_and_lands_once(demo_config, kind):
+    plan = FaultPlan((FaultSpec(kind, systems=("purchasing",), at_requests=(1, 2)),))
+    with serving(frozen_world(demo_config), faults=plan) as server:
+        client = source_resources(server)["purchasing_api"].open_client(LOG)
+        try:
+            assert client.set_item_custom_fields(3004, {"safety-stock": 7}) == {"safety-stock": 7}
+            assert client.item_custom_fields(3004) == {"safety-stock": 7}
+        finally:
+            client.close()
+        assert server.stats["purchasing"]["faults"].get(kind, 0) > 0
+        assert [u["fields"] for u in server.items.updates()] == [{"safety-stock": 7}]

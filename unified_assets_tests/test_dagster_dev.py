@@ -131,7 +131,7 @@ query Status($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }
 """
 
 CHECK_RESULTS = """
-{ assetNodes { assetKey { path }
+{ assetNodes { assetKey { path } groupName
     assetChecksOrError { ... on AssetChecks { checks { name
         executionForLatestMaterialization { status evaluation { severity description } } } } } } }
 """
@@ -250,9 +250,12 @@ def wait_for_run(dev: DagsterDev, run_id: str, timeout_s: float) -> str:
 
 
 def assert_every_check_green(dev: DagsterDev) -> None:
-    """As the asset graph shows it: every check of every asset evaluated, and passed."""
+    """As the asset graph shows it: every check of every ingestion and transform asset evaluated, and
+    passed. (One landed week is too little history for the ml group; test_ml_assets runs it.)"""
     results = {}
     for node in dev.graphql(CHECK_RESULTS)["assetNodes"]:
+        if node["groupName"] not in ("ingestion", "transform"):
+            continue
         for check in node["assetChecksOrError"].get("checks", []):
             execution = check["executionForLatestMaterialization"]
             key = "/".join(node["assetKey"]["path"]) + ":" + check["name"]

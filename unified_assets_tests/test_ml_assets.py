@@ -14,6 +14,12 @@ from dagster import AssetKey, DagsterInstance, materialize
 
 from unified_assets.assets import ml
 from unified_assets.assets.raw import raw_assets
+from unified_assets.assets.replenishment import (
+    REPORT,
+    SYNC,
+    recommendations_path,
+    replenishment_assets,
+)
 from unified_assets.assets.transform import dbt_cli, dbt_models
 from unified_assets.simulator import SimClock, World
 from unified_assets_tests.conftest import serving, source_resources
@@ -152,3 +158,36 @@ def test_forecasting_without_a_production_model_says_what_to_run(data_dir):
     assert not result.success
     [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     assert "materialize ml/demand_forecast_model first" in str(failure.event_specific_data.error)
+
+
+def test_safety_stock_reaches_the_purchasing_system_once(data_dir, demo_config):
+    assert run_ml().success
+    world = World(demo_config, clock=SimClock.frozen(AS_OF))
+    with serving(world) as server:
+        resources = {"purchasing_api": source_resources(server)["purchasing_api"]}
+        first = materialize(
+            replenishment_assets, instance=DagsterInstance.ephemeral(), resources=resources
+        )
+        written = server.items.updates()
+        again = materialize(
+            replenishment_assets, instance=DagsterInstance.ephemeral(), resources=resources
+        )
+        assert server.items.updates() == written  # nothing written twice
+        table = duckdb.sql(f"select * from '{recommendations_path()}'").df()
+        for row in table.itertuples():
+            assert server.items.custom_fields(int(row.purchasing_item_id)) == {
+                "safety-stock": row.safety_stock,
+                "reorder-point": row.reorder_point,
+            }
+    assert first.success and again.success
+    assert len(written) == len(table) > 40
+    assert metadata(first, SYNC)["items_updated"] == len(table)
+    assert metadata(again, SYNC) == {
+        "items_updated": 0,
+        "items_unchanged": len(table),
+        "items": len(table),
+    }
+    assert (table["reorder_point"] >= table["demand_over_lead_time"]).all()
+    assert (table["safety_stock"] > 0).all()
+    report = metadata(first, REPORT)
+    assert report["report"].startswith(f"**{report['skus_at_risk']} of {len(table)} SKUs**")

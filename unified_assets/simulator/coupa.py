@@ -2,17 +2,20 @@
 
 `GET /api/purchase_orders?updated-at[gt_or_eq]=...&updated-at[lt]=...&order_by=updated_at&dir=asc
 &offset=0&limit=50` with `X-COUPA-API-KEY`. Filters are `<field>[<operator>]=<value>` with Coupa's
-operators; at most 50 records a page.
+operators; at most 50 records a page. `GET`/`PUT /api/items/:id` read and write an item's custom fields
+(where the platform writes safety stock back).
 """
 
 from __future__ import annotations
 
+import json
 import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from unified_assets.simulator.generate import PO_EVENTS
+from unified_assets.simulator.items import ItemStore
 from unified_assets.simulator.names import CURRENCIES
 from unified_assets.simulator.protocol import ApiRequest, ApiResponse, BadRequest, ServeContext
 from unified_assets.simulator.tables import TOUCH, SystemView
@@ -381,3 +384,43 @@ def _int(value: str) -> int:
     if not value.strip().isdigit():
         raise BadRequest(f"expected an integer, got {value!r}")
     return int(value)
+
+
+# ------------------------------------------------------------------------------------------- items
+
+
+def handle_item(
+    request: ApiRequest, ctx: ServeContext, item_id: str, store: ItemStore
+) -> ApiResponse:
+    """`GET /api/items/:id` and `PUT /api/items/:id` with `{"custom-fields": {...}}` (other keys are
+    read-only here)."""
+    products = ctx.world.catalog.products
+    ids = products.coupa_item_id
+    if not item_id.isdigit() or int(item_id) not in set(ids.tolist()):
+        return not_found()
+    sku = int(np.flatnonzero(ids == int(item_id))[0])
+    if request.method == "PUT":
+        try:
+            payload = json.loads(request.body or b"{}")
+        except ValueError:
+            return ApiResponse(400, {"errors": {"base": ["The request body is not valid JSON"]}})
+        fields = payload.get("custom-fields") if isinstance(payload, dict) else None
+        if not isinstance(fields, dict) or not all(
+            isinstance(v, int | float | str) for v in fields.values()
+        ):
+            return ApiResponse(
+                422, {"errors": {"custom-fields": ["must be an object of scalar values"]}}
+            )
+        custom, _ = store.update(int(item_id), fields, iso_z(int(ctx.now)))
+    else:
+        custom = store.custom_fields(int(item_id))
+    return ApiResponse(
+        200,
+        {
+            "id": int(item_id),
+            "item-number": products.coupa_item_number[sku],
+            "name": products.name[sku],
+            "active": True,
+            "custom-fields": custom,
+        },
+    )

@@ -18,12 +18,14 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from unified_assets.simulator import coupa, quickbooks, zendesk
 from unified_assets.simulator.credentials import SimCredentials
 from unified_assets.simulator.faults import FaultPlan, FaultSpec
+from unified_assets.simulator.items import ItemStore
 from unified_assets.simulator.protocol import ApiRequest, ApiResponse, ServeContext
 from unified_assets.simulator.ratelimit import DEFAULT_RATE_LIMITS, RateLimit, RateLimiter
 from unified_assets.simulator.timeutil import iso_z
@@ -84,6 +86,7 @@ class SimulatorServer:
         *,
         rate_limits: Mapping[str, RateLimit | None] | None = None,
         support_export_lag_s: float = zendesk.DEFAULT_EXPORT_LAG_S,
+        state_dir: Path | None = None,
     ):
         self.world = world
         self.clock = world.clock
@@ -97,6 +100,8 @@ class SimulatorServer:
         self._limiters = {
             s: RateLimiter(limit) for s, limit in self.rate_limits.items() if limit is not None
         }
+        # What clients write (safety stock on purchasing items); on disk when it must outlive this process.
+        self.items = ItemStore(state_dir / "purchasing_items.json" if state_dir else None)
         self.tokens = quickbooks.TokenStore()
         self._stats = {system: SystemStats() for system in SYSTEMS}
         self._drift: dict[str, str] = {}
@@ -272,6 +277,12 @@ class SimulatorServer:
                 return _Route("purchase_orders", coupa.handle_list)
             if len(parts) == 3 and parts[:2] == ["api", "purchase_orders"]:
                 return _Route("purchase_order", lambda r, c: coupa.handle_one(r, c, parts[2]))
+            if (
+                len(parts) == 3
+                and parts[:2] == ["api", "items"]
+                and request.method in ("GET", "PUT")
+            ):
+                return _Route("item", lambda r, c: coupa.handle_item(r, c, parts[2], self.items))
             return None
         if path == "/api/v2/incremental/tickets/cursor.json":
             lag = self.support_export_lag_s
@@ -375,6 +386,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("simulator %s - %s", self.address_string(), format % args)

@@ -62,7 +62,8 @@ def purchase_order_updated_at(order: dict[str, Any]) -> datetime:
 
 
 class CoupaClient:
-    """Reads purchase orders updated in a window, oldest update first."""
+    """Reads purchase orders updated in a window, oldest update first; reads and writes items' custom
+    fields (where safety stock goes back)."""
 
     def __init__(
         self,
@@ -73,12 +74,37 @@ class CoupaClient:
     ):
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"Coupa page size must be 1..{MAX_PAGE_SIZE}, got {page_size}")
-        self.url = f"{base_url.rstrip('/')}/api/purchase_orders"
+        self.base_url = base_url.rstrip("/")
+        self.url = f"{self.base_url}/api/purchase_orders"
         self.page_size = page_size
         self.api = JsonApi(SYSTEM, policy or HttpPolicy(), headers={"X-COUPA-API-KEY": api_key})
 
     def close(self) -> None:
         self.api.close()
+
+    def item_custom_fields(self, item_id: int) -> dict[str, Any]:
+        """An item's custom fields (`GET /api/items/:id`)."""
+        response = self.api.get_json(self._item_url(item_id), where=f"item {item_id}")
+        return self._custom_fields(response.body, item_id)
+
+    def set_item_custom_fields(self, item_id: int, fields: dict[str, Any]) -> dict[str, Any]:
+        """Set some of an item's custom fields (`PUT /api/items/:id`); returns all of them after."""
+        response = self.api.put_json(
+            self._item_url(item_id), {"custom-fields": fields}, where=f"item {item_id}"
+        )
+        return self._custom_fields(response.body, item_id)
+
+    def _item_url(self, item_id: int) -> str:
+        return f"{self.base_url}/api/items/{int(item_id)}"
+
+    def _custom_fields(self, body: Any, item_id: int) -> dict[str, Any]:
+        fields = body.get("custom-fields") if isinstance(body, dict) else None
+        if not isinstance(fields, dict):
+            raise SourceError(
+                f"{SYSTEM}: item {item_id} came back without an object of custom fields "
+                f"({describe_endpoint(self._item_url(item_id))})"
+            )
+        return fields
 
     def extract(self, window: Window) -> Iterator[Page]:
         return walk_keyset(window, self.page_size, self._fetch(window), purchase_order_updated_at)

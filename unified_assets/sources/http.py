@@ -55,7 +55,7 @@ class HttpPolicy:
         return Retry(
             total=self.max_retries,
             status_forcelist=RETRYABLE_STATUSES,
-            allowed_methods=frozenset({"GET"}),
+            allowed_methods=frozenset({"GET", "PUT"}),  # both idempotent: safe to repeat
             backoff_factor=self.backoff_factor_s,
             backoff_max=self.backoff_max_s,
             backoff_jitter=self.backoff_jitter_s,
@@ -113,36 +113,65 @@ class JsonApi:
         where: str = "",
     ) -> JsonResponse:
         """GET a JSON document; `where` (e.g. "page 3") makes errors point at the failing request."""
+        return self.request_json("GET", url, params=params, headers=headers, where=where)
+
+    def put_json(self, url: str, body: Any, *, where: str = "") -> JsonResponse:
+        """PUT a JSON document (idempotent, so retried like a GET) and read the JSON answer."""
+        return self.request_json("PUT", url, body=body, where=where)
+
+    def request_json(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        body: Any = None,
+        where: str = "",
+    ) -> JsonResponse:
         retry = self.policy.retry()
         started = time.monotonic()
         retries = 0
         while True:
             try:
-                response = self._send(url, params, headers, where)
+                response = self._send(method, url, params, headers, body, where)
                 retries += _retries_in(response)
-                body = self._decode(response, url, where)
+                decoded = self._decode(method, response, url, where)
             except MalformedResponse as error:
-                retry = self._spend(retry, url, error, where)
+                retry = self._spend(method, retry, url, error, where)
                 retries += 1
                 retry.sleep()
                 continue
             self.retries_made += retries
-            return JsonResponse(body=body, retries=retries, elapsed_s=time.monotonic() - started)
+            return JsonResponse(body=decoded, retries=retries, elapsed_s=time.monotonic() - started)
 
     def _send(
-        self, url: str, params: dict[str, Any] | None, headers: dict[str, str] | None, where: str
+        self,
+        method: str,
+        url: str,
+        params: dict[str, Any] | None,
+        headers: dict[str, str] | None,
+        body: Any,
+        where: str,
     ) -> requests.Response:
         self.requests_made += 1
         try:
-            return self.session.get(
-                url, params=params, headers=headers, timeout=self.policy.timeout, stream=False
+            return self.session.request(
+                method,
+                url,
+                params=params,
+                headers=headers,
+                json=body,
+                timeout=self.policy.timeout,
+                stream=False,
             )
         except requests.exceptions.RetryError as error:
             raise self._error(
-                url, where, f"gave up after {self.policy.max_retries} retries"
+                method, url, where, f"gave up after {self.policy.max_retries} retries"
             ) from error
         except (requests.exceptions.Timeout, requests.exceptions.ConnectionError) as error:
             raise self._error(
+                method,
                 url,
                 where,
                 f"no usable response after {self.policy.max_retries} retries "
@@ -151,7 +180,7 @@ class JsonApi:
         except requests.exceptions.ChunkedEncodingError:
             raise MalformedResponse("the response body was cut off") from None
 
-    def _decode(self, response: requests.Response, url: str, where: str) -> Any:
+    def _decode(self, method: str, response: requests.Response, url: str, where: str) -> Any:
         if response.status_code in (401, 403):
             raise CredentialsRejected(
                 f"credentials rejected for {self.system}: HTTP {response.status_code} from "
@@ -159,13 +188,14 @@ class JsonApi:
             )
         if response.status_code in RETRYABLE_STATUSES:
             raise self._error(
+                method,
                 url,
                 where,
                 f"HTTP {response.status_code} persisted after {self.policy.max_retries} retries",
             )
         if response.status_code >= 400:
             raise self._error(
-                url, where, f"HTTP {response.status_code}: {_vendor_message(response)}"
+                method, url, where, f"HTTP {response.status_code}: {_vendor_message(response)}"
             )
         content_type = response.headers.get("Content-Type", "")
         if "json" not in content_type:
@@ -175,16 +205,23 @@ class JsonApi:
         except ValueError as error:
             raise MalformedResponse(f"invalid JSON ({_first_line(str(error))})") from None
 
-    def _spend(self, retry: Retry, url: str, error: MalformedResponse, where: str) -> Retry:
+    def _spend(
+        self, method: str, retry: Retry, url: str, error: MalformedResponse, where: str
+    ) -> Retry:
         try:
-            return retry.increment(method="GET", url=describe_endpoint(url), error=error)
+            return retry.increment(method=method, url=describe_endpoint(url), error=error)
         except MaxRetryError:
             raise self._error(
-                url, where, f"malformed response after {self.policy.max_retries} retries: {error}"
+                method,
+                url,
+                where,
+                f"malformed response after {self.policy.max_retries} retries: {error}",
             ) from None
 
-    def _error(self, url: str, where: str, reason: str) -> SourceError:
-        return SourceError(f"{self.system}: {reason} (GET {describe_endpoint(url)}{_at(where)})")
+    def _error(self, method: str, url: str, where: str, reason: str) -> SourceError:
+        return SourceError(
+            f"{self.system}: {reason} ({method} {describe_endpoint(url)}{_at(where)})"
+        )
 
 
 def _retries_in(response: requests.Response) -> int:

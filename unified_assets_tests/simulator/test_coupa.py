@@ -6,9 +6,12 @@ import re
 from datetime import UTC, datetime
 
 import pandas as pd
+import requests
+
+from unified_assets.simulator import SimulatorServer
 
 from .clients import coupa_all, coupa_get, coupa_window, iso
-from .conftest import FROZEN_AT
+from .conftest import FROZEN_AT, NO_LIMITS
 
 MONTH = (datetime(2026, 3, 15, tzinfo=UTC), datetime(2026, 4, 15, tzinfo=UTC))
 
@@ -127,3 +130,53 @@ def test_bad_parameters_get_coupas_error_shape(server):
         assert response.status_code == 400, params
         errors = response.json()["errors"]["error"]
         assert isinstance(errors, list) and errors[0]
+
+
+def item_url(server, item_id) -> str:
+    return f"{server.base_urls['purchasing']}/api/items/{item_id}"
+
+
+def test_items_take_custom_fields_by_put_and_keep_them(server):
+    headers = {"X-COUPA-API-KEY": server.credentials.coupa_api_key}
+    before = requests.get(item_url(server, 3002), headers=headers, timeout=10)
+    assert before.status_code == 200
+    assert set(before.json()) == {"id", "item-number", "name", "active", "custom-fields"}
+    put = requests.put(
+        item_url(server, 3002),
+        json={"custom-fields": {"safety-stock": 12, "reorder-point": 40}},
+        headers=headers,
+        timeout=10,
+    )
+    assert put.status_code == 200
+    assert put.json()["custom-fields"] == {"safety-stock": 12, "reorder-point": 40}
+    again = requests.get(item_url(server, 3002), headers=headers, timeout=10).json()
+    assert again["custom-fields"] == {"safety-stock": 12, "reorder-point": 40}
+
+
+def test_item_writes_are_refused_like_coupa_refuses_them(server):
+    headers = {"X-COUPA-API-KEY": server.credentials.coupa_api_key}
+    assert requests.put(item_url(server, 3002), json={}, timeout=10).status_code == 401
+    assert requests.get(item_url(server, 99999), headers=headers, timeout=10).status_code == 404
+    bad_json = requests.put(item_url(server, 3002), data=b"{not json", headers=headers, timeout=10)
+    assert bad_json.status_code == 400
+    nested = requests.put(
+        item_url(server, 3002), json={"custom-fields": {"a": {"b": 1}}}, headers=headers, timeout=10
+    )
+    assert nested.status_code == 422 and "custom-fields" in nested.json()["errors"]
+
+
+def test_item_fields_outlive_the_server_when_it_has_a_state_folder(world, tmp_path):
+    for value in (5, None):
+        with SimulatorServer(world, state_dir=tmp_path, rate_limits=NO_LIMITS) as running:
+            headers = {"X-COUPA-API-KEY": running.credentials.coupa_api_key}
+            if value is not None:
+                requests.put(
+                    item_url(running, 3003),
+                    json={"custom-fields": {"safety-stock": value}},
+                    headers=headers,
+                    timeout=10,
+                ).raise_for_status()
+            else:
+                body = requests.get(item_url(running, 3003), headers=headers, timeout=10).json()
+                assert body["custom-fields"] == {"safety-stock": 5}
+                assert len(running.items.updates()) == 1

@@ -191,3 +191,18 @@ def test_safety_stock_reaches_the_purchasing_system_once(data_dir, demo_config):
     assert (table["safety_stock"] > 0).all()
     report = metadata(first, REPORT)
     assert report["report"].startswith(f"**{report['skus_at_risk']} of {len(table)} SKUs**")
+
+
+def test_every_ticket_gets_a_sentiment_from_the_model_with_the_better_f1(data_dir):
+    result = materialize([ml.ticket_sentiment], instance=DagsterInstance.ephemeral())
+    shown = metadata(result, ml.SENTIMENT)
+    scored = duckdb.sql(f"select * from '{ml.sentiment_path()}'").df()
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+        [(tickets,)] = con.execute(
+            "select count(*) from staging.stg_support__tickets where not is_deleted"
+        ).fetchall()
+    assert len(scored) == tickets == shown["dagster/row_count"]
+    assert (scored["model_version"] == shown["model_version"]).all()
+    assert set(scored["sentiment_label"]) <= {"negative", "neutral", "positive"}
+    assert "| tfidf_logistic_regression |" in shown["f1_macro"]
+    assert shown["labelled_tickets"] > 100

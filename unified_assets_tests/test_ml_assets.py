@@ -10,7 +10,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from dagster import AssetKey, DagsterInstance, materialize
+from dagster import AssetKey, DagsterInstance, Definitions, build_sensor_context, materialize
 
 from unified_assets.assets import ml
 from unified_assets.assets.raw import raw_assets
@@ -21,6 +21,12 @@ from unified_assets.assets.replenishment import (
     replenishment_assets,
 )
 from unified_assets.assets.transform import dbt_cli, dbt_models
+from unified_assets.sensors import retraining as retraining_sensors
+from unified_assets.sensors.retraining import (
+    REASON_TAG,
+    demand_model_retraining,
+    sentiment_model_retraining,
+)
 from unified_assets.simulator import SimClock, World
 from unified_assets_tests.conftest import serving, source_resources
 
@@ -206,3 +212,56 @@ def test_every_ticket_gets_a_sentiment_from_the_model_with_the_better_f1(data_di
     assert set(scored["sentiment_label"]) <= {"negative", "neutral", "positive"}
     assert "| tfidf_logistic_regression |" in shown["f1_macro"]
     assert shown["labelled_tickets"] > 100
+
+
+def evaluate(sensor_def):
+    with DagsterInstance.ephemeral() as instance:
+        context = build_sensor_context(
+            instance=instance, definitions=Definitions(assets=ml.ml_assets, sensors=[sensor_def])
+        )
+        return sensor_def.evaluate_tick(context)
+
+
+def test_the_retraining_sensor_skips_until_new_weeks_arrive_then_asks_once(data_dir, monkeypatch):
+    assert "no production demand model" in evaluate(demand_model_retraining).skip_message
+    full = ml.read_weekly_demand()
+    last_weeks = sorted(full["period"].unique())[-3:]
+    earlier = full[~full["period"].isin(last_weeks)]
+    monkeypatch.setattr(ml, "read_weekly_demand", lambda: earlier)
+    monkeypatch.setattr(retraining_sensors, "read_weekly_demand", lambda: earlier)
+    assert run_ml(selection=[MODEL]).success  # trained three weeks ago
+    unchanged = evaluate(demand_model_retraining)
+    assert "no complete period since" in unchanged.skip_message
+
+    monkeypatch.setattr(ml, "read_weekly_demand", lambda: full)
+    monkeypatch.setattr(retraining_sensors, "read_weekly_demand", lambda: full)
+    fresh = evaluate(demand_model_retraining)
+    [request] = fresh.run_requests  # three new weeks are 10% more rows, whatever the accuracy
+    assert request.run_key.startswith(ml.model_registry().production_version())
+    assert request.run_key == evaluate(demand_model_retraining).run_requests[0].run_key
+
+    surge = full.assign(y=full["y"].where(~full["period"].isin(last_weeks), full["y"] * 4))
+    monkeypatch.setattr(retraining_sensors, "read_weekly_demand", lambda: surge)
+    [degraded] = evaluate(demand_model_retraining).run_requests
+    assert "realized WAPE above 1.2 x backtest" in degraded.tags[REASON_TAG]
+
+
+def test_the_retraining_sensor_says_when_the_warehouse_cannot_be_read(data_dir):
+    assert run_ml(selection=[MODEL]).success
+    (data_dir / "warehouse.duckdb").unlink()
+    assert "cannot read the weekly demand now" in evaluate(demand_model_retraining).skip_message
+
+
+def test_the_sentiment_sensor_retrains_when_new_labels_disagree(data_dir, monkeypatch):
+    assert "no production sentiment model" in evaluate(sentiment_model_retraining).skip_message
+    materialize([ml.ticket_sentiment], instance=DagsterInstance.ephemeral())
+    assert "0 newly labelled tickets" in evaluate(sentiment_model_retraining).skip_message
+    labelled = ml.read_labelled_tickets()
+    flipped = labelled.head(60).assign(
+        agent_sentiment=labelled["agent_sentiment"]
+        .head(60)
+        .map({"positive": "negative", "negative": "positive", "neutral": "negative"})
+    )
+    monkeypatch.setattr(retraining_sensors, "read_labelled_tickets", lambda since: flipped)
+    [request] = evaluate(sentiment_model_retraining).run_requests
+    assert "below 0.82" in request.tags[REASON_TAG]

@@ -366,6 +366,24 @@ SENTIMENT = AssetKey(["ml", "ticket_sentiment"])
 STAGED_TICKETS = AssetKey(["staging", "stg_support__tickets"])
 
 
+def sentiment_registry() -> ModelRegistry:
+    return ModelRegistry(settings.data_dir() / "models", "ticket_sentiment")
+
+
+def read_labelled_tickets(since: str | None = None) -> pd.DataFrame:
+    """Agent-labelled tickets (text and label), only those updated after `since` when given."""
+    with duckdb.connect(str(settings.warehouse_path()), read_only=True) as con:
+        return con.execute(
+            """
+            select ticket_id, subject, description, agent_sentiment, updated_at
+            from staging.stg_support__tickets
+            where not is_deleted and agent_sentiment is not null
+              and ($since is null or updated_at > cast($since as timestamptz))
+            """,
+            {"since": since},
+        ).df()
+
+
 def sentiment_path() -> Path:
     return settings.data_dir() / "ml" / "ticket_sentiment.parquet"
 
@@ -387,7 +405,7 @@ def ticket_sentiment(context: AssetExecutionContext) -> MaterializeResult:
     with duckdb.connect(str(settings.warehouse_path()), read_only=True) as con:
         tickets = con.execute(
             """
-            select ticket_id, subject, description, agent_sentiment
+            select ticket_id, subject, description, agent_sentiment, updated_at
             from staging.stg_support__tickets
             where not is_deleted
             order by ticket_id
@@ -399,13 +417,15 @@ def ticket_sentiment(context: AssetExecutionContext) -> MaterializeResult:
         [t for t, keep in zip(texts, labelled, strict=True) if keep],
         tickets.loc[labelled, "agent_sentiment"].tolist(),
     )
-    registry = ModelRegistry(settings.data_dir() / "models", "ticket_sentiment")
+    registry = sentiment_registry()
     version = registry.register(
         choice.model,
         {
             "f1_macro": choice.f1,
             "held_out_tickets": choice.held_out,
             "labelled": int(labelled.sum()),
+            # Tickets labelled (or relabelled) after this are new to the model.
+            "trained_through": str(tickets.loc[labelled, "updated_at"].max()),
         },
     )
     registry.promote(version, f"F1 {max(choice.f1.values()):.3f} on {choice.held_out} tickets")

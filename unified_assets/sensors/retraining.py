@@ -1,0 +1,144 @@
+"""Sensors that retrain a production model when it degrades or enough new data has arrived.
+
+Each tick measures the production model on what arrived since it was trained and asks `retraining` for a
+verdict; a retraining request carries the reason as a tag, a skip says what was measured. The run key names
+the model version and the newest data seen, so one reason never starts two runs for the same data.
+"""
+
+import duckdb
+import pandas as pd
+from dagster import (
+    AssetSelection,
+    DefaultSensorStatus,
+    Failure,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+
+from unified_assets.assets.ml import (
+    FORECAST_MODEL,
+    SENTIMENT,
+    model_registry,
+    read_labelled_tickets,
+    read_weekly_demand,
+    sentiment_registry,
+)
+from unified_assets.forecasting import prepare_panel
+from unified_assets.retraining import (
+    forecast_verdict,
+    realized_accuracy,
+    sentiment_verdict,
+)
+from unified_assets.sentiment import ticket_text
+
+REASON_TAG = "unified_assets/retrain_reason"
+MIN_TICKETS_FOR_F1 = 30
+
+
+def realized_since_training(model, card: dict, history: pd.DataFrame) -> pd.DataFrame:
+    """The production model's accuracy on each complete period after its training data, pooled over
+    every origin since training that it could have forecast that period from (1 to `horizon` steps
+    ahead, as in its backtest)."""
+    panel = prepare_panel(history)
+    trained_until = pd.Timestamp(card["training_data"]["last_period"])
+    periods = pd.DatetimeIndex(sorted(panel.frame["period"].unique()))
+    origins = periods[(periods >= trained_until) & (periods < periods[-1])]
+    scored = []
+    for origin in origins:
+        forecast = model.predict(panel.until(origin))[["series_id", "period", "mean"]]
+        actual = panel.frame[panel.frame["period"] > origin][["series_id", "period", "y"]]
+        scored.append(actual.merge(forecast, on=["series_id", "period"], how="inner"))
+    if not scored:
+        return realized_accuracy(pd.DataFrame(columns=["series_id", "period", "y", "mean"]))
+    return realized_accuracy(pd.concat(scored, ignore_index=True))
+
+
+@sensor(
+    name="demand_model_retraining",
+    asset_selection=AssetSelection.assets(FORECAST_MODEL),
+    minimum_interval_seconds=3600,
+    default_status=DefaultSensorStatus.RUNNING,
+    description=(
+        "Retrains ml/demand_forecast_model when the production model's realized WAPE exceeds 1.2x its "
+        "backtest WAPE two periods running, its |bias| exceeds 10%, or a new complete week and 10% more "
+        "rows have arrived."
+    ),
+)
+def demand_model_retraining(context: SensorEvaluationContext):
+    production = model_registry().production()
+    if production is None:
+        return SkipReason("no production demand model yet: materialize ml/demand_forecast_model")
+    try:
+        history = read_weekly_demand()
+    except (Failure, duckdb.Error) as error:
+        return SkipReason(f"cannot read the weekly demand now: {_first_line(error)}")
+    realized = realized_since_training(production.artifact, production.card, history)
+    verdict = forecast_verdict(
+        production.card["metrics"]["wape"],
+        realized,
+        production.card["training_data"]["rows"],
+        len(prepare_panel(history).frame),
+    )
+    newest = str(pd.Timestamp(history["period"].max()).date())
+    if not verdict.retrain:
+        return SensorResult(skip_reason=f"{production.version}: {verdict.reason}", cursor=newest)
+    context.log.info(f"retraining the demand model: {verdict.reason}")
+    return SensorResult(
+        run_requests=[
+            RunRequest(
+                run_key=f"{production.version}:{verdict.code}:{newest}",
+                tags={REASON_TAG: verdict.reason},
+            )
+        ],
+        cursor=newest,
+    )
+
+
+@sensor(
+    name="sentiment_model_retraining",
+    asset_selection=AssetSelection.assets(SENTIMENT),
+    minimum_interval_seconds=3600,
+    default_status=DefaultSensorStatus.RUNNING,
+    description=(
+        "Retrains ml/ticket_sentiment when macro F1 on tickets labelled since training drops below 0.82 "
+        "or more than 5,000 new labelled tickets have arrived."
+    ),
+)
+def sentiment_model_retraining(context: SensorEvaluationContext):
+    production = sentiment_registry().production()
+    if production is None:
+        return SkipReason("no production sentiment model yet: materialize ml/ticket_sentiment")
+    try:
+        new = read_labelled_tickets(since=production.card["trained_through"])
+    except duckdb.Error as error:
+        return SkipReason(f"cannot read the tickets now: {_first_line(error)}")
+    f1 = None
+    if len(new) >= MIN_TICKETS_FOR_F1:
+        from sklearn.metrics import f1_score
+
+        predicted = production.artifact.predict(ticket_text(new["subject"], new["description"]))
+        f1 = float(f1_score(new["agent_sentiment"], predicted, average="macro"))
+    verdict = sentiment_verdict(len(new), f1)
+    if not verdict.retrain:
+        return SkipReason(f"{production.version}: {verdict.reason}")
+    newest = str(new["updated_at"].max())
+    return SensorResult(
+        run_requests=[
+            RunRequest(
+                run_key=f"{production.version}:{verdict.code}:{newest}",
+                tags={REASON_TAG: verdict.reason},
+            )
+        ],
+        cursor=newest,
+    )
+
+
+def _first_line(error: Exception) -> str:
+    text = getattr(error, "description", None) or str(error)
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+retraining_sensors = [demand_model_retraining, sentiment_model_retraining]

@@ -89,3 +89,16 @@ def with_fields(resource, **changes):
     """A copy of a resource with some fields changed (pydantic's model_copy bypasses Dagster's config)."""
     fields = {name: getattr(resource, name) for name in type(resource).model_fields}
     return type(resource)(**{**fields, **changes})
+
+
+# The three slowest files start first, so the two test processes finish together rather than one waiting on
+# a late-started `dagster dev` test (with --dist loadfile, files go out in collection order).
+SLOWEST_FIRST = ("test_dagster_dev.py", "test_transform.py", "test_ml_assets.py")
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item) -> int:
+        name = item.path.name
+        return SLOWEST_FIRST.index(name) if name in SLOWEST_FIRST else len(SLOWEST_FIRST)
+
+    items.sort(key=rank)

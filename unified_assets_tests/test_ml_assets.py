@@ -222,10 +222,12 @@ def test_every_ticket_gets_a_sentiment_from_the_model_with_the_better_f1(data_di
     assert shown["labelled_tickets"] > 100
 
 
-def evaluate(sensor_def):
+def evaluate(sensor_def, cursor=None):
     with DagsterInstance.ephemeral() as instance:
         context = build_sensor_context(
-            instance=instance, definitions=Definitions(assets=ml.ml_assets, sensors=[sensor_def])
+            instance=instance,
+            cursor=cursor,
+            definitions=Definitions(assets=ml.ml_assets, sensors=[sensor_def]),
         )
         return sensor_def.evaluate_tick(context)
 
@@ -240,6 +242,8 @@ def test_the_retraining_sensor_skips_until_new_weeks_arrive_then_asks_once(data_
     assert run_ml(selection=[MODEL]).success  # trained three weeks ago
     unchanged = evaluate(demand_model_retraining)
     assert "no complete period since" in unchanged.skip_message
+    again = evaluate(demand_model_retraining, cursor=unchanged.cursor)
+    assert "no new complete week since" in again.skip_message
 
     monkeypatch.setattr(ml, "read_weekly_demand", lambda: full)
     monkeypatch.setattr(retraining_sensors, "read_weekly_demand", lambda: full)

@@ -15,12 +15,15 @@ The share of actuals at or below each quantile is thereby what it says on unseen
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import HistGradientBoostingRegressor
 
 from unified_assets.forecasting.features import FeatureBuilder, Layout
+
+if TYPE_CHECKING:
+    from sklearn.ensemble import HistGradientBoostingRegressor
 from unified_assets.forecasting.metrics import POINT, quantile_column
 from unified_assets.forecasting.panel import Panel, PanelError, prepare_panel
 
@@ -209,6 +212,9 @@ class DemandForecaster:
         target = builder.layout.y[rows.series, rows.origin + rows.steps] / level
         features = builder.rows(rows.series, rows.origin, rows.steps)
         columns = ~np.isnan(features).all(axis=0)
+        # Imported here: every Dagster step process loads the definitions, few of them fit a model.
+        from sklearn.ensemble import HistGradientBoostingRegressor
+
         regressor = HistGradientBoostingRegressor(
             loss=self.loss, random_state=self.random_state, **self.regressor_params
         )

@@ -75,6 +75,9 @@ def demand_model_retraining(context: SensorEvaluationContext):
         history = read_weekly_demand()
     except (Failure, duckdb.Error) as error:
         return SkipReason(f"cannot read the weekly demand now: {_first_line(error)}")
+    newest = str(pd.Timestamp(history["period"].max()).date())
+    if context.cursor == f"{production.version}:{newest}":
+        return SkipReason(f"{production.version}: no new complete week since {newest}")
     realized = realized_since_training(production.artifact, production.card, history)
     verdict = forecast_verdict(
         production.card["metrics"]["wape"],
@@ -82,9 +85,9 @@ def demand_model_retraining(context: SensorEvaluationContext):
         production.card["training_data"]["rows"],
         len(prepare_panel(history).frame),
     )
-    newest = str(pd.Timestamp(history["period"].max()).date())
+    cursor = f"{production.version}:{newest}"  # what this tick judged: a model and the data it saw
     if not verdict.retrain:
-        return SensorResult(skip_reason=f"{production.version}: {verdict.reason}", cursor=newest)
+        return SensorResult(skip_reason=f"{production.version}: {verdict.reason}", cursor=cursor)
     context.log.info(f"retraining the demand model: {verdict.reason}")
     return SensorResult(
         run_requests=[
@@ -93,7 +96,7 @@ def demand_model_retraining(context: SensorEvaluationContext):
                 tags={REASON_TAG: verdict.reason},
             )
         ],
-        cursor=newest,
+        cursor=cursor,
     )
 
 

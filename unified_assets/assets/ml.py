@@ -321,14 +321,18 @@ def demand_forecast(context: AssetExecutionContext) -> MaterializeResult:
             "forecast_origin": str(origin.date()),
             "path": MetadataValue.path(str(forecast_path())),
             "dagster/row_count": len(table),
-            "dagster/column_schema": TableSchema(
-                columns=[TableColumn(name, str(dtype)) for name, dtype in table.dtypes.items()]
-            ),
+            "dagster/column_schema": frame_schema(table),
             "preview": MetadataValue.md(markdown_table(table.head(12))),
             "forecast_plot": MetadataValue.md(
                 f"![forecast](data:image/png;base64,{base64.b64encode(png).decode()})"
             ),
         }
+    )
+
+
+def frame_schema(frame: pd.DataFrame) -> TableSchema:
+    return TableSchema(
+        columns=[TableColumn(name, str(dtype)) for name, dtype in frame.dtypes.items()]
     )
 
 

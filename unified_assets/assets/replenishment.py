@@ -16,8 +16,6 @@ from dagster import (
     Failure,
     MaterializeResult,
     MetadataValue,
-    TableColumn,
-    TableSchema,
     asset,
 )
 from pydantic import Field
@@ -27,6 +25,7 @@ from unified_assets.assets.ml import (
     FORECAST,
     ML_OWNER,
     forecast_path,
+    frame_schema,
     markdown_table,
     write_parquet_atomically,
 )
@@ -121,9 +120,7 @@ def safety_stock_recommendations(
     return MaterializeResult(
         metadata={
             "dagster/row_count": len(table),
-            "dagster/column_schema": TableSchema(
-                columns=[TableColumn(name, str(dtype)) for name, dtype in table.dtypes.items()]
-            ),
+            "dagster/column_schema": frame_schema(table),
             "service_level": config.service_level,
             "model_version": table["model_version"].iloc[0] if len(table) else "none",
             "total_safety_stock": int(table["safety_stock"].sum()),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -17,6 +18,12 @@ from unified_assets.simulator import (
     World,
     WorldConfig,
 )
+
+# scikit-learn's gradient boosting runs one OpenMP thread per core, and idle OpenMP threads spin. Two test
+# processes each doing that on a two-core machine slowed the forecasting tests from 20 s to ten minutes:
+# give each worker its share of the cores (set before scikit-learn is first imported, which reads it once).
+if workers := os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // int(workers))))
 
 FROZEN_AT = datetime.fromisoformat("2026-03-15T12:00:00+00:00")
 

@@ -48,7 +48,12 @@ def main() -> int:
         build_warehouse(args.history_start, datetime.fromisoformat(args.as_of))
     built = time.monotonic()
 
-    from unified_assets.assets.ml import DEMAND_SIGNALS, QUANTILES, read_weekly_demand
+    from unified_assets.assets.ml import (
+        DEMAND_SIGNALS,
+        QUANTILES,
+        read_weekly_demand,
+        weekly_demand_panel,
+    )
     from unified_assets.forecasting import DemandForecaster, backtest
     from unified_assets.forecasting.baselines import BASELINES
     from unified_assets.forecasting.selection import Blend
@@ -60,7 +65,9 @@ def main() -> int:
         DemandForecaster,
         Blend,
     ]
-    report = backtest(history, args.horizon, args.cutoffs, QUANTILES, methods=methods)
+    report = backtest(
+        weekly_demand_panel(history), args.horizon, args.cutoffs, QUANTILES, methods=methods
+    )
     summary = report.summary()
     with_signals = summary.loc["demand_forecaster", "wape"]
     without = summary.loc["demand_forecaster_without_signals", "wape"]

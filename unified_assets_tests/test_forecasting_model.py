@@ -59,6 +59,53 @@ def test_the_model_learns_a_leading_signal_planted_in_the_data():
     assert with_signal < 0.75 * without
 
 
+def order_book_panel(series: int = 20, weeks: int = 90, seed: int = 0, ahead: int = 4):
+    """Weekly demand where half of each week's quantity arrives on orders placed 1 to `ahead` weeks
+    earlier; `due_k` in week t is what was already on order then for week t + k (an order book)."""
+    rng = np.random.default_rng(seed)
+    periods = pd.date_range("2024-01-01", periods=weeks, freq="W-MON")
+    frames = []
+    for index in range(series):
+        level = 5.0 * 40 ** (index / (series - 1))
+        placed = rng.poisson(rng.gamma(0.5, 2 * level / ahead, (weeks, ahead)))  # [week, lead - 1]
+        arriving = np.zeros(weeks + ahead)
+        book = np.zeros((weeks, ahead))  # [week, k - 1]: due k weeks after it, known by then
+        for lead in range(1, ahead + 1):
+            arriving[lead : weeks + lead] += placed[:, lead - 1]
+        for week in range(weeks):
+            for k in range(1, ahead + 1):
+                book[week, k - 1] = sum(
+                    placed[week + k - lead, lead - 1]
+                    for lead in range(k, ahead + 1)
+                    if 0 <= week + k - lead <= week
+                )
+        frame = pd.DataFrame({"series_id": f"sku-{index:02d}", "period": periods})
+        frame["y"] = rng.poisson(level / 2, weeks) + arriving[:weeks]
+        for k in range(1, ahead + 1):
+            frame[f"due_{k}"] = book[:, k - 1]
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+ORDER_BOOK = {"due": ("due_1", "due_2", "due_3", "due_4")}
+
+
+def test_an_order_book_is_read_for_the_period_each_forecast_is_for():
+    history = order_book_panel()
+    methods = [DemandForecaster]
+    as_plain_signals = backtest(prepare_panel(history), 4, 3, methods=methods).summary()
+    as_known_ahead = backtest(prepare_panel(history, ORDER_BOOK), 4, 3, methods=methods).summary()
+    assert (
+        as_known_ahead.loc["demand_forecaster", "wape"]
+        < 0.9 * as_plain_signals.loc["demand_forecaster", "wape"]
+    )
+
+
+def test_a_known_ahead_family_must_name_signal_columns():
+    with pytest.raises(PanelError, match=r"'due'.*due_9"):
+        prepare_panel(order_book_panel(series=2, weeks=10), {"due": ("due_1", "due_9")})
+
+
 def test_features_as_of_an_origin_do_not_change_when_the_future_does():
     history = poisson_panel(series=4, days=90, lead=2)
     panel = prepare_panel(history)
@@ -72,6 +119,22 @@ def test_features_as_of_an_origin_do_not_change_when_the_future_does():
         for p in (panel, type(panel)(tampered, panel.freq, panel.signals))
     )
     np.testing.assert_array_equal(before, after)
+
+
+def test_an_order_book_as_of_an_origin_does_not_change_when_the_future_does():
+    panel = prepare_panel(order_book_panel(series=3, weeks=40), ORDER_BOOK)
+    origin = 30
+    tampered = panel.frame.copy()
+    future = tampered["period"] > panel.frame["period"].unique()[origin]
+    tampered.loc[future, ["y", *ORDER_BOOK["due"]]] *= 10
+    rows = np.repeat(np.arange(3), 6), np.full(18, origin), np.tile(np.arange(1, 7), 3)
+    before, after = (
+        FeatureBuilder(Layout.of(p, ORDER_BOOK["due"]), p.freq, 52, ORDER_BOOK).rows(*rows)
+        for p in (panel, type(panel)(tampered, panel.freq, panel.signals))
+    )
+    np.testing.assert_array_equal(before, after)
+    known_ahead = before[:, -3:]  # at, before and through the target period
+    assert not np.isnan(known_ahead).all(axis=0).any()
 
 
 def test_quantiles_are_calibrated_on_unseen_periods():

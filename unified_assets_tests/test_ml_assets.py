@@ -222,6 +222,48 @@ def test_every_ticket_gets_a_sentiment_from_the_model_with_the_better_f1(data_di
     assert shown["labelled_tickets"] > 100
 
 
+def product_sentiment(data_dir) -> pd.Series:
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+        return (
+            con.execute(
+                "select customer_id, product_sku, avg_product_sentiment from marts.unified_demand"
+            )
+            .df()
+            .set_index(["customer_id", "product_sku"])["avg_product_sentiment"]
+        )
+
+
+def test_the_sentiment_scores_feed_the_unified_demand_mart(data_dir):
+    """Before any scoring the mart builds with sentiment null; after, each customer x SKU carries the
+    mean model score of its tickets, built downstream of ml/ticket_sentiment in one run."""
+    assert product_sentiment(data_dir).isna().all()
+    marts = [
+        AssetKey(["staging", "stg_ml__ticket_sentiment"]),
+        AssetKey(["marts", "unified_demand"]),
+    ]
+    result = materialize(
+        [dbt_models, ml.ticket_sentiment],
+        selection=[ml.SENTIMENT, *marts],
+        resources={"dbt": dbt_cli()},
+        instance=DagsterInstance.ephemeral(),
+    )
+    assert result.success
+    scores = duckdb.sql(f"select * from '{ml.sentiment_path()}'").df()
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+        mentions = con.execute(
+            "select ticket_id, customer_id, product_sku from intermediate.int_ticket_mentions"
+        ).df()
+    expected = (
+        mentions.merge(scores, on="ticket_id")
+        .groupby(["customer_id", "product_sku"])["sentiment_score"]
+        .mean()
+    )
+    shown = product_sentiment(data_dir).dropna()
+    assert len(shown) == len(expected) > 50
+    np.testing.assert_allclose(shown.sort_index(), expected.sort_index())
+    assert shown.between(-1, 1).all()
+
+
 def evaluate(sensor_def, cursor=None):
     with DagsterInstance.ephemeral() as instance:
         context = build_sensor_context(

@@ -51,15 +51,12 @@ FORECAST_MODEL = AssetKey(["ml", "demand_forecast_model"])
 FORECAST = AssetKey(["ml", "demand_forecast"])
 REGISTERED_MODEL = "demand_forecast"
 QUANTILES = (0.5, 0.9, 0.95)
-# What the unified data adds to invoice history: the order book as it stood, and support tickets.
-DEMAND_SIGNALS = (
-    "open_order_quantity_due_week_1",
-    "open_order_quantity_due_week_2",
-    "open_order_quantity_due_week_3",
-    "open_order_quantity_due_week_4",
-    "ordered_quantity",
-    "ticket_count",
-)
+# What the unified data adds to invoice history: the order book as it stood at each week's end (quantity
+# due one to four weeks ahead, so a forecast of week t + k reads what was due then), orders placed, tickets.
+ORDER_BOOK = {
+    "open_orders_due": tuple(f"open_order_quantity_due_week_{k}" for k in range(1, 5)),
+}
+DEMAND_SIGNALS = (*ORDER_BOOK["open_orders_due"], "ordered_quantity", "ticket_count")
 ACTIVE_WEEKS = 26  # a SKU with no demand and no open orders for this long is not forecast
 
 
@@ -111,6 +108,10 @@ def read_weekly_demand() -> pd.DataFrame:
     return weekly
 
 
+def weekly_demand_panel(history: pd.DataFrame) -> Panel:
+    return prepare_panel(history, known_ahead=ORDER_BOOK)
+
+
 def frozen(model, name: str = "production_model"):
     """A backtest method that scores each window with an already-fitted model, never refitting it."""
 
@@ -155,7 +156,7 @@ def frozen(model, name: str = "production_model"):
     ],
 )
 def demand_forecast_model(context: AssetExecutionContext, config: DemandForecastConfig):
-    panel = prepare_panel(read_weekly_demand())
+    panel = weekly_demand_panel(read_weekly_demand())
     registry = model_registry()
     champion = registry.production()
     comparable = champion is not None and champion.card.get("horizon") == config.horizon_weeks
@@ -294,7 +295,7 @@ def demand_forecast(context: AssetExecutionContext) -> MaterializeResult:
             description="no production demand model yet: materialize ml/demand_forecast_model first"
         )
     history = read_weekly_demand()
-    forecast = production.artifact.predict(prepare_panel(history))
+    forecast = production.artifact.predict(weekly_demand_panel(history))
     forecast = forecast[forecast["series_id"].isin(active_skus(history))]
     origin = pd.Timestamp(history["period"].max())
     table = pd.DataFrame(
@@ -402,7 +403,8 @@ def sentiment_path() -> Path:
     description=(
         "A sentiment label and score (-1..1) for every ticket, from the better of a support-tuned VADER "
         "lexicon and a TF-IDF text model trained on the agent-labelled tickets (macro F1 on a held-out "
-        "quarter decides); each score records the model version."
+        "quarter decides); each score records the model version. dbt reads the scores into "
+        "marts/unified_demand (avg_product_sentiment)."
     ),
 )
 def ticket_sentiment(context: AssetExecutionContext) -> MaterializeResult:

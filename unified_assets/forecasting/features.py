@@ -12,6 +12,7 @@ for every origin at once; rows are then gathered for the (series, origin, steps 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,8 +52,15 @@ class Layout:
 class FeatureBuilder:
     """Feature matrices for every (series, origin) of a layout; rows for any steps ahead on request."""
 
-    def __init__(self, layout: Layout, freq: str, season_length: int):
+    def __init__(
+        self,
+        layout: Layout,
+        freq: str,
+        season_length: int,
+        known_ahead: Mapping[str, tuple[str, ...]] | None = None,
+    ):
         self.layout = layout
+        self.known_ahead = dict(known_ahead or {})
         self.freq = freq
         self.season = season_length
         base = freq.split("-")[0]
@@ -70,6 +78,11 @@ class FeatureBuilder:
             "same_phase_last_cycle",
             "same_phase_mean",
             *self._calendar_names(),
+            *(
+                f"{family}_{when}"
+                for family in self.known_ahead
+                for when in ("at_target", "before_target", "through_target")
+            ),
         ]
 
     def rows(
@@ -81,6 +94,8 @@ class FeatureBuilder:
         columns.append(steps.astype(np.float64))
         columns.extend(self._same_phase(series_index, origin_index, steps))
         columns.extend(self._calendar(target_index))
+        for family in self.known_ahead.values():
+            columns.extend(self._known_ahead(family, series_index, origin_index, steps))
         return np.column_stack(columns).astype(np.float32)
 
     def level_at(self, series_index: np.ndarray, origin_index: np.ndarray) -> np.ndarray:
@@ -134,6 +149,25 @@ class FeatureBuilder:
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN row: no earlier cycle
             mean = np.nanmean(stacked, axis=1)
         return [values[0], mean]
+
+    def _known_ahead(self, family, series_index, origin_index, steps) -> list[np.ndarray]:
+        """What the origin already knows about the target period, the one before it (late arrivals spill
+        over) and every period up to it, relative to the level; NaN beyond what the family covers."""
+        count, row = len(family), np.arange(len(steps))
+        known = [self.layout.signals[column][series_index, origin_index] for column in family]
+        # Column k: what is due k periods after the origin; column 0 (nothing) pads the cumulative sum.
+        due = (
+            np.column_stack([np.zeros(len(steps)), *known])
+            / self.level_at(series_index, origin_index)[:, None]
+        )
+
+        def due_at(step: np.ndarray) -> np.ndarray:
+            return np.where(
+                (step >= 1) & (step <= count), due[row, np.clip(step, 0, count)], np.nan
+            )
+
+        through = np.cumsum(due, axis=1)[row, np.clip(steps, 0, count)]
+        return [due_at(steps), due_at(steps - 1), np.where(steps <= count, through, np.nan)]
 
     def _calendar_names(self) -> list[str]:
         return ["target_day_of_week", "target_week_of_year", "target_month"]

@@ -71,7 +71,8 @@ class Fitted:
 class DemandForecaster:
     """Fit on a long history (series_id, period, y, optional signal columns); predict `horizon` periods.
 
-    `signals=None` uses every signal column of the history, `()` the target's own history only.
+    `signals=None` uses every signal column of the history, `()` the target's own history only. Signal
+    families the panel declares `known_ahead` are also read for the period each forecast is for.
     """
 
     name = "demand_forecaster"
@@ -110,7 +111,12 @@ class DemandForecaster:
             raise PanelError(f"signal column(s) {unknown} are not in the history")
         self.panel_ = panel
         self.used_signals_ = tuple(signals)
-        self.builder_ = FeatureBuilder(Layout.of(panel, signals), panel.freq, panel.season_length)
+        self.known_ahead_ = {
+            family: columns
+            for family, columns in panel.known_ahead.items()
+            if set(columns) <= set(signals)
+        }
+        self.builder_ = self._builder(panel)
         rows = self._training_rows()
         if len(rows) == 0:
             raise PanelError("no series has a period after its first one: nothing to learn from")
@@ -173,7 +179,7 @@ class DemandForecaster:
     def _scoring_inputs(self, history) -> tuple[Panel, FeatureBuilder]:
         if history is None:
             return self.panel_, self.builder_
-        panel = history if isinstance(history, Panel) else prepare_panel(history)
+        panel = history if isinstance(history, Panel) else prepare_panel(history, self.known_ahead_)
         if panel.freq != self.panel_.freq:
             raise PanelError(
                 f"the model was fitted on {self.panel_.freq} periods; this history is {panel.freq}"
@@ -183,8 +189,11 @@ class DemandForecaster:
             raise PanelError(
                 f"the model needs signal column(s) {missing}, absent from this history"
             )
+        return panel, self._builder(panel)
+
+    def _builder(self, panel: Panel) -> FeatureBuilder:
         layout = Layout.of(panel, self.used_signals_)
-        return panel, FeatureBuilder(layout, panel.freq, panel.season_length)
+        return FeatureBuilder(layout, panel.freq, panel.season_length, self.known_ahead_)
 
     # ---------------------------------------------------------------------------------- training
 

@@ -3,12 +3,18 @@
 A panel is validated once, its frequency inferred from the periods, and made regular: every series runs
 from its first period to the panel's last with explicit zeros where nothing happened (a missing day of sales
 is a zero, not a gap), and signal columns are kept as they are.
+
+Some signals already know part of the future at each period: an order book says, as of this week, how much
+is due one, two, three weeks ahead. Such a family of columns (the k-th holding what is known about period
+t + k in row t) is declared with `known_ahead`, so a model can read the column that matches the period it
+forecasts instead of learning which one that is.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -29,6 +35,8 @@ class Panel:
     )  # series_id, period, y, signals...; regular, sorted by series_id then period
     freq: str
     signals: tuple[str, ...]
+    # family name -> signal columns; the k-th (from 1) is known in row t about period t + k
+    known_ahead: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def season_length(self) -> int:
@@ -48,10 +56,15 @@ class Panel:
 
     def until(self, origin: pd.Timestamp) -> Panel:
         """The panel as it was known at `origin`: nothing after it, no series that had not started."""
-        return Panel(self.frame[self.frame["period"] <= origin], self.freq, self.signals)
+        return Panel(
+            self.frame[self.frame["period"] <= origin], self.freq, self.signals, self.known_ahead
+        )
 
 
-def prepare_panel(history: pd.DataFrame) -> Panel:
+def prepare_panel(
+    history: pd.DataFrame, known_ahead: Mapping[str, Sequence[str]] | None = None
+) -> Panel:
+    """A validated, regular panel; `known_ahead` names the signal families that look ahead (see above)."""
     missing = [column for column in REQUIRED if column not in history.columns]
     if missing:
         raise PanelError(
@@ -66,7 +79,14 @@ def prepare_panel(history: pd.DataFrame) -> Panel:
         raise PanelError("more than one row for a series and period; aggregate first")
     freq = infer_frequency(frame["period"])
     signals = tuple(c for c in frame.columns if c not in REQUIRED)
-    return Panel(regularize(frame, freq, signals), freq, signals)
+    families = {name: tuple(columns) for name, columns in (known_ahead or {}).items()}
+    for name, columns in families.items():
+        absent = [column for column in columns if column not in signals]
+        if not columns or absent:
+            raise PanelError(
+                f"known-ahead family {name!r} needs signal column(s) {absent or '(none given)'}"
+            )
+    return Panel(regularize(frame, freq, signals), freq, signals, families)
 
 
 def infer_frequency(periods: pd.Series) -> str:

@@ -25,8 +25,8 @@ from unified_assets.assets.ml import (
     read_labelled_tickets,
     read_weekly_demand,
     sentiment_registry,
+    weekly_demand_panel,
 )
-from unified_assets.forecasting import prepare_panel
 from unified_assets.retraining import (
     forecast_verdict,
     realized_accuracy,
@@ -42,7 +42,7 @@ def realized_since_training(model, card: dict, history: pd.DataFrame) -> pd.Data
     """The production model's accuracy on each complete period after its training data, pooled over
     every origin since training that it could have forecast that period from (1 to `horizon` steps
     ahead, as in its backtest)."""
-    panel = prepare_panel(history)
+    panel = weekly_demand_panel(history)
     trained_until = pd.Timestamp(card["training_data"]["last_period"])
     periods = pd.DatetimeIndex(sorted(panel.frame["period"].unique()))
     origins = periods[(periods >= trained_until) & (periods < periods[-1])]
@@ -83,7 +83,7 @@ def demand_model_retraining(context: SensorEvaluationContext):
         production.card["metrics"]["wape"],
         realized,
         production.card["training_data"]["rows"],
-        len(prepare_panel(history).frame),
+        len(weekly_demand_panel(history).frame),
     )
     cursor = f"{production.version}:{newest}"  # what this tick judged: a model and the data it saw
     if not verdict.retrain:

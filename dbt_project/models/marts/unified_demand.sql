@@ -25,13 +25,14 @@ ordered as (
 
 supported as (
     select
-        customer_id,
-        product_sku,
+        mentions.customer_id,
+        mentions.product_sku,
         count(*) as ticket_count,
-        avg(sentiment_score) as avg_product_sentiment
-    from {{ ref('int_ticket_mentions') }}
-    where customer_id is not null
-    group by customer_id, product_sku
+        avg(scores.sentiment_score) as avg_product_sentiment
+    from {{ ref('int_ticket_mentions') }} as mentions
+    left join {{ ref('stg_ml__ticket_sentiment') }} as scores using (ticket_id)
+    where mentions.customer_id is not null
+    group by mentions.customer_id, mentions.product_sku
 ),
 
 grain as (

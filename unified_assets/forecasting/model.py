@@ -198,8 +198,8 @@ class DemandForecaster:
     # ---------------------------------------------------------------------------------- training
 
     def _training_rows(self) -> Rows:
-        """Every (series, origin, step) whose origin and target are both observed, most recent kept
-        when there are more than `max_training_rows`."""
+        """Every (series, origin, step) whose origin and target are both observed; a uniform random
+        sample of `max_training_rows` of them when there are more."""
         y = self.builder_.layout.y
         observed = ~np.isnan(y)
         last = y.shape[1] - 1

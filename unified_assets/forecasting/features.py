@@ -12,7 +12,7 @@ for every origin at once; rows are then gathered for the (series, origin, steps 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -104,27 +104,28 @@ class FeatureBuilder:
     # ------------------------------------------------------------------------------ per origin
 
     def _origin_features(self) -> dict[str, np.ndarray]:
+        """Stored as float32, the precision rows are handed to the model in: each is computed in float64
+        and narrowed at once, so a large panel never holds every feature at double width."""
+        return {name: values.astype(np.float32) for name, values in self._origin_feature_values()}
+
+    def _origin_feature_values(self) -> Iterator[tuple[str, np.ndarray]]:
         y, level = self.layout.y, self.level
-        features = {
-            "level_log": np.log1p(level),
-            "zero_share": _rolling_mean(
-                np.where(np.isnan(y), np.nan, (y == 0).astype(float)), self.level_window
-            ),
-            "age": np.cumsum(~np.isnan(y), axis=1).astype(np.float64),
-        }
+        yield "level_log", np.log1p(level)
+        zero = np.where(np.isnan(y), np.nan, (y == 0).astype(float))
+        yield "zero_share", _rolling_mean(zero, self.level_window)
+        yield "age", np.cumsum(~np.isnan(y), axis=1).astype(np.float64)
         for lag in range(self.lags):
-            features[f"lag_{lag}"] = _shift(y, lag) / level
+            yield f"lag_{lag}", _shift(y, lag) / level
         for window in sorted({3, max(self.season, 4), self.level_window * 2}):
-            features[f"mean_{window}"] = _rolling_mean(y, window) / level
+            yield f"mean_{window}", _rolling_mean(y, window) / level
         for name, values in self.layout.signals.items():
             usual = _level(values, self.level_window * 2)
             for lag in range(self.lags):
-                features[f"{name}_lag_{lag}"] = _shift(values, lag) / level
+                yield f"{name}_lag_{lag}", _shift(values, lag) / level
             for blocks in range(1, SIGNAL_BLOCKS + 1):
                 total = _rolling_sum(values, self.block * blocks) / (self.block * blocks)
-                features[f"{name}_last_{blocks * self.block}"] = total / level
-                features[f"{name}_last_{blocks * self.block}_vs_usual"] = total / usual
-        return features
+                yield f"{name}_last_{blocks * self.block}", total / level
+                yield f"{name}_last_{blocks * self.block}_vs_usual", total / usual
 
     # ----------------------------------------------------------------------- per target period
 

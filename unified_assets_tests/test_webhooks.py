@@ -1,0 +1,273 @@
+"""Webhook deliveries: signatures checked the way Zendesk and Xero sign them, each delivery stored once,
+and an inbox that nothing outside it can be read through."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime
+
+import pytest
+
+from unified_assets.webhooks.inbox import Inbox, InboxError, InboxItem
+from unified_assets.webhooks.receiver import WebhookReceiver
+from unified_assets.webhooks.signatures import (
+    SignatureError,
+    XeroVerifier,
+    ZendeskVerifier,
+    hmac_sha256_base64,
+)
+
+ZENDESK_SECRET = "dGhpc19pc19hX3plbmRlc2tfc2lnbmluZ19zZWNyZXQ="
+XERO_KEY = "x3r0-webhook-key-canary"
+NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+TICKET_EVENT = (
+    b'{"type":"zen:event-type:ticket.created","id":"01J9","time":"2026-11-24T09:59:58Z",'
+    b'"detail":{"id":"4821","priority":"URGENT","organization_id":"361"}}'
+)
+INVOICE_EVENT = (
+    b'{"events":[{"resourceId":"a1b2","eventCategory":"INVOICE","eventType":"UPDATE",'
+    b'"eventDateUtc":"2026-11-24T09:59:58.000"}],"firstEventSequence":7,"lastEventSequence":7,'
+    b'"entropy":"QWERTYUIOPASDFGHJKLZ"}'
+)
+
+
+def zendesk_headers(body: bytes, when: datetime = NOW, invocation: str = "inv-1", secret=None):
+    timestamp = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "X-Zendesk-Webhook-Signature": hmac_sha256_base64(
+            secret or ZENDESK_SECRET, timestamp.encode() + body
+        ),
+        "X-Zendesk-Webhook-Signature-Timestamp": timestamp,
+        "X-Zendesk-Webhook-Invocation-Id": invocation,
+    }
+
+
+def xero_headers(body: bytes, key: str = XERO_KEY):
+    return {"x-xero-signature": hmac_sha256_base64(key, body)}
+
+
+@pytest.fixture
+def zendesk():
+    return ZendeskVerifier(ZENDESK_SECRET, clock=NOW.timestamp)
+
+
+# ------------------------------------------------------------------------------------------ signatures
+
+
+def test_a_correctly_signed_zendesk_delivery_is_known_by_its_invocation_id(zendesk):
+    delivery = zendesk.verify(zendesk_headers(TICKET_EVENT), TICKET_EVENT)
+    assert (delivery.source, delivery.delivery_id, delivery.body) == (
+        "support",
+        "inv-1",
+        TICKET_EVENT,
+    )
+
+
+def test_header_names_are_case_insensitive(zendesk):
+    headers = {k.lower(): v for k, v in zendesk_headers(TICKET_EVENT).items()}
+    assert zendesk.verify(headers, TICKET_EVENT).body == TICKET_EVENT
+
+
+def reserialised(body: bytes) -> bytes:
+    return json.dumps(json.loads(body), indent=1, sort_keys=True).encode()
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "message"),
+    [
+        (zendesk_headers(TICKET_EVENT), TICKET_EVENT.replace(b"URGENT", b"LOW"), "does not match"),
+        (zendesk_headers(TICKET_EVENT, secret="another-secret"), TICKET_EVENT, "does not match"),
+        (zendesk_headers(TICKET_EVENT), reserialised(TICKET_EVENT), "does not match"),
+        (
+            {**zendesk_headers(TICKET_EVENT), "X-Zendesk-Webhook-Signature-Timestamp": "yesterday"},
+            TICKET_EVENT,
+            "does not match",  # the timestamp is part of what is signed
+        ),
+        (
+            zendesk_headers(TICKET_EVENT, when=datetime(2026, 11, 24, 9, 50, tzinfo=UTC)),
+            TICKET_EVENT,
+            "600 s old",
+        ),
+        (
+            zendesk_headers(TICKET_EVENT, when=datetime(2026, 11, 24, 10, 10, tzinfo=UTC)),
+            TICKET_EVENT,
+            "600 s in the future",
+        ),
+    ],
+    ids=[
+        "tampered body",
+        "wrong secret",
+        "re-serialised JSON",
+        "timestamp swapped",
+        "stale",
+        "future",
+    ],
+)
+def test_zendesk_deliveries_that_are_not_genuine_and_fresh_are_refused(
+    zendesk, headers, body, message
+):
+    with pytest.raises(SignatureError, match=message) as refused:
+        zendesk.verify(headers, body)
+    assert ZENDESK_SECRET not in str(refused.value)
+    assert headers["X-Zendesk-Webhook-Signature"] not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "missing", ["X-Zendesk-Webhook-Signature", "X-Zendesk-Webhook-Signature-Timestamp"]
+)
+def test_a_missing_zendesk_header_is_named(zendesk, missing):
+    headers = zendesk_headers(TICKET_EVENT)
+    del headers[missing]
+    with pytest.raises(SignatureError, match=f"header {missing} is missing"):
+        zendesk.verify(headers, TICKET_EVENT)
+
+
+def test_a_signed_but_unparseable_zendesk_timestamp_is_named():
+    timestamp = "24/11/2026 10:00"
+    headers = {
+        "X-Zendesk-Webhook-Signature": hmac_sha256_base64(
+            ZENDESK_SECRET, timestamp.encode() + TICKET_EVENT
+        ),
+        "X-Zendesk-Webhook-Signature-Timestamp": timestamp,
+    }
+    with pytest.raises(SignatureError, match="not an ISO 8601 time"):
+        ZendeskVerifier(ZENDESK_SECRET, clock=NOW.timestamp).verify(headers, TICKET_EVENT)
+
+
+def test_xero_style_signatures_cover_the_raw_body():
+    verifier = XeroVerifier(XERO_KEY)
+    delivery = verifier.verify(xero_headers(INVOICE_EVENT), INVOICE_EVENT)
+    assert delivery.source == "accounting" and len(delivery.delivery_id) == 64
+    for headers, body in [
+        (xero_headers(INVOICE_EVENT), INVOICE_EVENT.replace(b"UPDATE", b"DELETE")),
+        (xero_headers(INVOICE_EVENT, key="wrong-key"), INVOICE_EVENT),
+        (xero_headers(INVOICE_EVENT), reserialised(INVOICE_EVENT)),
+        ({}, INVOICE_EVENT),
+    ]:
+        with pytest.raises(SignatureError) as refused:
+            verifier.verify(headers, body)
+        assert XERO_KEY not in str(refused.value)
+
+
+def test_an_empty_secret_is_a_configuration_error():
+    with pytest.raises(ValueError, match="secret is empty"):
+        ZendeskVerifier("")
+    with pytest.raises(ValueError, match="key is empty"):
+        XeroVerifier("")
+
+
+# ----------------------------------------------------------------------------------------------- inbox
+
+
+def deliver(inbox: Inbox, body: bytes, invocation: str):
+    verifier = ZendeskVerifier(ZENDESK_SECRET, clock=NOW.timestamp)
+    return inbox.put(verifier.verify(zendesk_headers(body, invocation=invocation), body))
+
+
+def test_the_inbox_keeps_each_delivery_once_in_arrival_order_across_restarts(tmp_path):
+    inbox = Inbox(tmp_path / "inbox")
+    first = deliver(inbox, TICKET_EVENT, "inv-1")
+    second = deliver(inbox, TICKET_EVENT.replace(b"4821", b"4822"), "inv-2")
+    assert deliver(inbox, TICKET_EVENT, "inv-1") is None
+    assert inbox.items("support") == [first, second]
+    assert inbox.items("support", after=first.name) == [second]
+    assert inbox.read(first) == TICKET_EVENT
+    restarted = Inbox(tmp_path / "inbox")
+    assert deliver(restarted, TICKET_EVENT, "inv-1") is None, "a replay after a restart"
+    assert len(restarted.items("support")) == 2
+
+
+def test_nothing_outside_the_inbox_can_be_read_through_a_crafted_name(tmp_path):
+    inbox = Inbox(tmp_path / "inbox")
+    deliver(inbox, TICKET_EVENT, "inv-1")
+    secret_file = tmp_path / "secret.json"
+    secret_file.write_text('{"token": "do-not-read"}')
+    planted = f"{'9' * 20}-{'a' * 32}.json"
+    os.symlink(secret_file, tmp_path / "inbox" / "support" / planted)
+    (tmp_path / "inbox" / "support" / ".half-written.tmp").write_bytes(b"{")
+    assert [item.name for item in inbox.items("support")] != [] and all(
+        item.name != planted for item in inbox.items("support")
+    )
+    for source, name in [
+        ("support", planted),
+        ("support", "../../secret.json"),
+        ("support", f"{'1' * 20}-{'b' * 32}.json/../../../secret.json"),
+        ("../..", "secret.json"),
+        ("accounting", "/etc/passwd"),
+    ]:
+        with pytest.raises(InboxError):
+            inbox.read(InboxItem(source, name))
+    with pytest.raises(InboxError, match="unknown webhook source"):
+        inbox.items("../support")
+
+
+# -------------------------------------------------------------------------------------------- receiver
+
+
+@pytest.fixture
+def receiver(tmp_path):
+    verifiers = [ZendeskVerifier(ZENDESK_SECRET, clock=NOW.timestamp), XeroVerifier(XERO_KEY)]
+    with WebhookReceiver(Inbox(tmp_path / "inbox"), verifiers, max_body_bytes=4096) as running:
+        yield running
+
+
+def post(receiver: WebhookReceiver, path: str, body: bytes, headers: dict) -> tuple[int, dict]:
+    request = urllib.request.Request(receiver.url + path, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_the_receiver_stores_verified_deliveries_once_and_refuses_the_rest(receiver):
+    assert post(receiver, "/webhooks/support", TICKET_EVENT, zendesk_headers(TICKET_EVENT)) == (
+        200,
+        {"status": "stored", "item": receiver.inbox.items("support")[0].name},
+    )
+    replayed = post(receiver, "/webhooks/support", TICKET_EVENT, zendesk_headers(TICKET_EVENT))
+    assert replayed[0] == 200 and replayed[1]["status"] == "duplicate"
+    status, answer = post(
+        receiver, "/webhooks/accounting", INVOICE_EVENT, xero_headers(INVOICE_EVENT, key="nope")
+    )
+    assert status == 401 and "x-xero-signature" in answer["error"]
+    assert (
+        post(receiver, "/webhooks/accounting", INVOICE_EVENT, xero_headers(INVOICE_EVENT))[0] == 200
+    )
+    assert len(receiver.inbox.items("support")) == 1
+    assert len(receiver.inbox.items("accounting")) == 1
+
+
+def test_signed_bodies_that_are_not_json_objects_are_bad_requests(receiver):
+    for body in [b"not json", b"[1, 2]", b"\xff\xfe"]:
+        assert post(receiver, "/webhooks/accounting", body, xero_headers(body))[0] == 400
+    assert receiver.inbox.items("accounting") == []
+
+
+def test_oversized_unknown_and_unlengthed_requests_are_refused(receiver):
+    big = b'{"pad": "' + b"x" * 5000 + b'"}'
+    assert post(receiver, "/webhooks/accounting", big, xero_headers(big))[0] == 413
+    assert (
+        post(receiver, "/webhooks/../../etc", INVOICE_EVENT, xero_headers(INVOICE_EVENT))[0] == 404
+    )
+    host, port = receiver.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as raw:
+        raw.sendall(
+            b"POST /webhooks/support HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        assert raw.recv(1024).startswith(b"HTTP/1.1 411")
+    assert receiver.inbox.items("accounting") == []
+
+
+def test_items_keep_arrival_order_when_the_wall_clock_steps_back(tmp_path, monkeypatch):
+    readings = iter([2_000_000_000_000_000_000, 1_000_000_000_000_000_000])
+    monkeypatch.setattr("unified_assets.webhooks.inbox.time.time_ns", lambda: next(readings))
+    inbox = Inbox(tmp_path / "inbox")
+    first = deliver(inbox, TICKET_EVENT, "inv-1")
+    second = deliver(inbox, TICKET_EVENT, "inv-2")
+    assert first.name < second.name
+    assert inbox.items("support", after=first.name) == [second]

@@ -9,12 +9,16 @@ from unified_assets.assets.transform import dbt_cli, dbt_models
 from unified_assets.checks.ingestion import no_pii_in_landed_text, uncastable_checks
 from unified_assets.checks.raw_history import raw_history_checks
 from unified_assets.resources import AccountingApi, PurchasingApi, SupportApi
+from unified_assets.schedules import jobs, schedules
+from unified_assets.sensors.automation import automation
 from unified_assets.sensors.retraining import retraining_sensors
 
 defs = Definitions(
     assets=[*raw_assets, dbt_models, *ml_assets, *replenishment_assets],
     asset_checks=[no_pii_in_landed_text, *uncastable_checks, *raw_history_checks],
-    sensors=retraining_sensors,
+    jobs=jobs,
+    schedules=schedules,
+    sensors=[automation, *retraining_sensors],
     resources={
         "accounting_api": AccountingApi.from_environment(),
         "purchasing_api": PurchasingApi.from_environment(),

@@ -10,6 +10,7 @@ phrased calmly.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -102,12 +103,20 @@ class TextModel:
 MODELS = (LexiconModel, TextModel)
 
 
+# Below this many agent labels (or fewer than two of each label), a held-out F1 says nothing: the lexicon,
+# which needs no labels, scores the tickets until enough have been labelled.
+MIN_LABELLED = 20
+
+
 @dataclass(frozen=True)
 class Choice:
     model: object  # the chosen model, refitted on every labelled ticket
-    f1: dict[str, float]  # macro F1 of each candidate on the held-out tickets
+    f1: dict[
+        str, float
+    ]  # macro F1 of each candidate on the held-out tickets; empty when none was held out
     held_out: int
     version: str
+    reason: str  # why this model, in words
 
 
 def ticket_text(subject: pd.Series, description: pd.Series) -> list[str]:
@@ -115,13 +124,21 @@ def ticket_text(subject: pd.Series, description: pd.Series) -> list[str]:
 
 
 def choose_model(texts: list[str], labels: list[str], seed: int = 0) -> Choice:
-    """Hold out a stratified quarter, score each candidate by macro F1 there, refit the winner on all."""
+    """Hold out a stratified quarter, score each candidate by macro F1 there, refit the winner on all; with
+    too few labels to hold any out, the lexicon."""
     from sklearn.metrics import f1_score
     from sklearn.model_selection import train_test_split
 
-    if len(set(labels)) < 2 or len(labels) < 20:
-        raise ValueError(
-            f"{len(labels)} labelled tickets in {len(set(labels))} classes: too few to choose a model"
+    fingerprint = hashlib.sha256("\x1f".join(texts + labels).encode()).hexdigest()[:10]
+    counts = Counter(labels)
+    if len(labels) < MIN_LABELLED or len(counts) < 2 or min(counts.values()) < 2:
+        return Choice(
+            LexiconModel(),
+            {},
+            0,
+            f"{LexiconModel.name}-{fingerprint}",
+            f"{len(labels)} agent-labelled tickets ({dict(counts) or 'none'}): too few to train or "
+            f"compare on, so the lexicon scores until at least {MIN_LABELLED} are labelled",
         )
     train_x, test_x, train_y, test_y = train_test_split(
         texts, labels, test_size=0.25, random_state=seed, stratify=labels
@@ -133,5 +150,5 @@ def choose_model(texts: list[str], labels: list[str], seed: int = 0) -> Choice:
             f1_score(test_y, model.predict(test_x), average="macro", labels=list(LABELS))
         )
     best = max(MODELS, key=lambda m: f1[m.name])
-    fingerprint = hashlib.sha256("\x1f".join(texts + labels).encode()).hexdigest()[:10]
-    return Choice(best().fit(texts, labels), f1, len(test_y), f"{best.name}-{fingerprint}")
+    reason = f"macro F1 {f1[best.name]:.3f} on {len(test_y)} held-out tickets"
+    return Choice(best().fit(texts, labels), f1, len(test_y), f"{best.name}-{fingerprint}", reason)

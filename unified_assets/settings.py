@@ -1,9 +1,9 @@
 """Where the platform keeps its files, and the few settings that are not secrets.
 
 Every environment variable the platform reads is listed in `.env.example`. This module reads only the ones
-that shape the asset graph itself (the data folder and the first day of history): they must be known when
-definitions load, before any run starts. Connection settings and secrets are resolved by Dagster's `EnvVar`
-in `unified_assets.resources`, never here.
+that shape the definitions themselves (the data folder, the first day of history, the daily pipeline's
+time): they must be known when definitions load, before any run starts. Connection settings and secrets are
+resolved by Dagster's `EnvVar` in `unified_assets.resources`, never here.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR_VAR = "UNIFIED_ASSETS_DATA_DIR"
 HISTORY_START_VAR = "UNIFIED_ASSETS_HISTORY_START"
 DEFAULT_HISTORY_START = date(2026, 1, 1)
+DAILY_PIPELINE_CRON_VAR = "UNIFIED_ASSETS_DAILY_PIPELINE_CRON"
+DEFAULT_DAILY_PIPELINE_CRON = "0 2 * * *"  # 02:00 UTC
 
 
 class SettingError(ValueError):
@@ -50,3 +52,8 @@ def history_start() -> date:
         raise SettingError(
             f"{HISTORY_START_VAR}={raw!r} is not a date; use the ISO form YYYY-MM-DD, e.g. 2026-01-01"
         ) from None
+
+
+def daily_pipeline_cron() -> str:
+    """When the daily pipeline runs, as a cron expression in UTC (Dagster validates it with the schedule)."""
+    return os.environ.get(DAILY_PIPELINE_CRON_VAR, "").strip() or DEFAULT_DAILY_PIPELINE_CRON

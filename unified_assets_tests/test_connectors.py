@@ -244,3 +244,12 @@ def test_a_write_back_survives_faults_and_lands_once(demo_config, kind):
             client.close()
         assert server.stats["purchasing"]["faults"].get(kind, 0) > 0
         assert [u["fields"] for u in server.items.updates()] == [{"safety-stock": 7}]
+
+
+def test_a_ticket_window_that_has_not_started_at_the_source_is_empty_not_an_error(demo_config):
+    """Zendesk refuses a start_time under a minute old; a refresh of today's partition just after midnight
+    asks for one. Nothing can have been updated in it yet."""
+    future = Window(FROZEN_AT + timedelta(minutes=5), FROZEN_AT + timedelta(days=1))
+    with serving(frozen_world(demo_config)) as server:
+        pages = list(extract(server, "support", future))
+    assert [(page.number, page.records, page.received) for page in pages] == [(1, [], 0)]

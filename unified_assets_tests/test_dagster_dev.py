@@ -130,6 +130,10 @@ RUN_STATUS = """
 query Status($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }
 """
 
+ALL_RUNS = """
+{ runsOrError { ... on Runs { results { runId status tags { key value } } } } }
+"""
+
 CHECK_RESULTS = """
 { assetNodes { assetKey { path } groupName
     assetChecksOrError { ... on AssetChecks { checks { name
@@ -216,6 +220,8 @@ def test_dagster_dev_serves_the_raw_assets_and_a_backfill_lands_the_ground_truth
         assert ["raw", "invoices"] in [k["path"] for k in nodes[STAGED_INVOICES]["dependencyKeys"]]
         run_id = launch_run(dev, transform)
         assert wait_for_run(dev, run_id, timeout_s=300) == "SUCCESS"
+        runs = wait_until_quiet(dev, settle_s=40, timeout_s=300)
+        assert_automation_ran_and_succeeded(runs)
         assert_every_check_green(dev)
 
     world = World(simulator_world_config(), clock=SimClock.parse(f"frozen:{FROZEN_AT}"))
@@ -269,6 +275,37 @@ def assert_every_check_green(dev: DagsterDev) -> None:
             results[key] = execution["status"] if execution else "not evaluated"
     assert len(results) > 150, len(results)
     assert {key: status for key, status in results.items() if status != "SUCCEEDED"} == {}
+
+
+def wait_until_quiet(dev: DagsterDev, settle_s: float, timeout_s: float) -> list[dict]:
+    """Every run so far, once none has been queued or running for `settle_s` (longer than the automation
+    sensor's interval, which may still be carrying the last change downstream; a schedule may also fire)."""
+    deadline = time.monotonic() + timeout_s
+    quiet_since = None
+    while time.monotonic() < deadline:
+        runs = dev.graphql(ALL_RUNS)["runsOrError"]["results"]
+        if all(run["status"] in ("SUCCESS", "FAILURE", "CANCELED") for run in runs):
+            quiet_since = quiet_since or time.monotonic()
+            if time.monotonic() - quiet_since >= settle_s:
+                return runs
+        else:
+            quiet_since = None
+        time.sleep(3)
+    raise AssertionError(
+        f"runs still going after {timeout_s} s: {runs}\n{dev.log_path.read_text()}"
+    )
+
+
+def assert_automation_ran_and_succeeded(runs: list[dict]) -> None:
+    """With nothing switched on by hand, the automation sensor carried the landed days downstream in runs
+    of its own, and every run of the session, its and ours, succeeded."""
+    automated = [
+        run
+        for run in runs
+        if {"key": "dagster/from_automation_condition", "value": "true"} in run["tags"]
+    ]
+    assert automated, runs
+    assert {run["runId"]: run["status"] for run in runs if run["status"] != "SUCCESS"} == {}
 
 
 def wait_for_backfill(dev: DagsterDev, backfill_id: str, timeout_s: float) -> dict:

@@ -39,6 +39,13 @@ def test_the_model_with_the_better_held_out_f1_is_chosen_and_versioned():
     assert ((scores >= -1) & (scores <= 1)).all()
 
 
-def test_too_few_labels_are_named():
-    with pytest.raises(ValueError, match="too few"):
-        choose_model(["a", "b"], ["positive", "negative"])
+@pytest.mark.parametrize(
+    "labels", [[], ["positive", "negative"], ["negative"] * 30, ["negative"] * 29 + ["positive"]]
+)
+def test_with_too_few_labels_the_lexicon_scores_and_says_why(labels):
+    texts = [f"ticket {i}: the delivery was late and the box broken" for i in range(len(labels))]
+    choice = choose_model(texts, labels)
+    assert isinstance(choice.model, LexiconModel) and choice.f1 == {} and choice.held_out == 0
+    assert choice.version.startswith("vader_support_lexicon-")
+    assert "too few" in choice.reason
+    assert choice.model.predict(["the delivery was late and the box broken"])[0] == "negative"

@@ -32,6 +32,7 @@ from dagster import (
 from pydantic import Field
 
 from unified_assets import sentiment, settings
+from unified_assets.assets.automation import rebuild_when_upstream_changes
 from unified_assets.assets.transform import WAREHOUSE_POOL
 from unified_assets.durable import fsync_directory, fsync_file
 from unified_assets.forecasting import BacktestReport, Panel, backtest, prepare_panel
@@ -278,6 +279,7 @@ def backtest_plot_markdown(report: BacktestReport, panel: Panel, method: str, ho
 
 @asset(
     key=FORECAST,
+    automation_condition=rebuild_when_upstream_changes(checks_not_blocking=[FORECAST_MODEL]),
     deps=[FORECAST_MODEL, WEEKLY_DEMAND],
     group_name="ml",
     owners=[ML_OWNER],
@@ -395,6 +397,7 @@ def sentiment_path() -> Path:
 
 @asset(
     key=SENTIMENT,
+    automation_condition=rebuild_when_upstream_changes(),
     deps=[STAGED_TICKETS],
     group_name="ml",
     owners=[ML_OWNER],
@@ -431,10 +434,12 @@ def ticket_sentiment(context: AssetExecutionContext) -> MaterializeResult:
             "held_out_tickets": choice.held_out,
             "labelled": int(labelled.sum()),
             # Tickets labelled (or relabelled) after this are new to the model.
-            "trained_through": str(tickets.loc[labelled, "updated_at"].max()),
+            "trained_through": str(tickets.loc[labelled, "updated_at"].max())
+            if labelled.any()
+            else None,
         },
     )
-    registry.promote(version, f"F1 {max(choice.f1.values()):.3f} on {choice.held_out} tickets")
+    registry.promote(version, choice.reason)
     scored = pd.DataFrame(
         {
             "ticket_id": tickets["ticket_id"],
@@ -444,19 +449,19 @@ def ticket_sentiment(context: AssetExecutionContext) -> MaterializeResult:
         }
     )
     write_parquet_atomically(scored, sentiment_path())
-    context.log.info(
-        f"{len(scored)} tickets scored with {choice.version} (macro F1 on {choice.held_out} held-out "
-        f"tickets: {', '.join(f'{k} {v:.3f}' for k, v in choice.f1.items())})"
-    )
+    context.log.info(f"{len(scored)} tickets scored with {choice.version}: {choice.reason}")
     return MaterializeResult(
         metadata={
             "dagster/row_count": len(scored),
             "model_version": version,
             "model": choice.version.rsplit("-", 1)[0],
             "labelled_tickets": int(labelled.sum()),
+            "why_this_model": choice.reason,
             "f1_macro": MetadataValue.md(
                 "| model | macro F1 (held out) |\n|---|---:|\n"
                 + "\n".join(f"| {k} | {v:.3f} |" for k, v in choice.f1.items())
+                if choice.f1
+                else "no held-out tickets yet (too few labelled)"
             ),
             "label_counts": MetadataValue.json(scored["sentiment_label"].value_counts().to_dict()),
         }

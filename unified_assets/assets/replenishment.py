@@ -21,6 +21,7 @@ from dagster import (
 from pydantic import Field
 
 from unified_assets import settings
+from unified_assets.assets.automation import rebuild_when_upstream_changes
 from unified_assets.assets.ml import (
     FORECAST,
     ML_OWNER,
@@ -88,6 +89,7 @@ def read_supply() -> pd.DataFrame:
 
 @asset(
     key=RECOMMENDATIONS,
+    automation_condition=rebuild_when_upstream_changes(),
     deps=[FORECAST, LEAD_TIMES, WEEKLY_DEMAND],
     group_name="ml",
     owners=[ML_OWNER],
@@ -132,6 +134,7 @@ def safety_stock_recommendations(
 
 @asset(
     key=SYNC,
+    automation_condition=rebuild_when_upstream_changes(),
     deps=[RECOMMENDATIONS],
     group_name="ml",
     owners=[ML_OWNER],
@@ -171,6 +174,7 @@ def purchase_order_safety_stock_sync(
 
 @asset(
     key=REPORT,
+    automation_condition=rebuild_when_upstream_changes(),
     deps=[RECOMMENDATIONS],
     group_name="ml",
     owners=[ML_OWNER],

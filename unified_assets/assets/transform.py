@@ -13,12 +13,22 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetKey, AssetSpec, Config, FreshnessPolicy
+from dagster import (
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    AssetSelection,
+    AssetSpec,
+    AutomationCondition,
+    Config,
+    FreshnessPolicy,
+)
 from dagster._utils import run_with_concurrent_update_guard
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 from pydantic import Field
 
 from unified_assets import settings
+from unified_assets.assets.automation import BUILD_WHILE_MISSING, rebuild_when_upstream_changes
 from unified_assets.assets.raw import OWNER
 
 DBT_PROJECT_DIR = settings.PROJECT_ROOT / "dbt_project"
@@ -78,9 +88,23 @@ class UnifiedDbtTranslator(DagsterDbtTranslator):
 
     def get_asset_spec(self, manifest, unique_id, project) -> AssetSpec:
         spec = super().get_asset_spec(manifest, unique_id, project)
+        is_seed = manifest["nodes"].get(unique_id, {}).get("resource_type") == "seed"
+        condition = BUILD_WHILE_MISSING if is_seed else rebuild_when_upstream_changes()
+        spec = spec.replace_attributes(automation_condition=condition)
         if spec.key.path[0] == "marts":
             spec = spec.replace_attributes(freshness_policy=MART_FRESHNESS)
         return spec
+
+    def get_asset_check_spec(
+        self, asset_spec, manifest, unique_id, project
+    ) -> AssetCheckSpec | None:
+        spec = super().get_asset_check_spec(asset_spec, manifest, unique_id, project)
+        if spec is None:
+            return None
+        with_its_model = AutomationCondition.any_deps_match(
+            AutomationCondition.will_be_requested()
+        ).allow(AssetSelection.assets(asset_spec.key))  # not a model a relationships test refers to
+        return spec._replace(automation_condition=with_its_model.with_label("with its model"))
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
         if dbt_resource_props["resource_type"] == "source":
@@ -116,5 +140,9 @@ class DbtBuildConfig(Config):
 def dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig):
     # dbt resolves relative paths from its own folder; hand it the data folder this process uses.
     os.environ[settings.DATA_DIR_VAR] = str(settings.data_dir())
+    # A subset (automation builds what changed) runs a test only when every model it reads is built in
+    # the subset or upstream of it: dbt's default would also run a relationships test of a model outside
+    # the subset that merely refers to one inside, and that model may not exist yet.
+    os.environ.setdefault("DBT_INDIRECT_SELECTION", "buildable")
     args = ["build", "--full-refresh"] if config.full_refresh else ["build"]
     yield from dbt.cli(args, context=context).stream()

@@ -35,12 +35,17 @@ supported as (
     group by mentions.customer_id, mentions.product_sku
 ),
 
+-- Every customer here is a unified customer (int_customers); the join says so in the lineage too.
 grain as (
-    select customer_id, product_sku from invoiced
-    union
-    select customer_id, product_sku from ordered
-    union
-    select customer_id, product_sku from supported
+    select pairs.customer_id, pairs.product_sku
+    from (
+        select customer_id, product_sku from invoiced
+        union
+        select customer_id, product_sku from ordered
+        union
+        select customer_id, product_sku from supported
+    ) as pairs
+    inner join {{ ref('int_customers') }} as customers on pairs.customer_id = customers.customer_id
 )
 
 select

@@ -1,0 +1,145 @@
+"""The platform runs by itself: schedules start the extracts at the right times for the right days, and
+declarative automation carries every change downstream, never before the inputs exist and never past a
+failed blocking check."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from dagster import (
+    AssetCheckEvaluation,
+    AssetCheckSeverity,
+    AssetKey,
+    DagsterInstance,
+    build_schedule_context,
+    evaluate_automation_conditions,
+    materialize,
+)
+
+from unified_assets import schedules, settings
+from unified_assets.assets.ml import FORECAST, FORECAST_MODEL, SENTIMENT
+from unified_assets.assets.raw import raw_assets
+from unified_assets.checks.ingestion import no_pii_in_landed_text
+from unified_assets.definitions import defs
+from unified_assets_tests.conftest import frozen_world, serving, source_resources
+
+RAW_TICKETS = AssetKey(["raw", "support_tickets"])
+STAGED_TICKETS = AssetKey(["staging", "stg_support__tickets"])
+STAGED_INVOICES = AssetKey(["staging", "stg_accounting__invoices"])
+SEED = AssetKey(["seeds", "currency_rates"])
+UNIFIED_DEMAND = AssetKey(["marts", "unified_demand"])
+WEEKLY_DEMAND = AssetKey(["marts", "sku_demand_weekly"])
+REPOSITORY = defs.get_repository_def()
+
+
+# ------------------------------------------------------------------------------------------- schedules
+
+
+def test_the_daily_pipeline_extracts_the_day_that_just_ended_at_two_utc():
+    daily = schedules.daily_pipeline_schedule()
+    assert daily.cron_schedule == "0 2 * * *" and daily.execution_timezone == "UTC"
+    tick = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
+    [request] = daily.evaluate_tick(
+        build_schedule_context(scheduled_execution_time=tick, repository_def=REPOSITORY)
+    ).run_requests
+    assert request.partition_key == "2026-11-23"
+    assert request.run_key == "daily:2026-11-23", "the same night never extracts twice"
+    assert daily.job_name == "daily_extracts"
+    job = defs.resolve_job_def("daily_extracts")
+    assert {key.to_user_string() for key in job.asset_layer.selected_asset_keys} == {
+        "raw/invoices",
+        "raw/purchase_orders",
+        "raw/support_tickets",
+    }
+
+
+def test_the_daily_pipeline_time_is_configurable_and_a_bad_one_is_named(monkeypatch):
+    monkeypatch.setenv(settings.DAILY_PIPELINE_CRON_VAR, "30 5 * * 1-5")
+    assert schedules.daily_pipeline_schedule().cron_schedule == "30 5 * * 1-5"
+    monkeypatch.setenv(settings.DAILY_PIPELINE_CRON_VAR, "at two")
+    with pytest.raises(settings.SettingError, match="UNIFIED_ASSETS_DAILY_PIPELINE_CRON='at two'"):
+        schedules.daily_pipeline_schedule()
+
+
+def test_tickets_refresh_every_quarter_hour_for_today():
+    refresh = schedules.ticket_and_sentiment_refresh
+    assert refresh.cron_schedule == "*/15 * * * *"
+    requests = [
+        refresh.evaluate_tick(
+            build_schedule_context(
+                scheduled_execution_time=datetime(2026, 11, 24, 9, m, tzinfo=UTC),
+                repository_def=REPOSITORY,
+            )
+        ).run_requests[0]
+        for m in (0, 15)
+    ]
+    assert {r.partition_key for r in requests} == {"2026-11-24"}
+    assert len({r.run_key for r in requests}) == 2
+
+
+def test_the_schedules_and_the_automation_sensor_are_on_by_default():
+    assert {s.name: s.default_status.value for s in defs.schedules} == {
+        "daily_pipeline": "RUNNING",
+        "ticket_and_sentiment_refresh": "RUNNING",
+    }
+    assert defs.get_sensor_def("automation").default_status.value == "RUNNING"
+
+
+# ------------------------------------------------------------------------------------------ automation
+
+
+def requested(result) -> set[AssetKey]:
+    graph = defs.resolve_asset_graph()
+    return {key for key in graph.get_all_asset_keys() if result.get_num_requested(key)}
+
+
+@pytest.fixture
+def landed_day(tmp_path, monkeypatch, demo_config):
+    """A first automation tick on an empty instance, then one day of every extract landed through the
+    real raw assets: (instance, the tick's cursor)."""
+    monkeypatch.setenv("UNIFIED_ASSETS_DATA_DIR", str(tmp_path / "data"))
+    instance = DagsterInstance.ephemeral()
+    before = evaluate_automation_conditions(defs=defs, instance=instance)
+    with serving(frozen_world(demo_config)) as server:
+        result = materialize(
+            [*raw_assets, no_pii_in_landed_text],
+            partition_key="2026-03-14",
+            instance=instance,
+            resources=source_resources(server),
+        )
+    assert result.success
+    return instance, before
+
+
+def test_nothing_downstream_starts_before_an_extract_has_landed(landed_day):
+    _, before = landed_day
+    assert requested(before) <= {SEED}, "only the seed, which reads nothing, may build"
+
+
+def test_a_landed_day_rebuilds_the_models_but_not_what_needs_a_model(landed_day):
+    instance, before = landed_day
+    result = evaluate_automation_conditions(defs=defs, instance=instance, cursor=before.cursor)
+    rebuilt = requested(result)
+    assert {STAGED_TICKETS, STAGED_INVOICES} <= rebuilt
+    assert not {FORECAST_MODEL, FORECAST} & rebuilt, "training is asked for by its sensor, not here"
+    assert {SEED, SENTIMENT, UNIFIED_DEMAND, WEEKLY_DEMAND} <= rebuilt, (
+        "the whole chain, in one tick"
+    )
+    again = evaluate_automation_conditions(defs=defs, instance=instance, cursor=result.cursor)
+    assert STAGED_TICKETS not in requested(again), "one change is handled once"
+
+
+def test_a_failed_blocking_check_stops_automation_in_later_runs(landed_day):
+    instance, before = landed_day
+    instance.report_runless_asset_event(
+        AssetCheckEvaluation(
+            asset_key=RAW_TICKETS,
+            check_name="no_pii_in_landed_text",
+            passed=False,
+            severity=AssetCheckSeverity.ERROR,
+        )
+    )
+    result = evaluate_automation_conditions(defs=defs, instance=instance, cursor=before.cursor)
+    assert not {STAGED_TICKETS, SENTIMENT} & requested(result)
+    assert STAGED_INVOICES in requested(result), "other sources go on"

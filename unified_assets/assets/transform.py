@@ -98,6 +98,9 @@ class UnifiedDbtTranslator(DagsterDbtTranslator):
     def get_asset_check_spec(
         self, asset_spec, manifest, unique_id, project
     ) -> AssetCheckSpec | None:
+        """A dbt test is requested whenever automation requests its own model (`dbt build` runs them
+        together anyway), so what reads the model can count on the test in the same tick: a first build
+        is one run, not a layer per tick waiting for tests that have never run."""
         spec = super().get_asset_check_spec(asset_spec, manifest, unique_id, project)
         if spec is None:
             return None

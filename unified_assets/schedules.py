@@ -16,6 +16,7 @@ from dagster import (
     RunRequest,
     ScheduleDefinition,
     ScheduleEvaluationContext,
+    SkipReason,
     define_asset_job,
     schedule,
 )
@@ -40,11 +41,18 @@ ticket_extract = define_asset_job(
 def daily_pipeline_schedule() -> ScheduleDefinition:
     cron = settings.daily_pipeline_cron()
 
-    def daily_pipeline(context: ScheduleEvaluationContext) -> RunRequest:
+    def daily_pipeline(context: ScheduleEvaluationContext) -> RunRequest | SkipReason:
         """The day that has just ended is extracted once more, whole: records changed late in the day
         after an earlier run are picked up, and the partition is final."""
-        day = (context.scheduled_execution_time - timedelta(days=1)).date().isoformat()
-        return RunRequest(run_key=f"daily:{day}", partition_key=day, tags={"trigger": "schedule"})
+        day = (context.scheduled_execution_time - timedelta(days=1)).date()
+        if day < settings.history_start():
+            return SkipReason(
+                f"{day} is before the first day of history ({settings.history_start()}, "
+                f"{settings.HISTORY_START_VAR}): nothing to extract"
+            )
+        return RunRequest(
+            run_key=f"daily:{day}", partition_key=day.isoformat(), tags={"trigger": "schedule"}
+        )
 
     try:
         return schedule(

@@ -62,6 +62,16 @@ def test_the_daily_pipeline_time_is_configurable_and_a_bad_one_is_named(monkeypa
         schedules.daily_pipeline_schedule()
 
 
+def test_a_night_before_the_first_day_of_history_is_skipped_with_the_reason(monkeypatch):
+    monkeypatch.setenv(settings.HISTORY_START_VAR, "2026-11-24")
+    tick = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
+    result = schedules.daily_pipeline_schedule().evaluate_tick(
+        build_schedule_context(scheduled_execution_time=tick, repository_def=REPOSITORY)
+    )
+    assert result.run_requests == []
+    assert "2026-11-23 is before the first day of history (2026-11-24" in result.skip_message
+
+
 def test_tickets_refresh_every_quarter_hour_for_today():
     refresh = schedules.ticket_and_sentiment_refresh
     assert refresh.cron_schedule == "*/15 * * * *"

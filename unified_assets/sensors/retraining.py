@@ -27,6 +27,7 @@ from unified_assets.assets.ml import (
     sentiment_registry,
     weekly_demand_panel,
 )
+from unified_assets.forecasting import Panel
 from unified_assets.retraining import (
     forecast_verdict,
     realized_accuracy,
@@ -38,11 +39,10 @@ REASON_TAG = "unified_assets/retrain_reason"
 MIN_TICKETS_FOR_F1 = 30
 
 
-def realized_since_training(model, card: dict, history: pd.DataFrame) -> pd.DataFrame:
+def realized_since_training(model, card: dict, panel: Panel) -> pd.DataFrame:
     """The production model's accuracy on each complete period after its training data, pooled over
     every origin since training that it could have forecast that period from (1 to `horizon` steps
     ahead, as in its backtest)."""
-    panel = weekly_demand_panel(history)
     trained_until = pd.Timestamp(card["training_data"]["last_period"])
     periods = pd.DatetimeIndex(sorted(panel.frame["period"].unique()))
     origins = periods[(periods >= trained_until) & (periods < periods[-1])]
@@ -78,12 +78,13 @@ def demand_model_retraining(context: SensorEvaluationContext):
     newest = str(pd.Timestamp(history["period"].max()).date())
     if context.cursor == f"{production.version}:{newest}":
         return SkipReason(f"{production.version}: no new complete week since {newest}")
-    realized = realized_since_training(production.artifact, production.card, history)
+    panel = weekly_demand_panel(history)
+    realized = realized_since_training(production.artifact, production.card, panel)
     verdict = forecast_verdict(
         production.card["metrics"]["wape"],
         realized,
         production.card["training_data"]["rows"],
-        len(weekly_demand_panel(history).frame),
+        len(panel.frame),
     )
     cursor = f"{production.version}:{newest}"  # what this tick judged: a model and the data it saw
     if not verdict.retrain:

@@ -11,6 +11,7 @@ from unified_assets.checks.raw_history import raw_history_checks
 from unified_assets.resources import AccountingApi, PurchasingApi, SupportApi
 from unified_assets.schedules import jobs, schedules
 from unified_assets.sensors.automation import automation
+from unified_assets.sensors.new_data import new_source_data
 from unified_assets.sensors.retraining import retraining_sensors
 
 defs = Definitions(
@@ -18,7 +19,7 @@ defs = Definitions(
     asset_checks=[no_pii_in_landed_text, *uncastable_checks, *raw_history_checks],
     jobs=jobs,
     schedules=schedules,
-    sensors=[automation, *retraining_sensors],
+    sensors=[automation, new_source_data, *retraining_sensors],
     resources={
         "accounting_api": AccountingApi.from_environment(),
         "purchasing_api": PurchasingApi.from_environment(),

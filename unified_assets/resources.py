@@ -10,6 +10,7 @@ tick) starts its own copy; they agree because the simulated world is a function 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -21,6 +22,7 @@ from pydantic import Field
 
 from unified_assets import settings
 from unified_assets.settings import SettingError
+from unified_assets.sources import coupa, quickbooks, zendesk
 from unified_assets.sources.coupa import CoupaClient
 from unified_assets.sources.http import HttpPolicy
 from unified_assets.sources.paging import SourceClient
@@ -84,6 +86,7 @@ class SourceApi(ConfigurableResource):
 
     SYSTEM: ClassVar[str]
     SIMULATOR_SYSTEM: ClassVar[str]
+    MAX_PAGE_SIZE: ClassVar[int]
     ENV_VARS: ClassVar[dict[str, str]]
     SECRET_FIELDS: ClassVar[tuple[str, ...]]
 
@@ -122,12 +125,29 @@ class SourceApi(ConfigurableResource):
 
     def open_client(self, log: logging.Logger) -> SourceClient:
         """A client for this system; configuration errors surface here, before any request is sent."""
+        return self._open(log, self.http_policy(), page_size=0)
+
+    def open_probe(self, log: logging.Logger) -> SourceClient:
+        """A client for a sensor's quick question ("anything new in this window?"): one record per
+        request and little patience, because a sensor tick must end in seconds and the next tick asks
+        again. A system that fails this is reported as unreachable rather than waited for."""
+        policy = dataclasses.replace(
+            self.http_policy(),
+            connect_timeout_s=min(self.connect_timeout_s, 5.0),
+            read_timeout_s=min(self.read_timeout_s, 10.0),
+            max_retries=min(self.max_retries, 1),
+            retry_after_max_s=min(self.retry_after_max_s, 5),
+        )
+        return self._open(log, policy, page_size=1)
+
+    def _open(self, log: logging.Logger, policy: HttpPolicy, page_size: int) -> SourceClient:
+        page_size = page_size or self.page_size or self.MAX_PAGE_SIZE
         if self.uses_simulator:
             server = embedded_simulator()
             log.info(f"{self.SYSTEM}: no base URL configured; using the embedded simulator")
-            return self._client(
-                server.base_urls[self.SIMULATOR_SYSTEM], self._simulator_credentials(server), log
-            )
+            credentials = self._simulator_credentials(server)
+            base_url = server.base_urls[self.SIMULATOR_SYSTEM]
+            return self._client(base_url, credentials, log, policy, page_size)
         base_url = self._checked_base_url()
         missing = [
             self.ENV_VARS[f] for f in self.SECRET_FIELDS if not str(getattr(self, f)).strip()
@@ -137,7 +157,7 @@ class SourceApi(ConfigurableResource):
                 f"{self.SYSTEM}: {', '.join(missing)} must be set when "
                 f"{self.ENV_VARS['base_url']} points at a real service"
             )
-        return self._client(base_url, self._configured_credentials(), log)
+        return self._client(base_url, self._configured_credentials(), log, policy, page_size)
 
     def _checked_base_url(self) -> str:
         url = self.base_url.strip()
@@ -159,11 +179,13 @@ class SourceApi(ConfigurableResource):
             )
         return url
 
-    def _page_size(self, vendor_max: int) -> int:
-        return self.page_size or vendor_max
-
     def _client(
-        self, base_url: str, credentials: dict[str, str], log: logging.Logger
+        self,
+        base_url: str,
+        credentials: dict[str, str],
+        log: logging.Logger,
+        policy: HttpPolicy,
+        page_size: int,
     ) -> SourceClient:
         raise NotImplementedError
 
@@ -179,6 +201,7 @@ class AccountingApi(SourceApi):
 
     SYSTEM: ClassVar[str] = "accounting (QuickBooks Online)"
     SIMULATOR_SYSTEM: ClassVar[str] = "accounting"
+    MAX_PAGE_SIZE: ClassVar[int] = quickbooks.MAX_PAGE_SIZE
     ENV_VARS: ClassVar[dict[str, str]] = {
         "base_url": "UNIFIED_ASSETS_ACCOUNTING_BASE_URL",
         "token_url": "UNIFIED_ASSETS_ACCOUNTING_TOKEN_URL",
@@ -203,15 +226,20 @@ class AccountingApi(SourceApi):
     refresh_token: str = ""
 
     def _client(
-        self, base_url: str, credentials: dict[str, str], log: logging.Logger
+        self,
+        base_url: str,
+        credentials: dict[str, str],
+        log: logging.Logger,
+        policy: HttpPolicy,
+        page_size: int,
     ) -> SourceClient:
         token_url = credentials.pop("token_url", "") or self.token_url.strip() or INTUIT_TOKEN_URL
         return QuickBooksClient(
             base_url,
             token_url=token_url,
             credentials=QuickBooksCredentials(**credentials),
-            policy=self.http_policy(),
-            page_size=self._page_size(1000),
+            policy=policy,
+            page_size=page_size,
             log=log,
         )
 
@@ -231,6 +259,7 @@ class PurchasingApi(SourceApi):
 
     SYSTEM: ClassVar[str] = "purchasing (Coupa)"
     SIMULATOR_SYSTEM: ClassVar[str] = "purchasing"
+    MAX_PAGE_SIZE: ClassVar[int] = coupa.MAX_PAGE_SIZE
     ENV_VARS: ClassVar[dict[str, str]] = {
         "base_url": "UNIFIED_ASSETS_PURCHASING_BASE_URL",
         "api_key": "UNIFIED_ASSETS_PURCHASING_API_KEY",
@@ -240,13 +269,18 @@ class PurchasingApi(SourceApi):
     api_key: str = ""
 
     def _client(
-        self, base_url: str, credentials: dict[str, str], log: logging.Logger
+        self,
+        base_url: str,
+        credentials: dict[str, str],
+        log: logging.Logger,
+        policy: HttpPolicy,
+        page_size: int,
     ) -> SourceClient:
         return CoupaClient(
             base_url,
             api_key=credentials["api_key"],
-            policy=self.http_policy(),
-            page_size=self._page_size(50),
+            policy=policy,
+            page_size=page_size,
         )
 
     def _simulator_credentials(self, server: SimulatorServer) -> dict[str, str]:
@@ -258,6 +292,7 @@ class SupportApi(SourceApi):
 
     SYSTEM: ClassVar[str] = "support (Zendesk)"
     SIMULATOR_SYSTEM: ClassVar[str] = "support"
+    MAX_PAGE_SIZE: ClassVar[int] = zendesk.MAX_PAGE_SIZE
     ENV_VARS: ClassVar[dict[str, str]] = {
         "base_url": "UNIFIED_ASSETS_SUPPORT_BASE_URL",
         "email": "UNIFIED_ASSETS_SUPPORT_EMAIL",
@@ -269,14 +304,19 @@ class SupportApi(SourceApi):
     api_token: str = ""
 
     def _client(
-        self, base_url: str, credentials: dict[str, str], log: logging.Logger
+        self,
+        base_url: str,
+        credentials: dict[str, str],
+        log: logging.Logger,
+        policy: HttpPolicy,
+        page_size: int,
     ) -> SourceClient:
         return ZendeskClient(
             base_url,
             email=credentials["email"],
             api_token=credentials["api_token"],
-            policy=self.http_policy(),
-            page_size=self._page_size(1000),
+            policy=policy,
+            page_size=page_size,
         )
 
     def _simulator_credentials(self, server: SimulatorServer) -> dict[str, str]:

@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import os
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -21,6 +22,7 @@ from dagster import ConfigurableResource, EnvVar
 from pydantic import Field
 
 from unified_assets import settings
+from unified_assets.alerts import DEFAULT_UI_URL, Alert, AlertsLog, Delivery, deliver
 from unified_assets.settings import SettingError
 from unified_assets.sources import coupa, quickbooks, zendesk
 from unified_assets.sources.coupa import CoupaClient
@@ -30,12 +32,8 @@ from unified_assets.sources.quickbooks import QuickBooksClient, QuickBooksCreden
 from unified_assets.sources.zendesk import ZendeskClient
 
 if TYPE_CHECKING:
-    from unified_assets.simulator import SimulatorServer, WorldConfig
+    from unified_assets.simulator import SimulatorServer
 
-SIM_SEED_VAR = "UNIFIED_ASSETS_SIM_SEED"
-SIM_CLOCK_VAR = "UNIFIED_ASSETS_SIM_CLOCK"
-SIM_FAULTS_VAR = "UNIFIED_ASSETS_SIM_FAULTS"
-SIM_SCALE_VAR = "UNIFIED_ASSETS_SIM_SCALE"
 INTUIT_TOKEN_URL = "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer"
 
 _embedded: SimulatorServer | None = None
@@ -45,40 +43,26 @@ _embedded_lock = threading.Lock()
 def embedded_simulator() -> SimulatorServer:
     """The simulator this process serves, started on first use from the UNIFIED_ASSETS_SIM_* settings.
     Imported here, not at module level: a deployment against the real services never pays for it."""
-    from unified_assets.simulator import FaultPlan, SimClock, SimulatorServer, World
+    from unified_assets.simulator import SimulatorServer, World
+    from unified_assets.simulator.environment import (
+        simulator_clock,
+        simulator_faults,
+        simulator_world_config,
+    )
 
     global _embedded
     with _embedded_lock:
         if _embedded is None:
-            world = World(
-                simulator_world_config(), clock=_setting(SIM_CLOCK_VAR, SimClock.parse, "real")
-            )
-            faults = _setting(SIM_FAULTS_VAR, FaultPlan.parse, "")
+            world = World(simulator_world_config(), clock=simulator_clock())
             _embedded = SimulatorServer(
                 world,
-                faults=faults,
+                faults=simulator_faults(),
                 host="127.0.0.1",
                 port=0,
                 state_dir=settings.data_dir() / "simulator",
             )
             _embedded.start()
         return _embedded
-
-
-def simulator_world_config() -> WorldConfig:
-    from unified_assets.simulator import WorldConfig
-
-    return WorldConfig.demo(
-        scale=_setting(SIM_SCALE_VAR, float, "1"), seed=_setting(SIM_SEED_VAR, int, "7")
-    ).replace(history_start=settings.history_start())
-
-
-def _setting(name: str, parse: Any, default: str) -> Any:
-    raw = os.environ.get(name, "").strip() or default
-    try:
-        return parse(raw)
-    except ValueError as error:
-        raise SettingError(f"{name}={raw!r} is not valid: {error}") from None
 
 
 class SourceApi(ConfigurableResource):
@@ -322,3 +306,41 @@ class SupportApi(SourceApi):
     def _simulator_credentials(self, server: SimulatorServer) -> dict[str, str]:
         creds = server.credentials
         return {"email": creds.zendesk_email, "api_token": creds.zendesk_api_token}
+
+
+class AlertSink(ConfigurableResource):
+    """Where failure alerts go: always the alerts log; a Slack-compatible incoming webhook too when its URL
+    is set. The URL is a secret bound through `EnvVar`: the UI shows the variable's name, and errors and
+    logs show only the webhook's scheme and host."""
+
+    ENV_VARS: ClassVar[dict[str, str]] = {
+        "slack_webhook_url": "UNIFIED_ASSETS_ALERTS_SLACK_WEBHOOK_URL",
+        "ui_base_url": "UNIFIED_ASSETS_DAGSTER_UI_URL",
+    }
+
+    slack_webhook_url: str = Field(
+        default="", description="Slack incoming-webhook URL (a secret). Empty: the alerts log only."
+    )
+    alerts_log_path: str = Field(default="", description="Empty: <data dir>/alerts/alerts.jsonl.")
+    ui_base_url: str = Field(
+        default=DEFAULT_UI_URL,
+        description="The Dagster UI's address, for a link to the run in each alert. Empty: no link.",
+    )
+
+    @classmethod
+    def from_environment(cls, **overrides: Any) -> AlertSink:
+        """Bind each field whose environment variable is set to that variable through `EnvVar`."""
+        bound = {field: EnvVar(var) for field, var in cls.ENV_VARS.items() if os.environ.get(var)}
+        return cls(**{**bound, **overrides})
+
+    def alerts_log(self) -> AlertsLog:
+        path = self.alerts_log_path.strip()
+        return AlertsLog(Path(path).expanduser() if path else settings.alerts_log_path())
+
+    def run_url(self, run_id: str) -> str:
+        base = self.ui_base_url.strip().rstrip("/")
+        return f"{base}/runs/{run_id}" if base else ""
+
+    def send(self, alert: Alert, log: logging.Logger) -> Delivery:
+        """Record the alert and post it; `Delivery.delivered` is False when the webhook did not take it."""
+        return deliver(alert, self.alerts_log(), self.slack_webhook_url, log)

@@ -41,6 +41,17 @@ def lake_dir() -> Path:
     return data_dir() / "lake"
 
 
+def alerts_log_path() -> Path:
+    """Where failure alerts are appended, one JSON line each: the default sink, and the fallback when a
+    configured webhook does not take an alert, so an alert is never only in a process's memory."""
+    return data_dir() / "alerts" / "alerts.jsonl"
+
+
+def inbox_dir() -> Path:
+    """Verified webhook deliveries waiting for the business-event sensors (`unified_assets.webhooks`)."""
+    return data_dir() / "inbox"
+
+
 def history_start() -> date:
     """The first day of source history: the first partition of every raw asset."""
     raw = os.environ.get(HISTORY_START_VAR, "").strip()

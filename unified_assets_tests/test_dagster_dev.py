@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from unified_assets.resources import simulator_world_config
 from unified_assets.settings import PROJECT_ROOT
 from unified_assets.simulator import SimClock, World
+from unified_assets.simulator.environment import simulator_world_config
 from unified_assets_tests.truth import TABLE_SYSTEM, landed_versions, true_versions
 
 pytestmark = pytest.mark.slow

@@ -10,12 +10,16 @@ ASSETS = {
 }
 
 
+GROUPS = {"ingestion", "transform", "ml", "operations"}
+
+
 def test_every_asset_is_described_owned_grouped_and_kinded():
     for key, node in ASSETS.items():
         assert node.description, key
         assert node.owners, key
-        assert node.group_name in {"ingestion", "transform", "ml"}, key
+        assert node.group_name in GROUPS, key
         assert node.kinds, key
+    assert {node.group_name for node in ASSETS.values()} == GROUPS
 
 
 def test_the_graph_runs_raw_to_staging_to_marts():
@@ -32,6 +36,21 @@ def test_the_forecast_follows_the_model_which_follows_weekly_demand():
     forecast = ASSETS[AssetKey(["ml", "demand_forecast"])]
     assert model.key in forecast.parent_keys
     assert model.group_name == forecast.group_name == "ml"
+
+
+def test_business_events_start_the_operations_assets():
+    sensors = {sensor.name: sensor for sensor in defs.sensors}
+    targets = {
+        name: {
+            key.path[-1]
+            for target in sensors[name].targets
+            for key in target.resolvable_to_job.selection.resolve(GRAPH)
+        }
+        for name in ("p1_tickets", "books_closed", "new_source_data")
+    }
+    assert targets["p1_tickets"] == {"enriched_p1_tickets"}
+    assert targets["books_closed"] == {"month_end_close"}
+    assert targets["new_source_data"] == {"invoices", "purchase_orders", "support_tickets"}
 
 
 def test_raw_assets_and_marts_declare_freshness():

@@ -8,13 +8,9 @@ import pytest
 from dagster import EnvVar
 
 from unified_assets import settings
-from unified_assets.resources import (
-    AccountingApi,
-    PurchasingApi,
-    SupportApi,
-    simulator_world_config,
-)
+from unified_assets.resources import AccountingApi, PurchasingApi, SupportApi
 from unified_assets.settings import SettingError
+from unified_assets.simulator.environment import simulator_world_config
 
 LOG = logging.getLogger("test")
 CANARY = "canary-secret-3f9c2"

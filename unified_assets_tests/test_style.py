@@ -34,6 +34,7 @@ PLAIN = [
     "sentiment.py",
     "retraining.py",
     "webhooks",
+    "alerts.py",
 ]
 UPPER_LAYERS = ("dagster", "dagster_dbt", "unified_assets.assets", "unified_assets.checks")
 UPPER_LAYERS += ("unified_assets.sensors", "unified_assets.definitions", "unified_assets.resources")

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from unified_assets.webhooks.events import PayloadError, preferences_changed, urgent_ticket_id
 from unified_assets.webhooks.inbox import Inbox, InboxError, InboxItem
 from unified_assets.webhooks.receiver import WebhookReceiver
 from unified_assets.webhooks.signatures import (
@@ -271,3 +272,126 @@ def test_items_keep_arrival_order_when_the_wall_clock_steps_back(tmp_path, monke
     second = deliver(inbox, TICKET_EVENT, "inv-2")
     assert first.name < second.name
     assert inbox.items("support", after=first.name) == [second]
+
+
+# ---------------------------------------------------------------------------------------- payloads
+
+
+def test_what_a_verified_body_says():
+    assert urgent_ticket_id(TICKET_EVENT) == 4821
+    normal = TICKET_EVENT.replace(b'"URGENT"', b'"NORMAL"')
+    assert urgent_ticket_id(normal) is None
+    solved = TICKET_EVENT.replace(b"ticket.created", b"ticket.status_changed")
+    assert urgent_ticket_id(solved) is None
+    preferences = (
+        b'{"eventNotifications":[{"realmId":"1","dataChangeEvent":{"entities":'
+        b'[{"name":"Preferences","id":"1","operation":"Update"}]}}]}'
+    )
+    assert preferences_changed(preferences)
+    assert not preferences_changed(preferences.replace(b"Preferences", b"Invoice"))
+
+
+@pytest.mark.parametrize(
+    ("reader", "body", "message"),
+    [
+        ("support", b"[1]", "not a JSON object"),
+        ("support", b"\xff", "not JSON"),
+        ("support", b'{"type":"zen:event-type:ticket.created"}', "no `detail`"),
+        ("support", TICKET_EVENT.replace(b'"4821"', b'"x"'), "not a ticket id"),
+        ("accounting", b'{"events":[]}', "no `eventNotifications`"),
+        ("accounting", b'{"eventNotifications":[{}]}', "no `dataChangeEvent.entities`"),
+    ],
+)
+def test_signed_bodies_of_the_wrong_shape_say_what_is_missing(reader, body, message):
+    read = urgent_ticket_id if reader == "support" else preferences_changed
+    with pytest.raises(PayloadError, match=message):
+        read(body)
+
+
+def test_the_simulators_webhooks_verify_and_say_what_happened(tmp_path, demo_config):
+    """The simulated vendors sign as the real ones: the receiver's verifiers accept them, a copy sent
+    with another key is refused, and the bodies name the urgent ticket and the changed preferences."""
+    from unified_assets.simulator import SimClock, SimCredentials, World
+    from unified_assets.simulator.webhooks import WebhookEmitter
+
+    demo = SimCredentials.demo()
+    world = World(demo_config, clock=SimClock.frozen("2026-08-04T00:00:00Z"))
+    verifiers = [
+        ZendeskVerifier(demo.zendesk_webhook_secret),
+        XeroVerifier(demo.accounting_webhook_key),
+    ]
+    with WebhookReceiver(Inbox(tmp_path / "inbox"), verifiers) as receiver:
+        subscriptions = {s: f"{receiver.url}/webhooks/{s}" for s in ("support", "accounting")}
+        sent = WebhookEmitter(world, subscriptions, demo).deliver(
+            datetime(2026, 7, 27, tzinfo=UTC).timestamp(), world.clock.timestamp()
+        )
+        impostor = WebhookEmitter(world, subscriptions, SimCredentials.generate(seed=3))
+        assert (
+            impostor.deliver(datetime(2026, 7, 27, tzinfo=UTC).timestamp(), world.clock.timestamp())
+            == 0
+        )
+    inbox = Inbox(tmp_path / "inbox")
+    tickets = [urgent_ticket_id(inbox.read(item)) for item in inbox.items("support")]
+    closes = [preferences_changed(inbox.read(item)) for item in inbox.items("accounting")]
+    assert sent == len(tickets) + len(closes)
+    assert tickets and all(isinstance(ticket, int) for ticket in tickets)
+    assert closes == [True], "July's books close on August 3rd"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def post_to(url: str, body: bytes, headers: dict) -> int:
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_the_webhook_companion_of_dagster_dev_receives_and_stops_cleanly(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from unified_assets.simulator import SimCredentials
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UNIFIED_ASSETS_")}
+    env |= {
+        "UNIFIED_ASSETS_DATA_DIR": str(tmp_path),
+        "UNIFIED_ASSETS_SIM_CLOCK": "frozen:2026-08-01T00:00:00Z",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "unified_assets.webhooks", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        secret = SimCredentials.demo().zendesk_webhook_secret
+        url = f"http://127.0.0.1:{port}/webhooks/support"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                headers = zendesk_headers(TICKET_EVENT, datetime.now(UTC), secret=secret)
+                status = post_to(url, TICKET_EVENT, headers)
+                break
+            except OSError:
+                assert time.monotonic() < deadline and process.poll() is None, process.stdout.read()
+                time.sleep(0.2)
+        assert status == 200
+        assert len(Inbox(tmp_path / "inbox").items("support")) == 1
+        forged = zendesk_headers(TICKET_EVENT, datetime.now(UTC), invocation="inv-2")
+        assert post_to(url, TICKET_EVENT, forged) == 401
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=15)
+    assert process.returncode == 0, output
+    assert secret not in output

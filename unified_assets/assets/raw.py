@@ -227,6 +227,12 @@ def extract_to_lake(context: AssetExecutionContext, source: RawSource) -> Materi
             )
     finally:
         client.close()
+    context.log.info(
+        f"{api.SYSTEM}: {stats.records} records in {stats.pages} pages ({stats.retries} retries) for "
+        f"{window}; landed {sum(landed.rows_by_day.values())} rows in {len(landed.files)} day files, "
+        f"{landed.duplicates_dropped} duplicates dropped"
+        + (f", {sum(redactions.values())} PII values redacted" if source.prepare else "")
+    )
     _add_partition_metadata(context, landed)
     metadata = _run_metadata(window, stats, landed, redactions, source)
     if census.records:

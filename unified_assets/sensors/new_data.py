@@ -29,7 +29,7 @@ from dagster import (
 )
 
 from unified_assets import settings
-from unified_assets.assets.raw import OWNER, RAW_SOURCES, RawSource
+from unified_assets.assets.raw import RAW_SOURCES, RawSource
 from unified_assets.resources import AccountingApi, PurchasingApi, SourceApi, SupportApi
 from unified_assets.settings import SettingError
 from unified_assets.sources.changes import days_with_changes
@@ -140,7 +140,6 @@ def build_new_data_sensor(
         target=AssetSelection.assets(*(source.key for source in RAW_SOURCES)),
         minimum_interval_seconds=60,
         default_status=DefaultSensorStatus.RUNNING,
-        owners=[OWNER],
         description=(
             "Asks each source system, one cheap request per day, whether it changed anything since "
             "the last tick, and extracts exactly the raw partitions (days) that changed. A system that "

@@ -12,7 +12,8 @@ ENV_PREFIX = "UNIFIED_ASSETS_"
 
 @dataclass(frozen=True, repr=False)
 class SimCredentials:
-    """QuickBooks realm and OAuth2 client, Coupa API key, Zendesk agent e-mail and API token."""
+    """QuickBooks realm and OAuth2 client, Coupa API key, Zendesk agent e-mail and API token, and the
+    keys the simulated vendors sign their webhooks with."""
 
     realm_id: str
     qbo_client_id: str
@@ -21,6 +22,8 @@ class SimCredentials:
     coupa_api_key: str
     zendesk_email: str
     zendesk_api_token: str
+    zendesk_webhook_secret: str = ""
+    accounting_webhook_key: str = ""
 
     def __repr__(self) -> str:
         shown = f"realm_id={self.realm_id!r}, zendesk_email={self.zendesk_email!r}"
@@ -37,6 +40,8 @@ class SimCredentials:
             coupa_api_key="simdemo0coupa0api0key0000000000000000000",
             zendesk_email="sync@unified-assets.example",
             zendesk_api_token="simDemoZendeskApiToken0000000000000000000",
+            zendesk_webhook_secret="simDemoZendeskWebhookSigningSecret000000",
+            accounting_webhook_key="simDemoAccountingWebhookKey0000000000000",
         )
 
     @classmethod
@@ -56,6 +61,8 @@ class SimCredentials:
             coupa_api_key=token(40),
             zendesk_email=f"{token(8).lower()}@unified-assets.example",
             zendesk_api_token=token(40),
+            zendesk_webhook_secret=token(40),
+            accounting_webhook_key=token(40),
         )
 
     def env_lines(self, base_urls: dict[str, str]) -> list[str]:
@@ -72,6 +79,8 @@ class SimCredentials:
             "SUPPORT_BASE_URL": base_urls["support"],
             "SUPPORT_EMAIL": self.zendesk_email,
             "SUPPORT_API_TOKEN": self.zendesk_api_token,
+            "SUPPORT_WEBHOOK_SECRET": self.zendesk_webhook_secret,
+            "ACCOUNTING_WEBHOOK_KEY": self.accounting_webhook_key,
         }
         return [f"{ENV_PREFIX}{name}={value}" for name, value in values.items()]
 

@@ -19,6 +19,7 @@ from urllib.parse import parse_qs
 
 import numpy as np
 
+from unified_assets.simulator import closing
 from unified_assets.simulator.generate import INVOICE_EVENTS
 from unified_assets.simulator.names import CURRENCIES, CURRENCY_NAMES
 from unified_assets.simulator.protocol import ApiRequest, ApiResponse, BadRequest, ServeContext
@@ -540,3 +541,33 @@ def _record_of(value: str) -> int:
     if not value.isdigit():
         raise BadRequest(f"Id must be numeric, got {value!r}")
     return int(value) - 1
+
+
+def handle_preferences(request: ApiRequest, ctx: ServeContext) -> ApiResponse:
+    """`GET /v3/company/{realmId}/preferences`: the company's settings, where the month-end close shows
+    as `AccountingInfoPrefs.BookCloseDate` (absent until the first month is closed)."""
+    history_start = ctx.world.config.history_start
+    close, closes = closing.latest_close(history_start, ctx.now)
+    accounting: dict[str, Any] = {
+        "FirstMonthOfFiscalYear": "January",
+        "TaxYearMonth": "January",
+        "UseAccountNumbers": True,
+        "TrackDepartments": False,
+        "ClassTrackingPerTxn": False,
+    }
+    if close is not None:
+        accounting["BookCloseDate"] = close.book_close_date.isoformat()
+    created = closing.close_of(history_start.replace(day=1)).closed_at - 40 * 86_400
+    preferences = {
+        "AccountingInfoPrefs": accounting,
+        "CurrencyPrefs": {"MultiCurrencyEnabled": True, "HomeCurrency": {"value": "USD"}},
+        "domain": "QBO",
+        "sparse": False,
+        "Id": "1",
+        "SyncToken": str(closes),
+        "MetaData": {
+            "CreateTime": iso_la(created),
+            "LastUpdatedTime": iso_la(close.closed_at if close else created),
+        },
+    }
+    return ApiResponse(200, {"Preferences": preferences, "time": iso_la_millis(ctx.now)})

@@ -271,6 +271,8 @@ class SimulatorServer:
         if system == "accounting":
             if len(parts) == 4 and parts[:2] == ["v3", "company"] and parts[3] == "query":
                 return _Route("query", quickbooks.handle_query)
+            if len(parts) == 4 and parts[:2] == ["v3", "company"] and parts[3] == "preferences":
+                return _Route("preferences", quickbooks.handle_preferences)
             return None
         if system == "purchasing":
             if path == "/api/purchase_orders":

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import requests
@@ -103,7 +103,9 @@ class QuickBooksClient:
     ):
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"QuickBooks page size must be 1..{MAX_PAGE_SIZE}, got {page_size}")
-        self.query_url = f"{base_url.rstrip('/')}/v3/company/{credentials.realm_id}/query"
+        company = f"{base_url.rstrip('/')}/v3/company/{credentials.realm_id}"
+        self.query_url = f"{company}/query"
+        self.preferences_url = f"{company}/preferences"
         self.token_url = token_url
         self.credentials = credentials
         self.page_size = page_size
@@ -144,15 +146,38 @@ class QuickBooksClient:
 
         return fetch
 
+    def books_closed_through(self) -> date | None:
+        """The company's book close date (`Preferences.AccountingInfoPrefs.BookCloseDate`): every month
+        up to it has been closed by finance. None while no month has been closed."""
+        body = self._get(self.preferences_url, {"minorversion": MINOR_VERSION}, "preferences").body
+        preferences = body.get("Preferences") if isinstance(body, dict) else None
+        if not isinstance(preferences, dict):
+            raise SourceError(
+                f"{SYSTEM}: response has no Preferences object "
+                f"(GET {describe_endpoint(self.preferences_url)})"
+            )
+        value = (preferences.get("AccountingInfoPrefs") or {}).get("BookCloseDate")
+        if value is None:
+            return None
+        try:
+            return date.fromisoformat(str(value))
+        except ValueError:
+            raise SourceError(
+                f"{SYSTEM}: Preferences.AccountingInfoPrefs.BookCloseDate is not a date "
+                f"(got {str(value)[:40]!r}; GET {describe_endpoint(self.preferences_url)})"
+            ) from None
+
     def _query(self, statement: str) -> dict[str, Any]:
         return self._query_response(statement, where="count").body
 
     def _query_response(self, statement: str, where: str):
-        params = {"query": statement, "minorversion": MINOR_VERSION}
+        return self._get(self.query_url, {"query": statement, "minorversion": MINOR_VERSION}, where)
+
+    def _get(self, url: str, params: dict[str, Any], where: str):
         for attempt in (1, 2):
             try:
                 return self.api.get_json(
-                    self.query_url, params=params, headers=self._auth_header(), where=where
+                    url, params=params, headers=self._auth_header(), where=where
                 )
             except CredentialsRejected:
                 if attempt == 2:

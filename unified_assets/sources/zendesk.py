@@ -64,7 +64,8 @@ class ZendeskClient:
     ):
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"Zendesk page size must be 1..{MAX_PAGE_SIZE}, got {page_size}")
-        self.url = f"{base_url.rstrip('/')}/api/v2/incremental/tickets/cursor.json"
+        self.base_url = base_url.rstrip("/")
+        self.url = f"{self.base_url}/api/v2/incremental/tickets/cursor.json"
         self.page_size = page_size
         token = base64.b64encode(f"{email}/token:{api_token}".encode()).decode("ascii")
         self.api = JsonApi(
@@ -73,6 +74,17 @@ class ZendeskClient:
 
     def close(self) -> None:
         self.api.close()
+
+    def ticket(self, ticket_id: int) -> dict[str, Any]:
+        """One ticket as it is now (`GET /api/v2/tickets/{id}.json`)."""
+        url = f"{self.base_url}/api/v2/tickets/{int(ticket_id)}.json"
+        body = self.api.get_json(url, where=f"ticket {ticket_id}").body
+        ticket = body.get("ticket") if isinstance(body, dict) else None
+        if not isinstance(ticket, dict):
+            raise SourceError(
+                f"{SYSTEM}: no ticket object in the answer (GET {describe_endpoint(url)})"
+            )
+        return ticket
 
     def extract(self, window: Window) -> Iterator[Page]:
         params: dict[str, Any] = {

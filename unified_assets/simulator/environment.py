@@ -1,0 +1,46 @@
+"""The embedded simulator's world, clock and faults, as the UNIFIED_ASSETS_SIM_* variables set them.
+
+Every process that serves or watches the embedded simulator (each Dagster step, the sensors, the webhook
+companion) builds its world from these, which is what makes them agree on every record.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import TypeVar
+
+from unified_assets import settings
+from unified_assets.settings import SettingError
+from unified_assets.simulator.clock import SimClock
+from unified_assets.simulator.config import WorldConfig
+from unified_assets.simulator.faults import FaultPlan
+
+SIM_SEED_VAR = "UNIFIED_ASSETS_SIM_SEED"
+SIM_CLOCK_VAR = "UNIFIED_ASSETS_SIM_CLOCK"
+SIM_FAULTS_VAR = "UNIFIED_ASSETS_SIM_FAULTS"
+SIM_SCALE_VAR = "UNIFIED_ASSETS_SIM_SCALE"
+
+T = TypeVar("T")
+
+
+def simulator_world_config() -> WorldConfig:
+    return WorldConfig.demo(
+        scale=_setting(SIM_SCALE_VAR, float, "1"), seed=_setting(SIM_SEED_VAR, int, "7")
+    ).replace(history_start=settings.history_start())
+
+
+def simulator_clock() -> SimClock:
+    return _setting(SIM_CLOCK_VAR, SimClock.parse, "real")
+
+
+def simulator_faults() -> FaultPlan:
+    return _setting(SIM_FAULTS_VAR, FaultPlan.parse, "")
+
+
+def _setting(name: str, parse: Callable[[str], T], default: str) -> T:
+    raw = os.environ.get(name, "").strip() or default
+    try:
+        return parse(raw)
+    except ValueError as error:
+        raise SettingError(f"{name}={raw!r} is not valid: {error}") from None

@@ -15,10 +15,17 @@ from datetime import UTC, datetime, timedelta
 import duckdb
 import pandas as pd
 import pytest
-from dagster import DagsterInstance, SensorResult, build_sensor_context, materialize
+from dagster import (
+    AssetMaterialization,
+    DagsterInstance,
+    SensorResult,
+    build_sensor_context,
+    materialize,
+)
 
 from unified_assets import settings
 from unified_assets.assets.operations import (
+    MARTS,
     enriched_p1_tickets,
     enriched_ticket_path,
     month_end_close,
@@ -103,6 +110,14 @@ def emitter(world, receiver):
     return WebhookEmitter(world, subscriptions, DEMO)
 
 
+def built_instance() -> DagsterInstance:
+    """An instance that knows the marts were built (the module's warehouse was, in another instance)."""
+    instance = DagsterInstance.ephemeral()
+    for key in MARTS:
+        instance.report_runless_asset_event(AssetMaterialization(key))
+    return instance
+
+
 def tick(sensor, instance, resources, cursor=None) -> SensorResult:
     context = build_sensor_context(instance=instance, cursor=cursor, resources=resources)
     return sensor(context)
@@ -141,7 +156,7 @@ def test_a_p1_webhook_is_enriched_in_the_next_tick_with_the_customers_open_order
     ticket_id, became_urgent = next_p1(world, AS_OF)
     resources = source_resources(server)
     sensor = build_p1_tickets_sensor(now=world.now)
-    instance = DagsterInstance.ephemeral()
+    instance = built_instance()
 
     # Watching since just before the ticket: the export has not shown it yet (it settles for SETTLE).
     world.clock.set(became_urgent + timedelta(seconds=5))
@@ -190,6 +205,13 @@ def test_a_p1_whose_webhook_never_came_is_found_in_the_export(data_dir, world, s
     sensor = build_p1_tickets_sensor(now=world.now)
     with DagsterInstance.ephemeral() as instance:
         world.clock.set(became_urgent - timedelta(minutes=5))
+        waiting = tick(sensor, instance, resources)
+        assert (
+            "waiting for marts/customer_360, marts/sku_demand_daily"
+            in waiting.skip_reason.skip_message
+        )
+        assert waiting.cursor is None, "nothing was read, so nothing is passed over"
+    with built_instance() as instance:
         first = tick(sensor, instance, resources)
         assert str(ticket_id) not in {r.partition_key for r in first.run_requests}
         apply(first, instance)

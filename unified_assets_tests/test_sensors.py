@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from dagster import DagsterInstance, SensorResult, build_sensor_context
 
-from unified_assets.sensors.new_data import SETTLE, build_new_data_sensor
+from unified_assets.sensors.new_data import FIRST_LOOK, SETTLE, build_new_data_sensor
 from unified_assets.simulator import SimClock, World
 from unified_assets_tests.conftest import serving, source_resources, with_fields
 from unified_assets_tests.truth import TABLE_SYSTEM
@@ -52,14 +52,17 @@ def requested(result: SensorResult) -> dict[str, set[str]]:
     return found
 
 
-def test_the_first_tick_extracts_the_days_changed_today_and_moves_every_cursor(world, resources):
+def test_the_first_tick_extracts_the_days_changed_in_the_last_day_and_moves_every_cursor(
+    world, resources
+):
     sensor = build_new_data_sensor(now=world.now)
     result = tick(sensor, resources)
 
-    today = datetime(2026, 3, 17, tzinfo=UTC)
     until = TUESDAY_MORNING - SETTLE
-    expected = {table: changed_days(world, table, today, until) for table in TABLE_SYSTEM}
-    assert all(expected.values()), "a weekday morning changes every source"
+    expected = {
+        table: changed_days(world, table, until - FIRST_LOOK, until) for table in TABLE_SYSTEM
+    }
+    assert all(days == {"2026-03-16", "2026-03-17"} for days in expected.values())
     assert requested(result) == expected
     assert json.loads(result.cursor) == {table: until.isoformat() for table in TABLE_SYSTEM}
     for request in result.run_requests:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
 from dagster import (
+    AssetKey,
     AssetSelection,
     DefaultSensorStatus,
     RunRequest,
@@ -24,6 +25,7 @@ from dagster import (
 from unified_assets import settings
 from unified_assets.assets.operations import (
     ENRICHED_P1_TICKETS,
+    MARTS,
     MONTH_END_CLOSE,
     p1_ticket_partitions,
 )
@@ -79,6 +81,10 @@ def inbox_events(
 # ------------------------------------------------------------------------------------- P1 tickets
 
 
+def materialized(context: SensorEvaluationContext, key: AssetKey) -> bool:
+    return context.instance.get_latest_materialization_event(key) is not None
+
+
 def urgent_tickets_in_feed(
     support_api: SupportApi, window: Window, context: SensorEvaluationContext
 ) -> list[int]:
@@ -107,6 +113,10 @@ def build_p1_tickets_sensor(now: Callable[[], datetime] = utc_now) -> SensorDefi
         ),
     )
     def p1_tickets(context: SensorEvaluationContext, support_api: SupportApi) -> SensorResult:
+        unbuilt = [key.to_user_string() for key in MARTS if not materialized(context, key)]
+        if unbuilt:
+            # Nothing to enrich with yet; the cursor stays, so these tickets are taken once it is built.
+            return SensorResult(skip_reason=f"waiting for {', '.join(unbuilt)} to be built first")
         state = read_state(context)
         from_webhooks, inbox_position = inbox_events(
             "support", state.get("inbox"), urgent_ticket_id, context

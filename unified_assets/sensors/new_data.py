@@ -38,6 +38,7 @@ from unified_assets.sources.paging import Window, iso_utc
 
 SETTLE = timedelta(minutes=2)
 CATCH_UP = timedelta(days=2)
+FIRST_LOOK = timedelta(hours=24)
 TRIGGER_TAG = "unified_assets/trigger"
 WINDOW_TAG = "unified_assets/changed_window"
 
@@ -74,16 +75,16 @@ def read_cursor(text: str | None, context: SensorEvaluationContext) -> dict[str,
     try:
         return {table: datetime.fromisoformat(moment) for table, moment in json.loads(text).items()}
     except (ValueError, AttributeError, TypeError):
-        context.log.warning(f"ignoring an unreadable cursor {text[:80]!r}; starting from today")
+        context.log.warning(f"ignoring an unreadable cursor {text[:80]!r}; looking at the last day")
         return {}
 
 
 def window_to_ask(since: datetime | None, now: datetime) -> Window | None:
-    """From the cursor (or the start of today, on a first tick) to `now - SETTLE`, never further back
-    than `CATCH_UP` nor before the first day of history."""
+    """From the cursor (on a first tick, from `FIRST_LOOK` ago: a fresh `dagster dev` brings in the
+    last day's changes at once) to `now - SETTLE`, never further back than `CATCH_UP` nor before the
+    first day of history."""
     until = now - SETTLE
-    today = datetime.combine(now.astimezone(UTC).date(), time(), UTC)
-    start = since or min(today, until)
+    start = since or until - FIRST_LOOK
     start = max(start, until - CATCH_UP, datetime.combine(settings.history_start(), time(), UTC))
     return Window(start, until) if start < until else None
 

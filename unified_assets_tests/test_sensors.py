@@ -44,11 +44,22 @@ def changed_days(world: World, table: str, start: datetime, end: datetime) -> se
     return {str(moment.date()) for moment in truth["updated_at"]}
 
 
+def requested_days(request) -> set[str]:
+    if request.partition_key:
+        return {request.partition_key}
+    first = date.fromisoformat(request.tags["dagster/asset_partition_range_start"])
+    last = date.fromisoformat(request.tags["dagster/asset_partition_range_end"])
+    return {str(first + timedelta(days=n)) for n in range((last - first).days + 1)}
+
+
 def requested(result: SensorResult) -> dict[str, set[str]]:
+    """Per raw table, the days the tick asked to extract."""
     found: dict[str, set[str]] = {}
     for request in result.run_requests or []:
-        (key,) = request.asset_selection
-        found.setdefault(key.path[-1], set()).add(request.partition_key)
+        for key in request.asset_selection:
+            days = found.setdefault(key.path[-1], set())
+            assert not days & requested_days(request), "a day is asked for once per tick"
+            days |= requested_days(request)
     return found
 
 
@@ -65,9 +76,11 @@ def test_the_first_tick_extracts_the_days_changed_in_the_last_day_and_moves_ever
     assert all(days == {"2026-03-16", "2026-03-17"} for days in expected.values())
     assert requested(result) == expected
     assert json.loads(result.cursor) == {table: until.isoformat() for table in TABLE_SYSTEM}
-    for request in result.run_requests:
-        assert request.run_key.endswith(f":{request.partition_key}:2026-03-17T16:58:00Z")
-        assert request.tags["unified_assets/trigger"] == "new data"
+    [request] = result.run_requests  # every source changed on both days: one run for all of it
+    assert request.run_key == (
+        "invoices+purchase_orders+support_tickets:2026-03-16..2026-03-17:2026-03-17T16:58:00Z"
+    )
+    assert request.tags["unified_assets/trigger"] == "new data"
 
 
 def test_a_window_across_midnight_asks_for_both_days_and_only_days_that_changed(world, resources):
@@ -165,3 +178,24 @@ def test_the_sensor_never_looks_before_the_first_day_of_history(world, resources
     result = tick(sensor, resources, cursor=old)
     assert all(day == {"2026-03-17"} for day in requested(result).values())
     assert date(2026, 3, 17) == TUESDAY_MORNING.date()
+
+
+def test_sources_share_a_run_only_when_they_changed_on_the_same_days():
+    from unified_assets.assets.raw import RAW_SOURCES
+    from unified_assets.sensors.new_data import run_requests
+
+    invoices, orders, tickets = RAW_SOURCES
+    d1, d2, d3 = date(2026, 3, 15), date(2026, 3, 16), date(2026, 3, 17)
+    requests = run_requests(
+        {invoices: (d1, d2), orders: (d1, d2), tickets: (d1, d3)}, TUESDAY_MORNING
+    )
+    asked = {
+        (tuple(k.path[-1] for k in r.asset_selection), tuple(sorted(requested_days(r))))
+        for r in requests
+    }
+    assert asked == {
+        (("invoices", "purchase_orders"), ("2026-03-15", "2026-03-16")),
+        (("support_tickets",), ("2026-03-15",)),
+        (("support_tickets",), ("2026-03-17",)),
+    }
+    assert len({r.run_key for r in requests}) == 3

@@ -2,11 +2,11 @@
 
 Each tick asks every source, one cheap request per day (`sources/changes.py`), whether it updated anything
 between that source's cursor and a moment a little in the past (`SETTLE`: Zendesk's export hides the last
-minute, and a record committed late must not fall behind the cursor). A changed day becomes a run of that
-day's partition; the run key names the source, the day and the end of the window, so a tick that is
-evaluated twice never starts a run twice. The cursor moves in the same `SensorResult` as the run requests,
-source by source: a source that did not answer keeps its cursor and is asked again next tick, and no
-extraction is started against it.
+minute, and a record committed late must not fall behind the cursor). The changed days of a source become
+a run of those partitions (sources that changed on the same days share one run); the run key names the
+sources, the days and the end of the window, so a tick that is evaluated twice never starts a run twice.
+The cursor moves in the same `SensorResult` as the run requests, source by source: a source that did not
+answer keeps its cursor and is asked again next tick, and no extraction is started against it.
 
 What the sensor does not do: catch up on a long outage. It looks back at most `CATCH_UP`; older days are
 the daily pipeline's (every day is extracted once after it ends) and a backfill's.
@@ -40,14 +40,15 @@ SETTLE = timedelta(minutes=2)
 CATCH_UP = timedelta(days=2)
 FIRST_LOOK = timedelta(hours=24)
 TRIGGER_TAG = "unified_assets/trigger"
-WINDOW_TAG = "unified_assets/changed_window"
+WINDOW_END_TAG = "unified_assets/changes_until"
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 
 @dataclass
 class Poll:
     """What one tick learned, source by source."""
 
-    run_requests: list[RunRequest] = field(default_factory=list)
+    changed_days: dict[RawSource, tuple[date, ...]] = field(default_factory=dict)
     cursor: dict[str, str] = field(default_factory=dict)
     changed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
@@ -89,13 +90,45 @@ def window_to_ask(since: datetime | None, now: datetime) -> Window | None:
     return Window(start, until) if start < until else None
 
 
-def run_request(source: RawSource, day: date, window: Window) -> RunRequest:
-    return RunRequest(
-        run_key=f"{source.table}:{day.isoformat()}:{iso_utc(window.end)}",
-        asset_selection=[source.key],
-        partition_key=day.isoformat(),
-        tags={TRIGGER_TAG: "new data", WINDOW_TAG: str(window)},
-    )
+def run_requests(
+    changed_days: dict[RawSource, tuple[date, ...]], asked_until: datetime
+) -> list[RunRequest]:
+    """One run per set of sources that changed on the same days, over those days: usually one run for
+    all three (one process pool, not one per source and day), never a day or a source that did not
+    change. Days are consecutive runs of partitions, so a gap splits the range."""
+    by_days: dict[tuple[date, ...], list[RawSource]] = {}
+    for source, days in changed_days.items():
+        by_days.setdefault(days, []).append(source)
+    requests = []
+    for days, sources in by_days.items():
+        for first, last in consecutive_ranges(days):
+            tables = "+".join(source.table for source in sources)
+            tags = {TRIGGER_TAG: "new data", WINDOW_END_TAG: iso_utc(asked_until)}
+            if first == last:
+                partition = {"partition_key": first.isoformat()}
+            else:
+                partition = {}
+                tags[RANGE_START] = first.isoformat()
+                tags[RANGE_END] = last.isoformat()
+            requests.append(
+                RunRequest(
+                    run_key=f"{tables}:{first}..{last}:{iso_utc(asked_until)}",
+                    asset_selection=[source.key for source in sources],
+                    tags=tags,
+                    **partition,
+                )
+            )
+    return requests
+
+
+def consecutive_ranges(days: tuple[date, ...]) -> list[tuple[date, date]]:
+    ranges: list[tuple[date, date]] = []
+    for day in sorted(days):
+        if ranges and day == ranges[-1][1] + timedelta(days=1):
+            ranges[-1] = (ranges[-1][0], day)
+        else:
+            ranges.append((day, day))
+    return ranges
 
 
 def poll_source(
@@ -127,7 +160,7 @@ def poll_source(
     if not days:
         poll.unchanged.append(f"{source.table} in {window}")
         return
-    poll.run_requests += [run_request(source, day, window) for day in days]
+    poll.changed_days[source] = tuple(days)
     poll.changed.append(f"{source.table} on {', '.join(map(str, days))} in {window}")
 
 
@@ -165,10 +198,11 @@ def build_new_data_sensor(
             api = apis[source.resource_key]
             poll_source(source, api, positions.get(source.table), moment, poll, context.log)
         cursor = json.dumps(poll.cursor, sort_keys=True)
-        if not poll.run_requests:
+        if not poll.changed_days:
             return SensorResult(skip_reason=poll.summary(), cursor=cursor)
         context.log.info(poll.summary())
-        return SensorResult(run_requests=poll.run_requests, cursor=cursor)
+        requests = run_requests(poll.changed_days, moment - SETTLE)
+        return SensorResult(run_requests=requests, cursor=cursor)
 
     return new_source_data
 

@@ -269,3 +269,36 @@ def test_months_closed_between_counts_whole_months_only():
         "2026-08-01",
     ]
     assert months_closed_between(date(2026, 7, 31), date(2026, 7, 31)) == []
+
+
+def test_an_unreachable_accounting_system_is_a_skip_that_keeps_the_cursor(data_dir, world, server):
+    resources = {"accounting_api": source_resources(server)["accounting_api"]}
+    sensor = build_books_closed_sensor(now=world.now)
+    with DagsterInstance.ephemeral() as instance:
+        baseline = tick(sensor, instance, resources)
+        down = {
+            "accounting_api": with_fields(
+                resources["accounting_api"], base_url="http://127.0.0.1:9"
+            )
+        }
+        world.clock.advance(timedelta(hours=1))
+        result = tick(sensor, instance, down, cursor=baseline.cursor)
+    assert not result.run_requests
+    assert "preferences were not read" in result.skip_reason.skip_message
+    assert json.loads(result.cursor)["polled_at"] == json.loads(baseline.cursor)["polled_at"]
+
+
+def test_a_signed_webhook_of_the_wrong_shape_is_passed_over_and_named(data_dir, world, server):
+    from unified_assets.webhooks.signatures import Delivery
+
+    Inbox(settings.inbox_dir()).put(
+        Delivery("support", "bad-1", b'{"type": "zen:event-type:ticket.created"}')
+    )
+    resources = source_resources(server)
+    sensor = build_p1_tickets_sensor(now=world.now)
+    with built_instance() as instance:
+        result = tick(sensor, instance, resources)
+    assert not result.run_requests
+    assert (
+        json.loads(result.cursor)["inbox"] == Inbox(settings.inbox_dir()).items("support")[-1].name
+    )

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 
 import pytest
+from dagster import materialize
 
+from unified_assets.assets.raw import raw_assets
+from unified_assets.assets.transform import dbt_cli, dbt_models
 from unified_assets.resources import AccountingApi, PurchasingApi, SupportApi
 from unified_assets.simulator import (
     FaultPlan,
@@ -88,6 +93,35 @@ def source_resources(
 @pytest.fixture
 def data_dir(tmp_path, monkeypatch):
     directory = tmp_path / "data"
+    monkeypatch.setenv("UNIFIED_ASSETS_DATA_DIR", str(directory))
+    return directory
+
+
+def build_warehouse(data_dir: Path, world: World, first_day: str, last_day: str) -> Path:
+    """Land [first_day, last_day] from `world` in one run and build every dbt model, into `data_dir`."""
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setenv("UNIFIED_ASSETS_DATA_DIR", str(data_dir))
+    try:
+        with serving(world) as server:
+            landed = materialize(
+                raw_assets,
+                resources=source_resources(server),
+                tags={
+                    "dagster/asset_partition_range_start": first_day,
+                    "dagster/asset_partition_range_end": last_day,
+                },
+            )
+        assert landed.success
+        assert materialize([dbt_models], resources={"dbt": dbt_cli()}).success
+    finally:
+        monkeypatch.undo()
+    return data_dir
+
+
+def copy_of_warehouse(built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A test's own copy of a module's built data folder (without the lake), made the data folder."""
+    directory = tmp_path / "data"
+    shutil.copytree(built, directory, ignore=shutil.ignore_patterns("lake"))
     monkeypatch.setenv("UNIFIED_ASSETS_DATA_DIR", str(directory))
     return directory
 

@@ -9,7 +9,6 @@ module from two months of extracted history.
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import UTC, datetime, timedelta
 
 import duckdb
@@ -32,8 +31,6 @@ from unified_assets.assets.operations import (
     month_end_path,
     p1_ticket_partitions,
 )
-from unified_assets.assets.raw import raw_assets
-from unified_assets.assets.transform import dbt_cli, dbt_models
 from unified_assets.sensors.business_events import (
     build_books_closed_sensor,
     build_p1_tickets_sensor,
@@ -45,7 +42,13 @@ from unified_assets.simulator.webhooks import WebhookEmitter, urgent_ticket_even
 from unified_assets.webhooks.inbox import Inbox
 from unified_assets.webhooks.receiver import WebhookReceiver
 from unified_assets.webhooks.signatures import XeroVerifier, ZendeskVerifier
-from unified_assets_tests.conftest import serving, source_resources, with_fields
+from unified_assets_tests.conftest import (
+    build_warehouse,
+    copy_of_warehouse,
+    serving,
+    source_resources,
+    with_fields,
+)
 
 AS_OF = datetime(2026, 7, 27, 6, 0, tzinfo=UTC)
 DEMO = SimCredentials.demo()
@@ -54,31 +57,15 @@ DEMO = SimCredentials.demo()
 @pytest.fixture(scope="module")
 def built_warehouse(tmp_path_factory, demo_config):
     """June and July landed and built once for the module; each test gets its own copy."""
-    data_dir = tmp_path_factory.mktemp("events") / "data"
-    monkeypatch = pytest.MonkeyPatch()
-    monkeypatch.setenv("UNIFIED_ASSETS_DATA_DIR", str(data_dir))
     world = World(demo_config, clock=SimClock.frozen(AS_OF))
-    with serving(world) as server:
-        landed = materialize(
-            raw_assets,
-            resources=source_resources(server),
-            tags={
-                "dagster/asset_partition_range_start": "2026-06-01",
-                "dagster/asset_partition_range_end": "2026-07-26",
-            },
-        )
-    assert landed.success
-    assert materialize([dbt_models], resources={"dbt": dbt_cli()}).success
-    monkeypatch.undo()
-    return data_dir
+    return build_warehouse(
+        tmp_path_factory.mktemp("events") / "data", world, "2026-06-01", "2026-07-26"
+    )
 
 
 @pytest.fixture
 def data_dir(built_warehouse, tmp_path, monkeypatch):
-    directory = tmp_path / "data"
-    shutil.copytree(built_warehouse, directory, ignore=shutil.ignore_patterns("lake"))
-    monkeypatch.setenv("UNIFIED_ASSETS_DATA_DIR", str(directory))
-    return directory
+    return copy_of_warehouse(built_warehouse, tmp_path, monkeypatch)
 
 
 @pytest.fixture

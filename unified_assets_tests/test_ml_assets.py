@@ -3,7 +3,6 @@ the rule, and forecast with the production model."""
 
 from __future__ import annotations
 
-import shutil
 from datetime import datetime
 
 import duckdb
@@ -13,7 +12,6 @@ import pytest
 from dagster import AssetKey, DagsterInstance, Definitions, build_sensor_context, materialize
 
 from unified_assets.assets import ml
-from unified_assets.assets.raw import raw_assets
 from unified_assets.assets.replenishment import (
     REPORT,
     SYNC,
@@ -28,7 +26,12 @@ from unified_assets.sensors.retraining import (
     sentiment_model_retraining,
 )
 from unified_assets.simulator import SimClock, World
-from unified_assets_tests.conftest import serving, source_resources
+from unified_assets_tests.conftest import (
+    build_warehouse,
+    copy_of_warehouse,
+    serving,
+    source_resources,
+)
 
 AS_OF = datetime.fromisoformat("2026-07-27T06:00:00+00:00")  # 30 weeks of history
 MODEL, FORECAST = ml.FORECAST_MODEL, ml.FORECAST
@@ -37,31 +40,15 @@ MODEL, FORECAST = ml.FORECAST_MODEL, ml.FORECAST
 @pytest.fixture(scope="module")
 def built_warehouse(tmp_path_factory, demo_config):
     """Seven months landed and built once for the module; each test gets its own copy."""
-    data_dir = tmp_path_factory.mktemp("ml") / "data"
-    monkeypatch = pytest.MonkeyPatch()
-    monkeypatch.setenv("UNIFIED_ASSETS_DATA_DIR", str(data_dir))
     world = World(demo_config, clock=SimClock.frozen(AS_OF))
-    with serving(world) as server:
-        landed = materialize(
-            raw_assets,
-            resources=source_resources(server),
-            tags={
-                "dagster/asset_partition_range_start": "2026-01-01",
-                "dagster/asset_partition_range_end": "2026-07-26",
-            },
-        )
-    assert landed.success
-    assert materialize([dbt_models], resources={"dbt": dbt_cli()}).success
-    monkeypatch.undo()
-    return data_dir
+    return build_warehouse(
+        tmp_path_factory.mktemp("ml") / "data", world, "2026-01-01", "2026-07-26"
+    )
 
 
 @pytest.fixture
 def data_dir(built_warehouse, tmp_path, monkeypatch):
-    directory = tmp_path / "data"
-    shutil.copytree(built_warehouse, directory, ignore=shutil.ignore_patterns("lake"))
-    monkeypatch.setenv("UNIFIED_ASSETS_DATA_DIR", str(directory))
-    return directory
+    return copy_of_warehouse(built_warehouse, tmp_path, monkeypatch)
 
 
 # Two backtest origins instead of three: the same code paths, a third less fitting in the suite.

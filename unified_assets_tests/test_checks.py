@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from dagster import AssetKey, materialize
+from dagster import AssetKey, DagsterInstance, materialize
 
 from unified_assets.assets.raw import raw_assets
 from unified_assets.assets.transform import dbt_cli, dbt_models
@@ -60,12 +60,14 @@ def test_a_ticket_that_escaped_redaction_fails_the_check_without_showing_the_val
             RawTable("support_tickets", zendesk.RAW_COLUMNS), staging, [day], FROZEN_AT
         )
 
+    instance = DagsterInstance.ephemeral()
     with serving(world) as server:
         result = materialize(
             [*TICKETS, no_pii_in_landed_text, dbt_models],
             resources={**source_resources(server), "dbt": dbt_cli()},
             tags=RANGE,
             raise_on_error=False,
+            instance=instance,
         )
     [evaluation] = result.get_asset_check_evaluations()
     assert not evaluation.passed
@@ -74,7 +76,20 @@ def test_a_ticket_that_escaped_redaction_fails_the_check_without_showing_the_val
     assert "raw__support_tickets" in started
     assert "dbt_models" not in started, "blocking: the dbt models never start"
     metadata = {key: value.value for key, value in evaluation.metadata.items()}
+    found = {
+        kind: metadata[f"found_{kind}"]
+        for kind in ("email", "phone", "card", "iban")
+        if metadata.get(f"found_{kind}")
+    }
     assert metadata["tickets_with_pii"] == 1
     assert metadata["example_ticket_ids"] == str(ticket_id)
+    # The run's log says it in words (Dagster logs each evaluation with its description).
+    said = [
+        e.user_message for e in instance.all_logs(result.run_id) if "did not pass" in e.user_message
+    ]
+    assert len(said) == 1
+    assert f"escaped redaction ({', '.join(f'{n} {k}' for k, n in found.items())})" in said[0]
+    assert said[0].endswith(f"e.g. tickets {ticket_id}'")
     for _kind, value in world.ticket_pii(ticket_id):
         assert value not in repr(metadata)
+        assert value not in said[0]

@@ -35,9 +35,16 @@ EXAMPLES = 10
 )
 def no_pii_in_landed_text() -> AssetCheckResult:
     findings, leaking, scanned = scan_landed_tickets(Lake(settings.lake_dir()))
+    found = ", ".join(f"{findings[kind]} {kind}" for kind in PLACEHOLDERS if findings[kind])
     return AssetCheckResult(
         passed=not leaking,
         severity=AssetCheckSeverity.ERROR,
+        description=(
+            f"{len(leaking)} of {scanned} landed tickets hold PII that escaped redaction ({found}); "
+            f"e.g. tickets {', '.join(sorted(leaking)[:EXAMPLES])}"
+            if leaking
+            else f"No PII in the {scanned} landed tickets."
+        ),
         metadata={
             "tickets_scanned": scanned,
             "tickets_with_pii": len(leaking),

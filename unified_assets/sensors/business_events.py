@@ -100,9 +100,7 @@ def urgent_tickets_in_feed(
         client.close()
 
 
-def build_p1_tickets_sensor(now: Callable[[], datetime] | None = None) -> SensorDefinition:
-    """The sensor; the export is read up to the support system's own now unless a clock is given."""
-
+def build_p1_tickets_sensor(now: Callable[[], datetime] = utc_now) -> SensorDefinition:
     @sensor(
         name="p1_tickets",
         target=AssetSelection.assets(ENRICHED_P1_TICKETS),
@@ -126,7 +124,7 @@ def build_p1_tickets_sensor(now: Callable[[], datetime] | None = None) -> Sensor
         seen = {ticket: "webhook" for ticket in from_webhooks if ticket is not None}
         cursor = {"inbox": inbox_position, "feed": state.get("feed")}
         notes = []
-        until = (now() if now else support_api.now()) - SETTLE
+        until = now() - SETTLE
         since = datetime.fromisoformat(state["feed"]) if state.get("feed") else until - P1_CATCH_UP
         if since < until:
             try:

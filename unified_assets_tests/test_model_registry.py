@@ -95,6 +95,13 @@ def test_a_writer_killed_at_any_moment_leaves_every_version_and_the_pointer_load
     registry = ModelRegistry(tmp_path, "demand_forecast")
     for delay in (0.3, 0.55, 0.8):
         writer = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path)])
+        # The kill lands `delay` after this writer's first promotion, however long a loaded machine
+        # takes to start a Python process: a kill before it wrote anything would test nothing.
+        promoted = registry.production().version if registry.production() else None
+        started = time.monotonic()
+        while (current := registry.production()) is None or current.version == promoted:
+            assert time.monotonic() - started < 60, "the writer never promoted a version"
+            time.sleep(0.01)
         deadline = time.monotonic() + delay
         while time.monotonic() < deadline:  # read while it writes
             production = registry.production()

@@ -27,6 +27,7 @@ from unified_assets.assets.operations import (
     ENRICHED_P1_TICKETS,
     MARTS,
     MONTH_END_CLOSE,
+    month_bounds,
     p1_ticket_partitions,
 )
 from unified_assets.resources import AccountingApi, SupportApi
@@ -170,15 +171,15 @@ def build_p1_tickets_sensor(now: Callable[[], datetime] = utc_now) -> SensorDefi
 def months_closed_between(after: date, through: date) -> list[str]:
     """Partition keys (first days) of the months whose last day lies in (after, through]."""
     months = []
-    month = date(after.year, after.month, 1)
+    month = date(after.year, after.month, 1).isoformat()
     while True:
-        following = date(month.year + month.month // 12, month.month % 12 + 1, 1)
+        _, following = month_bounds(month)
         last_day = following - timedelta(days=1)
         if last_day > through:
             return months
         if last_day > after:
-            months.append(month.isoformat())
-        month = following
+            months.append(month)
+        month = following.isoformat()
 
 
 def build_books_closed_sensor(now: Callable[[], datetime] = utc_now) -> SensorDefinition:

@@ -37,6 +37,27 @@ def covered_fraction(day: date, observed_at: datetime) -> float:
     return min(max(elapsed, 0.0), 1.0)
 
 
+# How far apart two extracts' ages may be for their counts to be compared (see `comparable_extracts`).
+AGE_TOLERANCE = timedelta(days=2)
+
+
+def extract_age(day: date, observed_at: datetime) -> timedelta:
+    """How long after the end of its day a partition was extracted (zero for today's, still open)."""
+    end = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=observed_at.tzinfo)
+    return max(observed_at - end, timedelta(0))
+
+
+def comparable_extracts(current_age: timedelta, reference_age: timedelta) -> bool:
+    """Whether a reference partition was extracted about as long after its day as the current one.
+
+    A record lands in the partition of the day it was last updated, so a day's partition shrinks as it
+    ages: an invoice issued on Monday and paid a month later has moved to the payment's day. Comparing a
+    fresh day with days extracted weeks after they ended (as one long first backfill lands them) would
+    read every fresh day as a spike; within a tolerance of two days or half the current age they are alike.
+    """
+    return abs(reference_age - current_age) <= max(AGE_TOLERANCE, current_age / 2)
+
+
 def expected_daily_rows(daily_rows: Mapping[date, float], day: date) -> float | None:
     """The usual row count for `day`: the median of the same weekday over the previous weeks.
 
@@ -186,12 +207,13 @@ class FieldCensus:
                 path,
                 "|".join(sorted(self.kinds.get(path, ()))) or "null",
                 always_present=count == self.records,
+                share=count / self.records,
             )
             for path, count in sorted(self.present.items())
         ]
 
-    def share(self, path: str) -> float:
-        return self.present[path] / self.records if self.records else 0.0
+    def summary(self) -> SourceFields:
+        return SourceFields(self.records, self.fields())
 
 
 @dataclass(frozen=True)
@@ -199,6 +221,16 @@ class FieldSummary:
     path: str
     kind: str  # JSON kinds seen, e.g. "number" or "number|string"; "null" when only nulls were seen
     always_present: bool  # in every record of the extract
+    share: float | None = None  # of the extract's records that had it; None if not recorded
+
+
+@dataclass(frozen=True)
+class SourceFields:
+    """The fields of one extract and how many records they were counted over (None: not recorded, as by
+    extracts landed before the count was kept; such an extract is taken as large enough to judge by)."""
+
+    records: int | None
+    fields: list[FieldSummary]
 
 
 def _leaves(value: Any, path: str) -> Iterable[tuple[str, str | None]]:
@@ -243,30 +275,43 @@ class SchemaChanges:
         return "; ".join(parts)
 
 
-def schema_changes(
-    baseline: list[list[FieldSummary]], current: list[FieldSummary]
-) -> SchemaChanges:
+# How unlikely a field's absence from (or presence in) every baseline record must be, were its share the
+# same as in the current extract, before it is called new (or missing). A baseline of a few dozen records
+# says nothing about a field one record in ten carries; a renamed field, in every record now and in none
+# before, is reported against any baseline.
+SCHEMA_CHANCE = 0.001
+
+
+def schema_changes(baseline: list[SourceFields], current: SourceFields) -> SchemaChanges:
     """What changed in the fields a source sends, against its earlier extracts (newest first).
 
-    Optional fields come and go with the data (a note only voided invoices carry), so: a field is new only
-    if no earlier extract had it; missing only if every earlier extract had it in every record and now some
-    records lack it; retyped if it now carries a JSON type it never had.
+    Optional fields come and go with the data (a note only voided invoices carry), so a field is new only
+    if no earlier extract had it, and missing only if every earlier extract had it in every record while
+    some records now lack it; either only when the earlier extracts held enough records that this is not
+    chance (SCHEMA_CHANCE). A field is retyped if it now carries a JSON type it never had.
     """
     if not baseline:
         return SchemaChanges([], [], [], 0)
+    counts = [extract.records for extract in baseline]
+    baseline_records = None if None in counts else sum(counts)
     seen_kinds: defaultdict[str, set[str]] = defaultdict(set)
     always = set.intersection(
-        *({f.path for f in fields if f.always_present} for fields in baseline)
+        *({f.path for f in extract.fields if f.always_present} for extract in baseline)
     )
-    for fields in baseline:
-        for summary in fields:
+    for extract in baseline:
+        for summary in extract.fields:
             seen_kinds[summary.path].update(_kinds(summary))
-    now = {summary.path: summary for summary in current}
-    added = sorted(path for path in now if path not in seen_kinds)
+    now = {summary.path: summary for summary in current.fields}
+    added = sorted(
+        path
+        for path, summary in now.items()
+        if path not in seen_kinds and _beyond_chance(1 - _share(summary), baseline_records)
+    )
     missing = sorted(
         f"{path} (absent from some records)" if path in now else path
         for path in always
-        if path not in now or not now[path].always_present
+        if path not in now
+        or (not now[path].always_present and _beyond_chance(_share(now[path]), baseline_records))
     )
     retyped = sorted(
         f"{path} ({'|'.join(sorted(seen_kinds[path]))} -> {summary.kind})"
@@ -274,6 +319,18 @@ def schema_changes(
         if path in seen_kinds and seen_kinds[path] and not _kinds(summary) <= seen_kinds[path]
     )
     return SchemaChanges(added, missing, retyped, len(baseline))
+
+
+def _share(summary: FieldSummary) -> float:
+    if summary.share is not None:
+        return summary.share
+    return 1.0 if summary.always_present else 0.5
+
+
+def _beyond_chance(each_record: float, records: int | None) -> bool:
+    """Whether `records` independent records, each with probability `each_record`, all going one way
+    would be rarer than SCHEMA_CHANCE; an unknown count is taken as enough."""
+    return records is None or each_record**records < SCHEMA_CHANCE
 
 
 def _kinds(summary: FieldSummary) -> set[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
@@ -9,7 +10,10 @@ import pytest
 
 from unified_assets.quality import (
     FieldCensus,
+    SourceFields,
+    comparable_extracts,
     covered_fraction,
+    extract_age,
     judge_drift,
     judge_volume,
     schema_changes,
@@ -49,6 +53,27 @@ def test_volume_needs_three_comparable_weeks():
     assert judge_volume(MONDAY, 0, 1.0, weekly(100, weeks=2)).status == "no history"
 
 
+def test_an_extract_s_age_counts_from_the_end_of_its_day():
+    noon = datetime(2026, 3, 9, 12, tzinfo=UTC)
+    assert extract_age(MONDAY, noon) == timedelta(0), "today's partition is not aged yet"
+    assert extract_age(MONDAY, noon + timedelta(days=1)) == timedelta(hours=12)
+
+
+@pytest.mark.parametrize(
+    ("current_days", "reference_days", "comparable"),
+    [
+        (0.1, 0.5, True),  # today's run against days the daily run extracted after they ended
+        (0.1, 60, False),  # a fresh day against days a first backfill landed two months late
+        (0.1, 3, False),
+        (100, 149, True),  # both long settled: a backfill's old days against each other
+        (30, 58, False),
+    ],
+)
+def test_only_extracts_of_a_similar_age_are_compared(current_days, reference_days, comparable):
+    current, reference = timedelta(days=current_days), timedelta(days=reference_days)
+    assert comparable_extracts(current, reference) is comparable
+
+
 def test_covered_fraction_is_clamped_to_the_day():
     noon = datetime(2026, 3, 9, 12, tzinfo=UTC)
     assert covered_fraction(MONDAY, noon) == 0.5
@@ -74,22 +99,22 @@ def test_drift_ignores_missing_values():
     assert verdict.status == "stable" and verdict.current_count == 80
 
 
-def census(*records) -> list:
+def census(*records) -> SourceFields:
     counted = FieldCensus()
     for record in records:
         counted.add(record)
-    return counted.fields()
+    return counted.summary()
 
 
 INVOICE = {"Id": "1", "TotalAmt": 10.5, "Line": [{"Amount": 3, "Detail": {"Qty": 1}}], "Note": None}
 
 
 def test_the_census_flattens_nested_fields_and_arrays_of_objects():
-    fields = {f.path: f for f in census(INVOICE, {**INVOICE, "Memo": "x"})}
+    fields = {f.path: f for f in census(INVOICE, {**INVOICE, "Memo": "x"}).fields}
     assert set(fields) == {"Id", "TotalAmt", "Line[].Amount", "Line[].Detail.Qty", "Note", "Memo"}
     assert fields["TotalAmt"].kind == "number" and fields["TotalAmt"].always_present
     assert fields["Note"].kind == "null"
-    assert not fields["Memo"].always_present
+    assert not fields["Memo"].always_present and fields["Memo"].share == 0.5
 
 
 def test_optional_fields_coming_and_going_are_not_a_schema_change():
@@ -99,7 +124,7 @@ def test_optional_fields_coming_and_going_are_not_a_schema_change():
 
 
 def test_renamed_retyped_and_dropped_fields_are_reported():
-    baseline = [census(INVOICE)]
+    baseline = [census(*[INVOICE] * 50)]
     renamed = {**{k: v for k, v in INVOICE.items() if k != "TotalAmt"}, "Total": 10.5}
     changes = schema_changes(baseline, census(renamed, INVOICE))
     assert changes.added == ["Total"]
@@ -107,6 +132,37 @@ def test_renamed_retyped_and_dropped_fields_are_reported():
     retyped = schema_changes(baseline, census({**INVOICE, "TotalAmt": "10.50"}))
     assert retyped.retyped == ["TotalAmt (number -> string)"]
     assert "Changed types: TotalAmt (number -> string)" in retyped.describe()
+
+
+def test_a_field_renamed_in_every_record_is_reported_against_any_baseline():
+    renamed = {**{k: v for k, v in INVOICE.items() if k != "TotalAmt"}, "Total": 10.5}
+    changes = schema_changes([census(INVOICE)], census(renamed, renamed))
+    assert changes.added == ["Total"] and changes.missing == ["TotalAmt"]
+
+
+def invoices(count: int, with_memo: int) -> SourceFields:
+    return census(*[{**INVOICE, "Memo": "x"}] * with_memo, *[INVOICE] * (count - with_memo))
+
+
+def test_an_optional_field_a_small_baseline_happened_not_to_see_is_not_new():
+    """A first extract of 39 invoices, none with the memo one invoice in twenty carries (a 13% chance),
+    is no evidence that the memo is new; 500 without it are."""
+    current = invoices(300, with_memo=15)
+    assert not schema_changes([invoices(39, with_memo=0)], current).changed
+    assert schema_changes([invoices(500, with_memo=0)], current).added == ["Memo"]
+
+
+def test_an_optional_field_a_small_baseline_happened_to_see_everywhere_is_not_missing():
+    current = invoices(300, with_memo=270)
+    assert not schema_changes([invoices(39, with_memo=39)], current).changed
+    assert schema_changes([invoices(500, with_memo=500)], current).missing == [
+        "Memo (absent from some records)"
+    ]
+
+
+def test_extracts_that_did_not_record_their_size_are_judged_as_before():
+    legacy = SourceFields(None, [replace(f, share=None) for f in invoices(3, with_memo=0).fields])
+    assert schema_changes([legacy], invoices(300, with_memo=15)).added == ["Memo"]
 
 
 def test_no_baseline_is_no_change():

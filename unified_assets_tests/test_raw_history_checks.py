@@ -83,6 +83,21 @@ def test_a_first_backfill_passes_every_check(clean_history):
     assert volume["anomalies"].value == 0
 
 
+def test_a_first_small_extract_does_not_make_optional_fields_new(
+    tmp_path, monkeypatch, demo_config
+):
+    """A quiet Sunday landed first (as the new-data sensor does on a first look), then weeks of backfill:
+    the fields the Sunday's few invoices happened not to carry are not "new"."""
+    monkeypatch.setenv("UNIFIED_ASSETS_DATA_DIR", str(tmp_path / "data"))
+    (tmp_path / "dagster").mkdir()
+    with DagsterInstance.local_temp(str(tmp_path / "dagster")) as instance:
+        land(instance, demo_config, **day("2026-03-08"))
+        evaluations = land(instance, demo_config, **HISTORY)
+    schema = evaluations["source_schema_unchanged"]
+    assert schema.passed, schema.description
+    assert schema.metadata["baseline_extracts"].value == 1
+
+
 def test_a_clean_day_passes_against_its_history(instance, demo_config):
     evaluations = land(instance, demo_config, **day(NEXT_DAY))
     assert {name: e.passed for name, e in evaluations.items()} == {

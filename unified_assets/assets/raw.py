@@ -36,7 +36,7 @@ from dagster import (
 
 from unified_assets import settings
 from unified_assets.lake import Lake, LandedPartitions, RawTable
-from unified_assets.quality import FieldCensus, FieldSummary
+from unified_assets.quality import FieldCensus, FieldSummary, SourceFields
 from unified_assets.redaction import PLACEHOLDERS, redact_counting
 from unified_assets.settings import SettingError
 from unified_assets.sources import coupa, quickbooks, zendesk
@@ -292,6 +292,7 @@ def _run_metadata(
 
 
 SOURCE_FIELDS = "source_fields"
+SHARE_TAG = "share_of_records"
 
 
 def source_fields_schema(census: FieldCensus) -> TableSchema:
@@ -303,19 +304,29 @@ def source_fields_schema(census: FieldCensus) -> TableSchema:
             TableColumn(
                 summary.path,
                 summary.kind,
-                description=f"in {census.share(summary.path):.1%} of records",
+                description=f"in {summary.share:.1%} of records",
                 constraints=TableColumnConstraints(nullable=not summary.always_present),
+                tags={SHARE_TAG: f"{summary.share:.6f}"},
             )
             for summary in census.fields()
         ]
     )
 
 
-def source_fields_from_schema(schema: TableSchema) -> list[FieldSummary]:
-    return [
-        FieldSummary(column.name, column.type, always_present=not column.constraints.nullable)
-        for column in schema.columns
-    ]
+def source_fields_from_schema(schema: TableSchema, records: int | None) -> SourceFields:
+    """The inverse of `source_fields_schema`, for an extract of `records` records (None: not recorded)."""
+    return SourceFields(
+        records,
+        [
+            FieldSummary(
+                column.name,
+                column.type,
+                always_present=not column.constraints.nullable,
+                share=float(share) if (share := column.tags.get(SHARE_TAG)) else None,
+            )
+            for column in schema.columns
+        ],
+    )
 
 
 def _markdown_table(rows: list[dict[str, Any]], max_cell: int = 40) -> str:

@@ -22,7 +22,6 @@ from dagster import (
     DagsterInstance,
     EventLogRecord,
     MetadataValue,
-    TableSchema,
     asset_check,
 )
 
@@ -31,7 +30,10 @@ from unified_assets.assets.raw import RAW_SOURCES, SOURCE_FIELDS, source_fields_
 from unified_assets.lake import Lake
 from unified_assets.quality import (
     VOLUME_WEEKS,
+    SourceFields,
+    comparable_extracts,
     covered_fraction,
+    extract_age,
     judge_drift,
     judge_volume,
     schema_changes,
@@ -39,6 +41,8 @@ from unified_assets.quality import (
 
 # Enough materialization records to hold the latest run of a year-long backfill and the runs before it.
 RECENT_RECORDS = 1_000
+# Re-extractions of one partition to look through for one extracted at a comparable age.
+REFERENCE_CANDIDATES = 5
 SCHEMA_BASELINE_RUNS = 10
 DRIFT_REFERENCE_DAYS = 28
 SHOWN = 20
@@ -80,7 +84,8 @@ def build_row_count_check(key: AssetKey) -> AssetChecksDefinition:
         name="row_count_in_usual_range",
         description=(
             "Each partition of the latest extract against the same weekday over the previous "
-            f"{VOLUME_WEEKS} weeks (today's partial day pro rata): warns on a collapse below 30% or a "
+            f"{VOLUME_WEEKS} weeks, extracted as long after their day (records move to the day of "
+            "their last update; today's partial day pro rata): warns on a collapse below 30% or a "
             "spike above 3x the usual count, when the difference is also statistically clear."
         ),
     )
@@ -91,7 +96,7 @@ def build_row_count_check(key: AssetKey) -> AssetChecksDefinition:
                 partition_day(record),
                 row_count(record),
                 _covered(record),
-                _daily_rates(context.instance, key, partition_day(record)),
+                _daily_rates(context.instance, record),
             )
             for record in current
         ]
@@ -113,23 +118,34 @@ def build_row_count_check(key: AssetKey) -> AssetChecksDefinition:
 
 
 def _covered(record: EventLogRecord) -> float:
-    return covered_fraction(partition_day(record), datetime.fromtimestamp(record.timestamp, UTC))
+    return covered_fraction(partition_day(record), _extracted_at(record))
 
 
-def _daily_rates(instance: DagsterInstance, key: AssetKey, day: date) -> dict[date, float]:
-    """Full-day row rates of the same weekday in earlier weeks, from each one's latest materialization."""
+def _extracted_at(record: EventLogRecord) -> datetime:
+    return datetime.fromtimestamp(record.timestamp, UTC)
+
+
+def _age(record: EventLogRecord) -> timedelta:
+    return extract_age(partition_day(record), _extracted_at(record))
+
+
+def _daily_rates(instance: DagsterInstance, current: EventLogRecord) -> dict[date, float]:
+    """Full-day row rates of the same weekday in earlier weeks, each from the latest of its recent
+    materializations that was extracted about as long after its day as `current` (see
+    `comparable_extracts`)."""
+    key, day, age = current.asset_key, partition_day(current), _age(current)
     rates: dict[date, float] = {}
     for weeks in range(1, VOLUME_WEEKS + 1):
         earlier = day - timedelta(weeks=weeks)
         records = instance.fetch_materializations(
-            AssetRecordsFilter(asset_key=key, asset_partitions=[earlier.isoformat()]), limit=1
+            AssetRecordsFilter(asset_key=key, asset_partitions=[earlier.isoformat()]),
+            limit=REFERENCE_CANDIDATES,
         ).records
-        if (
-            records
-            and (rows := row_count(records[0])) is not None
-            and (covered := _covered(records[0]))
-        ):
-            rates[earlier] = rows / covered
+        for record in records:
+            rows, covered = row_count(record), _covered(record)
+            if rows is not None and covered and comparable_extracts(age, _age(record)):
+                rates[earlier] = rows / covered
+                break
     return rates
 
 
@@ -230,16 +246,20 @@ def build_schema_check(key: AssetKey) -> AssetChecksDefinition:
     return source_schema_unchanged
 
 
-def _source_fields_by_run(instance: DagsterInstance, key: AssetKey) -> list:
+def _source_fields_by_run(instance: DagsterInstance, key: AssetKey) -> list[SourceFields]:
     """The source fields of recent runs that received records, newest first."""
-    by_run: OrderedDict[str, TableSchema] = OrderedDict()
+    by_run: OrderedDict[str, SourceFields] = OrderedDict()
     for record in instance.fetch_materializations(key, limit=RECENT_RECORDS).records:
-        schema = record_metadata(record).get(SOURCE_FIELDS)
+        metadata = record_metadata(record)
+        schema = metadata.get(SOURCE_FIELDS)
         if schema is not None and record.run_id not in by_run:
-            by_run[record.run_id] = schema.value
+            received = metadata.get("records_received")
+            by_run[record.run_id] = source_fields_from_schema(
+                schema.value, None if received is None else received.value
+            )
         if len(by_run) > SCHEMA_BASELINE_RUNS:
             break
-    return [source_fields_from_schema(schema) for schema in by_run.values()]
+    return list(by_run.values())
 
 
 # --- shared ------------------------------------------------------------------------------------------

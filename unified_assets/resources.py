@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import os
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
@@ -95,6 +96,14 @@ class SourceApi(ConfigurableResource):
     @property
     def uses_simulator(self) -> bool:
         return not self.base_url.strip()
+
+    def now(self) -> datetime:
+        """The system's own time, which sensors measure "changed since" windows by: the embedded
+        simulator's clock when it serves this system (frozen or accelerated in tests and demos), ours
+        otherwise."""
+        if self.uses_simulator:
+            return embedded_simulator().clock.now()
+        return datetime.now(UTC)
 
     def http_policy(self) -> HttpPolicy:
         return HttpPolicy(

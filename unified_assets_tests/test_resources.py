@@ -121,6 +121,9 @@ def test_with_no_base_url_the_embedded_simulator_starts_and_serves(monkeypatch):
         pages = list(client.extract(Window(start, start + timedelta(days=1))))
         client.close()
         assert sum(len(page.records) for page in pages) > 0, resource.SYSTEM
+        assert resource.now() == datetime(2026, 3, 15, 12, tzinfo=UTC), "the simulated system's time"
+    real = AccountingApi(base_url="https://quickbooks.api.intuit.com")
+    assert abs((real.now() - datetime.now(UTC)).total_seconds()) < 5
     server = embedded_simulator()
     assert server.url.startswith("http://127.0.0.1:")
     server.stop()

@@ -186,9 +186,8 @@ def test_sources_share_a_run_only_when_they_changed_on_the_same_days():
 
     invoices, orders, tickets = RAW_SOURCES
     d1, d2, d3 = date(2026, 3, 15), date(2026, 3, 16), date(2026, 3, 17)
-    requests = run_requests(
-        {invoices: (d1, d2), orders: (d1, d2), tickets: (d1, d3)}, TUESDAY_MORNING
-    )
+    changed = {invoices: (d1, d2), orders: (d1, d2), tickets: (d1, d3)}
+    requests = run_requests(changed, dict.fromkeys(changed, TUESDAY_MORNING))
     asked = {
         (tuple(k.path[-1] for k in r.asset_selection), tuple(sorted(requested_days(r))))
         for r in requests

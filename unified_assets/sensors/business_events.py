@@ -101,7 +101,9 @@ def urgent_tickets_in_feed(
         client.close()
 
 
-def build_p1_tickets_sensor(now: Callable[[], datetime] = utc_now) -> SensorDefinition:
+def build_p1_tickets_sensor(now: Callable[[], datetime] | None = None) -> SensorDefinition:
+    """The sensor; the export is read up to the support system's own now unless a clock is given."""
+
     @sensor(
         name="p1_tickets",
         target=AssetSelection.assets(ENRICHED_P1_TICKETS),
@@ -125,7 +127,7 @@ def build_p1_tickets_sensor(now: Callable[[], datetime] = utc_now) -> SensorDefi
         seen = {ticket: "webhook" for ticket in from_webhooks if ticket is not None}
         cursor = {"inbox": inbox_position, "feed": state.get("feed")}
         notes = []
-        until = now() - SETTLE
+        until = (now() if now else support_api.now()) - SETTLE
         since = datetime.fromisoformat(state["feed"]) if state.get("feed") else until - P1_CATCH_UP
         if since < until:
             try:

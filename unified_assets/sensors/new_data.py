@@ -49,6 +49,7 @@ class Poll:
     """What one tick learned, source by source."""
 
     changed_days: dict[RawSource, tuple[date, ...]] = field(default_factory=dict)
+    asked_until: dict[RawSource, datetime] = field(default_factory=dict)
     cursor: dict[str, str] = field(default_factory=dict)
     changed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
@@ -91,7 +92,7 @@ def window_to_ask(since: datetime | None, now: datetime) -> Window | None:
 
 
 def run_requests(
-    changed_days: dict[RawSource, tuple[date, ...]], asked_until: datetime
+    changed_days: dict[RawSource, tuple[date, ...]], asked_until: dict[RawSource, datetime]
 ) -> list[RunRequest]:
     """One run per set of sources that changed on the same days, over those days: usually one run for
     all three (one process pool, not one per source and day), never a day or a source that did not
@@ -101,9 +102,10 @@ def run_requests(
         by_days.setdefault(days, []).append(source)
     requests = []
     for days, sources in by_days.items():
+        until = iso_utc(max(asked_until[source] for source in sources))
         for first, last in consecutive_ranges(days):
             tables = "+".join(source.table for source in sources)
-            tags = {TRIGGER_TAG: "new data", WINDOW_END_TAG: iso_utc(asked_until)}
+            tags = {TRIGGER_TAG: "new data", WINDOW_END_TAG: until}
             if first == last:
                 partition = {"partition_key": first.isoformat()}
             else:
@@ -112,7 +114,7 @@ def run_requests(
                 tags[RANGE_END] = last.isoformat()
             requests.append(
                 RunRequest(
-                    run_key=f"{tables}:{first}..{last}:{iso_utc(asked_until)}",
+                    run_key=f"{tables}:{first}..{last}:{until}",
                     asset_selection=[source.key for source in sources],
                     tags=tags,
                     **partition,
@@ -161,13 +163,12 @@ def poll_source(
         poll.unchanged.append(f"{source.table} in {window}")
         return
     poll.changed_days[source] = tuple(days)
+    poll.asked_until[source] = window.end
     poll.changed.append(f"{source.table} on {', '.join(map(str, days))} in {window}")
 
 
-def build_new_data_sensor(
-    now: Callable[[], datetime] = lambda: datetime.now(UTC),
-) -> SensorDefinition:
-    """The sensor, with the clock it measures windows by (tests pass the simulator's frozen clock)."""
+def build_new_data_sensor(now: Callable[[], datetime] | None = None) -> SensorDefinition:
+    """The sensor; windows end at each system's own now (`SourceApi.now`) unless a clock is given."""
 
     @sensor(
         name="new_source_data",
@@ -192,16 +193,16 @@ def build_new_data_sensor(
             "support_api": support_api,
         }
         positions = read_cursor(context.cursor, context)
-        moment = now()
         poll = Poll()
         for source in RAW_SOURCES:
             api = apis[source.resource_key]
+            moment = now() if now else api.now()
             poll_source(source, api, positions.get(source.table), moment, poll, context.log)
         cursor = json.dumps(poll.cursor, sort_keys=True)
         if not poll.changed_days:
             return SensorResult(skip_reason=poll.summary(), cursor=cursor)
         context.log.info(poll.summary())
-        requests = run_requests(poll.changed_days, moment - SETTLE)
+        requests = run_requests(poll.changed_days, poll.asked_until)
         return SensorResult(run_requests=requests, cursor=cursor)
 
     return new_source_data

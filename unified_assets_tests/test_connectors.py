@@ -156,6 +156,30 @@ def test_quickbooks_refreshes_an_expired_access_token_and_continues(demo_config)
     assert versions("accounting", pages) == truth(world, "accounting")
 
 
+def test_quickbooks_clients_of_one_process_share_an_access_token_until_it_nears_expiry(demo_config):
+    """A sensor opens a client every minute; the token endpoint is asked once an hour, not each time."""
+    with serving(frozen_world(demo_config)) as server:
+        for _ in range(3):
+            extract(
+                server, "accounting", window=Window(WINDOW.start, WINDOW.start + timedelta(hours=1))
+            )
+        assert server.stats["accounting"]["token_refreshes"] == 1
+
+
+def test_an_access_token_is_reused_until_five_minutes_before_it_expires():
+    now = [0.0]
+    tokens = quickbooks.AccessTokens(clock=lambda: now[0])
+    key = ("https://token", "realm", "app", "digest")
+    tokens.put(key, "token-1", expires_in_s=3600)
+    now[0] = 3600 - 301
+    assert tokens.get(key) == "token-1"
+    now[0] = 3600 - 299
+    assert tokens.get(key) is None
+    tokens.put(key, "token-2", expires_in_s=3600)
+    tokens.forget(key)
+    assert tokens.get(key) is None
+
+
 def test_every_fault_kind_is_covered():
     assert set(RECOVERABLE) | TESTED_SEPARATELY == set(FAULT_KINDS)
 

@@ -7,8 +7,11 @@ a long-lived refresh token. Timestamps carry the company's UTC offset (e.g. `-08
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -89,6 +92,46 @@ def invoice_updated_at(invoice: dict[str, Any]) -> datetime:
     return record_timestamp(invoice, ("MetaData", "LastUpdatedTime"), SYSTEM, id_field="Id")
 
 
+class AccessTokens:
+    """Access tokens shared by the clients of one process until shortly before they expire.
+
+    Intuit's access tokens live an hour; a sensor opens a new client every tick, and refreshing each time
+    would ask the token endpoint once a minute for nothing. Keyed by endpoint, company, app and a digest of
+    the refresh token, so two companies or a changed credential never share a token; the token itself stays
+    in memory only.
+    """
+
+    MARGIN_S = 300.0
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self._clock = clock
+        self._tokens: dict[tuple[str, ...], tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(token_url: str, credentials: QuickBooksCredentials) -> tuple[str, ...]:
+        digest = hashlib.sha256(credentials.refresh_token.encode()).hexdigest()
+        return (token_url, credentials.realm_id, credentials.client_id, digest)
+
+    def get(self, key: tuple[str, ...]) -> str | None:
+        with self._lock:
+            token, usable_until = self._tokens.get(key, (None, 0.0))
+            return token if self._clock() < usable_until else None
+
+    def put(self, key: tuple[str, ...], token: str, expires_in_s: float) -> None:
+        with self._lock:
+            self._tokens[key] = (token, self._clock() + expires_in_s - self.MARGIN_S)
+
+    def forget(self, key: tuple[str, ...]) -> None:
+        with self._lock:
+            self._tokens.pop(key, None)
+
+
+ACCESS_TOKENS = AccessTokens()
+# What Intuit documents when a token response leaves out `expires_in`.
+DEFAULT_TOKEN_LIFETIME_S = 3600
+
+
 class QuickBooksClient:
     """Reads invoices updated in a window, refreshing the access token when QuickBooks says it expired."""
 
@@ -100,6 +143,7 @@ class QuickBooksClient:
         policy: HttpPolicy | None = None,
         page_size: int = MAX_PAGE_SIZE,
         log: logging.Logger | None = None,
+        tokens: AccessTokens = ACCESS_TOKENS,
     ):
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"QuickBooks page size must be 1..{MAX_PAGE_SIZE}, got {page_size}")
@@ -111,7 +155,8 @@ class QuickBooksClient:
         self.page_size = page_size
         self.log = log or logging.getLogger(__name__)
         self.api = JsonApi(SYSTEM, policy or HttpPolicy())
-        self._access_token: str | None = None
+        self._tokens = tokens
+        self._token_key = AccessTokens.key(token_url, credentials)
         self.token_refreshes = 0
 
     def close(self) -> None:
@@ -183,15 +228,17 @@ class QuickBooksClient:
                 if attempt == 2:
                     raise
                 self.log.info("%s: access token rejected; refreshing it once", SYSTEM)
-                self._access_token = None
+                self._tokens.forget(self._token_key)
         raise AssertionError("unreachable")
 
     def _auth_header(self) -> dict[str, str]:
-        if self._access_token is None:
-            self._access_token = self._refresh_access_token()
-        return {"Authorization": f"Bearer {self._access_token}"}
+        token = self._tokens.get(self._token_key)
+        if token is None:
+            token, expires_in_s = self._refresh_access_token()
+            self._tokens.put(self._token_key, token, expires_in_s)
+        return {"Authorization": f"Bearer {token}"}
 
-    def _refresh_access_token(self) -> str:
+    def _refresh_access_token(self) -> tuple[str, float]:
         """Exchange the refresh token for an access token (Intuit's OAuth2 `refresh_token` grant)."""
         try:
             response = requests.post(
@@ -220,13 +267,16 @@ class QuickBooksClient:
                 f"{response.status_code}"
             )
         try:
-            token = response.json()["access_token"]
-        except (ValueError, KeyError):
+            body = response.json()
+            token = str(body["access_token"])
+            expires_in_s = float(body.get("expires_in", DEFAULT_TOKEN_LIFETIME_S))
+        except (ValueError, KeyError, TypeError, AttributeError):
             raise SourceError(
-                f"{SYSTEM}: token endpoint {describe_endpoint(self.token_url)} returned no access_token"
+                f"{SYSTEM}: token endpoint {describe_endpoint(self.token_url)} returned no usable "
+                "access_token and expires_in"
             ) from None
         self.token_refreshes += 1
-        return str(token)
+        return token, expires_in_s
 
 
 def _window_filter(since: datetime, window: Window) -> str:

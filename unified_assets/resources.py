@@ -131,13 +131,18 @@ class SourceApi(ConfigurableResource):
             max_retries=min(self.max_retries, 1),
             retry_after_max_s=min(self.retry_after_max_s, 5),
         )
-        return self._open(log, policy, page_size=1)
+        return self._open(log, policy, page_size=1, announce=False)
 
-    def _open(self, log: logging.Logger, policy: HttpPolicy, page_size: int) -> SourceClient:
+    def _open(
+        self, log: logging.Logger, policy: HttpPolicy, page_size: int, announce: bool = True
+    ) -> SourceClient:
+        """A client for the configured service or the embedded simulator; `announce` says which in the
+        log (runs do; a sensor's probe every minute would only repeat it)."""
         page_size = page_size or self.page_size or self.MAX_PAGE_SIZE
         if self.uses_simulator:
             server = embedded_simulator()
-            log.info(f"{self.SYSTEM}: no base URL configured; using the embedded simulator")
+            if announce:
+                log.info(f"{self.SYSTEM}: no base URL configured; using the embedded simulator")
             credentials = self._simulator_credentials(server)
             base_url = server.base_urls[self.SIMULATOR_SYSTEM]
             return self._client(base_url, credentials, log, policy, page_size)

@@ -121,9 +121,29 @@ def test_with_no_base_url_the_embedded_simulator_starts_and_serves(monkeypatch):
         pages = list(client.extract(Window(start, start + timedelta(days=1))))
         client.close()
         assert sum(len(page.records) for page in pages) > 0, resource.SYSTEM
-        assert resource.now() == datetime(2026, 3, 15, 12, tzinfo=UTC), "the simulated system's time"
+        assert resource.now() == datetime(2026, 3, 15, 12, tzinfo=UTC), (
+            "the simulated system's time"
+        )
     real = AccountingApi(base_url="https://quickbooks.api.intuit.com")
     assert abs((real.now() - datetime.now(UTC)).total_seconds()) < 5
+    server = embedded_simulator()
+    assert server.url.startswith("http://127.0.0.1:")
+    server.stop()
+
+
+def test_a_run_says_it_uses_the_simulator_and_a_sensor_probe_does_not_repeat_it(
+    monkeypatch, caplog
+):
+    from unified_assets.resources import embedded_simulator
+
+    monkeypatch.setattr("unified_assets.resources._embedded", None)
+    with caplog.at_level(logging.INFO, logger=LOG.name):
+        SupportApi().open_probe(LOG).close()
+        assert "embedded simulator" not in caplog.text
+        SupportApi().open_client(LOG).close()
+        assert (
+            "support (Zendesk): no base URL configured; using the embedded simulator" in caplog.text
+        )
     server = embedded_simulator()
     assert server.url.startswith("http://127.0.0.1:")
     server.stop()

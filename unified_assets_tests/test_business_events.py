@@ -9,6 +9,7 @@ module from two months of extracted history.
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import UTC, datetime, timedelta
 
 import duckdb
@@ -155,6 +156,7 @@ def test_a_p1_webhook_is_enriched_in_the_next_tick_with_the_customers_open_order
     result = tick(sensor, instance, resources, cursor=watching)
     assert [r.run_key for r in result.run_requests] == [f"p1:{ticket_id}"]
     assert result.run_requests[0].tags["unified_assets/business_event"] == "P1 ticket via webhook"
+    assert result.run_requests[0].tags["dagster/max_retries"] == "2", "seen once, so retried"
     apply(result, instance)
 
     run = materialize(
@@ -233,6 +235,7 @@ def test_the_books_closing_starts_the_months_consolidation_once(data_dir, world,
         assert emitter.deliver((close - timedelta(minutes=10)).timestamp(), world.clock.timestamp())
         heard = tick(sensor, instance, resources, cursor=quiet.cursor)
         assert [r.run_key for r in heard.run_requests] == ["close:2026-07-01"]
+        assert heard.run_requests[0].tags["dagster/max_retries"] == "2"
         assert "via webhook" in heard.run_requests[0].tags["unified_assets/business_event"]
 
         run = materialize([month_end_close], partition_key="2026-07-01", instance=instance)
@@ -289,3 +292,12 @@ def test_a_signed_webhook_of_the_wrong_shape_is_passed_over_and_named(data_dir, 
     assert (
         json.loads(result.cursor)["inbox"] == Inbox(settings.inbox_dir()).items("support")[-1].name
     )
+
+
+def test_the_local_instance_retries_the_event_runs_that_ask_for_it(tmp_path):
+    """The business-event sensors see each event once; deploy/dagster.yaml has the daemon retry their
+    failed runs (they carry `dagster/max_retries`) and no other run."""
+    shutil.copy(settings.PROJECT_ROOT / "deploy" / "dagster.yaml", tmp_path / "dagster.yaml")
+    with DagsterInstance.local_temp(str(tmp_path)) as instance:
+        assert instance.run_retries_enabled
+        assert instance.run_retries_max_retries == 0

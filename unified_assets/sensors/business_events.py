@@ -41,6 +41,9 @@ from unified_assets.webhooks.inbox import Inbox, InboxError
 P1_CATCH_UP = timedelta(days=1)
 PREFERENCES_POLL = timedelta(minutes=15)
 EVENT_TAG = "unified_assets/business_event"
+# The sensor sees an event once: a run that fails (the warehouse busy, the support system down for a
+# moment) is retried by the daemon (`run_retries` in deploy/dagster.yaml), not lost.
+RETRIED = {"dagster/max_retries": "2"}
 
 
 def utc_now() -> datetime:
@@ -154,7 +157,7 @@ def build_p1_tickets_sensor(now: Callable[[], datetime] | None = None) -> Sensor
                 RunRequest(
                     run_key=f"p1:{ticket}",
                     partition_key=str(ticket),
-                    tags={EVENT_TAG: f"P1 ticket via {seen[ticket]}"},
+                    tags={EVENT_TAG: f"P1 ticket via {seen[ticket]}", **RETRIED},
                 )
                 for ticket in new
             ],
@@ -246,7 +249,7 @@ def build_books_closed_sensor(now: Callable[[], datetime] = utc_now) -> SensorDe
                 RunRequest(
                     run_key=f"close:{month}",
                     partition_key=month,
-                    tags={EVENT_TAG: f"books closed for {month[:7]} (via {via})"},
+                    tags={EVENT_TAG: f"books closed for {month[:7]} (via {via})", **RETRIED},
                 )
                 for month in months
             ],

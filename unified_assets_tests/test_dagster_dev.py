@@ -345,9 +345,10 @@ def test_in_a_browser_the_ui_shows_every_group_materializes_and_reports(dev, lan
 
 
 def test_every_run_and_every_check_is_green(dev, landed):
-    """With nothing switched on by hand, the automation sensor carried the landed days downstream; once the
-    session is quiet, every run in it (the backfill, ours, the sensors', the browser's) succeeded, and every
-    check of the ingestion and transform assets was evaluated and passed."""
+    """With nothing switched on by hand, the new-data sensor extracted what changed in the simulator's last
+    day and the automation sensor carried the landed days downstream; once the session is quiet, every run
+    in it (the backfill, ours, the sensors', the browser's) succeeded, and every check of the ingestion and
+    transform assets was evaluated and passed."""
     runs = wait_until_quiet(dev, settle_s=40, timeout_s=600)
     assert_automation_ran_and_succeeded(runs)
     assert_every_check_green(dev)
@@ -417,14 +418,21 @@ def wait_until_quiet(dev: DagsterDev, settle_s: float, timeout_s: float) -> list
 
 
 def assert_automation_ran_and_succeeded(runs: list[dict]) -> None:
-    """With nothing switched on by hand, the automation sensor carried the landed days downstream in runs
-    of its own, and every run of the session, its and ours, succeeded."""
+    """With nothing switched on by hand, the new-data sensor extracted the simulator's last day (its first
+    look), the automation sensor carried the landed days downstream in runs of its own, and every run of the
+    session, theirs and ours, succeeded."""
     automated = [
         run
         for run in runs
         if {"key": "dagster/from_automation_condition", "value": "true"} in run["tags"]
     ]
     assert automated, runs
+    new_data = [
+        run
+        for run in runs
+        if {"key": "dagster/sensor_name", "value": "new_source_data"} in run["tags"]
+    ]
+    assert new_data, f"the new-data sensor started no run: {runs}"
     assert {run["runId"]: run["status"] for run in runs if run["status"] != "SUCCESS"} == {}
 
 

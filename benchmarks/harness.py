@@ -121,8 +121,8 @@ def table(reports: list[Report]) -> str:
     for report in reports:
         for name, figure in report.figures.items():
             s = figure.summary()
-            spread = f"{_fmt(s['min'])} - {_fmt(s['max'])}"
-            rows.append((report.name, name, _fmt(s["median"]), spread, str(s["n"]), s["unit"]))
+            spread = f"{fmt(s['min'])} - {fmt(s['max'])}"
+            rows.append((report.name, name, fmt(s["median"]), spread, str(s["n"]), s["unit"]))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
@@ -134,12 +134,12 @@ def table(reports: list[Report]) -> str:
             verdict = "MET" if target["met"] else "NOT MET"
             lines.append(
                 f"target {report.name}.{target['figure']} <= {target['at_most']}: "
-                f"{_fmt(target['median'])} {verdict} ({target['description']})"
+                f"{fmt(target['median'])} {verdict} ({target['description']})"
             )
     return "\n".join(lines)
 
 
-def _fmt(value: float) -> str:
+def fmt(value: float) -> str:
     if value == 0 or abs(value) >= 100:
         return f"{value:,.0f}"
     return f"{value:.3g}"

@@ -52,6 +52,7 @@ class RunningSimulator:
     base_urls: dict[str, str]
     token_url: str
     credentials: SimCredentials = field(default_factory=SimCredentials.demo)
+    pid: int = 0
 
 
 def _command(settings: SimSettings) -> list[str]:
@@ -96,7 +97,7 @@ def _read_urls(process: subprocess.Popen, timeout_s: float) -> RunningSimulator:
             urls[match.group(1)] = match.group(2)
         if len(urls) == 3:
             token_url = f"{urls['accounting']}/oauth2/v1/tokens/bearer"
-            return RunningSimulator(urls, token_url)
+            return RunningSimulator(urls, token_url, pid=process.pid)
         if time.monotonic() > deadline:
             break
     raise RuntimeError(f"the simulator did not start (exit code {process.poll()})")

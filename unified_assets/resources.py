@@ -48,6 +48,7 @@ def embedded_simulator() -> SimulatorServer:
     from unified_assets.simulator.environment import (
         simulator_clock,
         simulator_faults,
+        simulator_page_latency_s,
         simulator_world_config,
     )
 
@@ -61,6 +62,7 @@ def embedded_simulator() -> SimulatorServer:
                 host="127.0.0.1",
                 port=0,
                 state_dir=settings.data_dir() / "simulator",
+                page_latency_s=simulator_page_latency_s(),
             )
             _embedded.start()
         return _embedded

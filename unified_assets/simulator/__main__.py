@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from unified_assets.simulator.clock import SimClock
 from unified_assets.simulator.config import WorldConfig
+from unified_assets.simulator.environment import parse_latency_ms
 from unified_assets.simulator.faults import FaultPlan
 from unified_assets.simulator.ratelimit import parse_rate_limits
 from unified_assets.simulator.server import SimulatorServer
@@ -58,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
         default={},
         help='override vendor limits, e.g. "support=600/60,accounting=off"',
     )
+    parser.add_argument(
+        "--page-latency-ms",
+        type=parse_latency_ms,
+        default=0.0,
+        help="wait this long before answering each data request, like a remote API (default 0)",
+    )
     return parser
 
 
@@ -74,7 +81,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     world.extend_to(world.clock.timestamp())
     built = time.monotonic() - started
     server = SimulatorServer(
-        world, faults=args.faults, host=args.host, port=args.port, rate_limits=args.rate_limits
+        world,
+        faults=args.faults,
+        host=args.host,
+        port=args.port,
+        rate_limits=args.rate_limits,
+        page_latency_s=args.page_latency_ms / 1000.0,
     )
     try:
         server.start()

@@ -20,6 +20,7 @@ SIM_SEED_VAR = "UNIFIED_ASSETS_SIM_SEED"
 SIM_CLOCK_VAR = "UNIFIED_ASSETS_SIM_CLOCK"
 SIM_FAULTS_VAR = "UNIFIED_ASSETS_SIM_FAULTS"
 SIM_SCALE_VAR = "UNIFIED_ASSETS_SIM_SCALE"
+SIM_PAGE_LATENCY_VAR = "UNIFIED_ASSETS_SIM_PAGE_LATENCY_MS"
 
 T = TypeVar("T")
 
@@ -36,6 +37,19 @@ def simulator_clock() -> SimClock:
 
 def simulator_faults() -> FaultPlan:
     return _setting(SIM_FAULTS_VAR, FaultPlan.parse, "")
+
+
+def simulator_page_latency_s() -> float:
+    """Seconds the simulator waits before answering each data request (the variable is in ms)."""
+    return _setting(SIM_PAGE_LATENCY_VAR, parse_latency_ms, "0") / 1000.0
+
+
+def parse_latency_ms(text: str) -> float:
+    """Milliseconds as typed on the CLI or in the environment: a number, zero or more."""
+    value = float(text)
+    if not value >= 0:
+        raise ValueError(f"page latency must be zero or more milliseconds, got {text!r}")
+    return value
 
 
 def _setting(name: str, parse: Callable[[str], T], default: str) -> T:

@@ -87,6 +87,7 @@ class SimulatorServer:
         rate_limits: Mapping[str, RateLimit | None] | None = None,
         support_export_lag_s: float = zendesk.DEFAULT_EXPORT_LAG_S,
         state_dir: Path | None = None,
+        page_latency_s: float = 0.0,
     ):
         self.world = world
         self.clock = world.clock
@@ -95,6 +96,11 @@ class SimulatorServer:
         self.host = host
         self.port = port
         self.support_export_lag_s = support_export_lag_s
+        if not page_latency_s >= 0:
+            raise ValueError(f"page latency must be zero or more seconds, got {page_latency_s!r}")
+        # A real vendor answers a page in tens to hundreds of milliseconds; loopback answers in one. The
+        # delay lets benchmarks show what waiting on the network costs (and what concurrency saves).
+        self.page_latency_s = page_latency_s
         limits = {**DEFAULT_RATE_LIMITS, **(rate_limits or {})}
         self.rate_limits = {system: limits.get(system) for system in SYSTEMS}
         self._limiters = {
@@ -191,6 +197,10 @@ class SimulatorServer:
                 return self._throttled(system, now, RateLimiter.retry_after_header(wait))
         if not route.data:
             return route.handler(request, ServeContext(self.world, now))
+        if self.page_latency_s:
+            time.sleep(
+                self.page_latency_s
+            )  # each request has its own thread: others are not held up
         return self._serve_data(system, route, request, now)
 
     def _serve_data(

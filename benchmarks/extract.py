@@ -10,9 +10,7 @@ from typing import Any
 
 from dagster import materialize
 
-from benchmarks.simulator import RunningSimulator
 from unified_assets.assets.raw import RAW_SOURCES, RawSource, build_raw_asset
-from unified_assets.resources import AccountingApi, PurchasingApi, SupportApi
 
 # Benchmarks should not wait 20 s for a Dagster retry; the HTTP layer keeps its own retries.
 _ASSETS = {source.table: build_raw_asset(source, retry_policy=None) for source in RAW_SOURCES}
@@ -20,29 +18,6 @@ _ASSETS = {source.table: build_raw_asset(source, retry_policy=None) for source i
 
 # Dagster's console logger writes every page's log line at DEBUG; a benchmark should not time its terminal.
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
-
-
-def source_resources(sim: RunningSimulator) -> dict[str, Any]:
-    """The three source resources pointed at `sim` as if it were the vendors' services."""
-    creds = sim.credentials
-    return {
-        "accounting_api": AccountingApi(
-            base_url=sim.base_urls["accounting"],
-            token_url=sim.token_url,
-            realm_id=creds.realm_id,
-            client_id=creds.qbo_client_id,
-            client_secret=creds.qbo_client_secret,
-            refresh_token=creds.qbo_refresh_token,
-        ),
-        "purchasing_api": PurchasingApi(
-            base_url=sim.base_urls["purchasing"], api_key=creds.coupa_api_key
-        ),
-        "support_api": SupportApi(
-            base_url=sim.base_urls["support"],
-            email=creds.zendesk_email,
-            api_token=creds.zendesk_api_token,
-        ),
-    }
 
 
 @dataclass(frozen=True)

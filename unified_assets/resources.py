@@ -14,9 +14,10 @@ import dataclasses
 import logging
 import os
 import threading
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from urllib.parse import urlsplit
 
 from dagster import ConfigurableResource, EnvVar
@@ -33,7 +34,7 @@ from unified_assets.sources.quickbooks import QuickBooksClient, QuickBooksCreden
 from unified_assets.sources.zendesk import ZendeskClient
 
 if TYPE_CHECKING:
-    from unified_assets.simulator import SimulatorServer
+    from unified_assets.simulator import SimCredentials, SimulatorServer
 
 INTUIT_TOKEN_URL = "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer"
 
@@ -322,6 +323,48 @@ class SupportApi(SourceApi):
     def _simulator_credentials(self, server: SimulatorServer) -> dict[str, str]:
         creds = server.credentials
         return {"email": creds.zendesk_email, "api_token": creds.zendesk_api_token}
+
+
+class ServedApis(Protocol):
+    """A simulator serving the three systems, in this process or another (tests, benchmarks)."""
+
+    @property
+    def base_urls(self) -> Mapping[str, str]: ...
+
+    @property
+    def token_url(self) -> str: ...
+
+    @property
+    def credentials(self) -> SimCredentials: ...
+
+
+def resources_pointed_at(
+    served: ServedApis, credentials: SimCredentials | None = None, **options: Any
+) -> dict[str, SourceApi]:
+    """The three source resources configured as for the real services, with `served`'s URLs and
+    `credentials` (default: the ones it accepts), so they exercise exactly the path production takes.
+    `options` set the remaining fields (retries, page size) of all three."""
+    creds = credentials or served.credentials
+    return {
+        "accounting_api": AccountingApi(
+            base_url=served.base_urls["accounting"],
+            token_url=served.token_url,
+            realm_id=creds.realm_id,
+            client_id=creds.qbo_client_id,
+            client_secret=creds.qbo_client_secret,
+            refresh_token=creds.qbo_refresh_token,
+            **options,
+        ),
+        "purchasing_api": PurchasingApi(
+            base_url=served.base_urls["purchasing"], api_key=creds.coupa_api_key, **options
+        ),
+        "support_api": SupportApi(
+            base_url=served.base_urls["support"],
+            email=creds.zendesk_email,
+            api_token=creds.zendesk_api_token,
+            **options,
+        ),
+    }
 
 
 class AlertSink(ConfigurableResource):

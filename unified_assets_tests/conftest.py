@@ -14,7 +14,7 @@ from dagster import materialize
 
 from unified_assets.assets.raw import raw_assets
 from unified_assets.assets.transform import dbt_cli, dbt_models
-from unified_assets.resources import AccountingApi, PurchasingApi, SupportApi
+from unified_assets.resources import resources_pointed_at
 from unified_assets.simulator import (
     FaultPlan,
     SimClock,
@@ -66,28 +66,7 @@ def source_resources(
     server: SimulatorServer, credentials: SimCredentials | None = None, **overrides
 ) -> dict:
     """Resources pointed at `server` as if it were the real services, with fast retries."""
-    creds = credentials or server.credentials
-    options = {**FAST_RETRIES, **overrides}
-    return {
-        "accounting_api": AccountingApi(
-            base_url=server.base_urls["accounting"],
-            token_url=server.token_url,
-            realm_id=creds.realm_id,
-            client_id=creds.qbo_client_id,
-            client_secret=creds.qbo_client_secret,
-            refresh_token=creds.qbo_refresh_token,
-            **options,
-        ),
-        "purchasing_api": PurchasingApi(
-            base_url=server.base_urls["purchasing"], api_key=creds.coupa_api_key, **options
-        ),
-        "support_api": SupportApi(
-            base_url=server.base_urls["support"],
-            email=creds.zendesk_email,
-            api_token=creds.zendesk_api_token,
-            **options,
-        ),
-    }
+    return resources_pointed_at(server, credentials, **{**FAST_RETRIES, **overrides})
 
 
 @pytest.fixture

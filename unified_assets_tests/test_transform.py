@@ -13,6 +13,7 @@ from collections import Counter, defaultdict
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import duckdb
@@ -20,7 +21,12 @@ import pytest
 from dagster import AssetCheckKey, AssetKey, DagsterInstance, materialize
 
 from unified_assets.assets.raw import raw_assets
-from unified_assets.assets.transform import dbt_cli, dbt_models
+from unified_assets.assets.transform import (
+    _manifest_is_stale,
+    dbt_cli,
+    dbt_models,
+    prune_build_targets,
+)
 from unified_assets.checks.ingestion import uncastable_checks
 from unified_assets.lake import Lake, RawTable
 from unified_assets.settings import PROJECT_ROOT
@@ -664,3 +670,42 @@ def test_an_incremental_build_equals_a_full_refresh(
     assert after_incremental != before, "the later extraction changed staging"
     for model in STAGING:
         assert 0 < inserted[model] < after_incremental[model][0], (model, inserted[model])
+
+
+def touch(path: Path, mtime: float) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch()
+    os.utime(path, (mtime, mtime))
+    return path
+
+
+def test_the_manifest_is_reparsed_only_when_a_project_file_is_newer(tmp_path):
+    """Every step process asks this; dbt's own outputs (one folder per build) must not count, or be walked."""
+    now = time.time()
+    project = SimpleNamespace(
+        project_dir=tmp_path, manifest_path=touch(tmp_path / "target" / "manifest.json", now - 60)
+    )
+    touch(tmp_path / "models" / "staging" / "stg_x.sql", now - 120)
+    touch(tmp_path / "target" / "dbt_models-abc-123" / "run_results.json", now)
+    touch(tmp_path / "logs" / "dbt.log", now)
+    assert not _manifest_is_stale(project)
+
+    touch(tmp_path / "models" / "staging" / "stg_x.sql", now)
+    assert _manifest_is_stale(project)
+
+
+def test_old_build_folders_are_pruned_and_the_newest_or_recent_ones_kept(tmp_path):
+    now = time.time()
+    manifest = touch(tmp_path / "manifest.json", now - 10 * 86400)
+    builds = [tmp_path / f"dbt_models-{n:02d}" for n in range(25)]  # newest first
+    for age_days, folder in enumerate(builds, start=1):
+        touch(folder / "run_results.json", now - age_days * 86400)
+        os.utime(folder, (now - age_days * 86400,) * 2)
+
+    # Nothing younger than the minimum age goes, however many there are: a build may be writing it.
+    assert prune_build_targets(tmp_path, keep=20, min_age_s=30 * 86400) == []
+    removed = prune_build_targets(tmp_path, keep=20, min_age_s=3600)
+
+    assert sorted(removed) == builds[20:]
+    assert sorted(path for path in tmp_path.iterdir() if path.is_dir()) == builds[:20]
+    assert manifest.exists()

@@ -7,7 +7,9 @@ for the file's lock rather than failing (profiles.yml).
 """
 
 import os
+import shutil
 import sys
+import time
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -55,17 +57,48 @@ def ensure_manifest(project: DbtProject) -> None:
         run_with_concurrent_update_guard(project.manifest_path, _parse, project=project)
 
 
+DBT_OUTPUT_DIRS = frozenset({"target", "logs", "dbt_packages"})
+
+
 def _manifest_is_stale(project: DbtProject) -> bool:
+    """Walks the project's own files only: dbt's output folders are skipped without being entered, since
+    every process that loads definitions pays for this walk and `target/` holds one folder per build."""
     if not project.manifest_path.exists():
         return True
     written = project.manifest_path.stat().st_mtime
-    outputs = {project.project_dir / name for name in ("target", "logs", "dbt_packages")}
-    sources = (
-        path
-        for path in Path(project.project_dir).rglob("*")
-        if path.is_file() and not any(parent in outputs for parent in path.parents)
+    for folder, subfolders, files in os.walk(project.project_dir):
+        if Path(folder) == Path(project.project_dir):
+            subfolders[:] = [name for name in subfolders if name not in DBT_OUTPUT_DIRS]
+        if any(os.stat(os.path.join(folder, name)).st_mtime > written for name in files):
+            return True
+    return False
+
+
+# dagster-dbt gives every `dbt build` a target folder of its own (compiled SQL, manifest, run results:
+# several MB), and a platform that rebuilds on every change would fill its disk with them. The newest are
+# kept for debugging; older ones go once nothing can still be writing them.
+KEEP_BUILD_TARGETS = 20
+BUILD_TARGET_MIN_AGE_S = 3600
+
+
+def prune_build_targets(
+    target_dir: Path, keep: int = KEEP_BUILD_TARGETS, min_age_s: float = BUILD_TARGET_MIN_AGE_S
+) -> list[Path]:
+    """Remove the build target folders beyond the newest `keep` that are older than `min_age_s`; returns
+    what was removed. dbt's own files in `target/` (the parsed manifest the definitions read) are files,
+    not folders, and are never touched."""
+    if not target_dir.is_dir():
+        return []
+    builds = sorted(
+        (path for path in target_dir.iterdir() if path.is_dir() and not path.is_symlink()),
+        key=lambda path: path.stat().st_mtime,
+        reverse=True,
     )
-    return any(path.stat().st_mtime > written for path in sources)
+    cutoff = time.time() - min_age_s
+    removed = [path for path in builds[keep:] if path.stat().st_mtime < cutoff]
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+    return removed
 
 
 def _parse(project: DbtProject) -> None:
@@ -148,4 +181,7 @@ def dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, config: DbtB
     # the subset that merely refers to one inside, and that model may not exist yet.
     os.environ.setdefault("DBT_INDIRECT_SELECTION", "buildable")
     args = ["build", "--full-refresh"] if config.full_refresh else ["build"]
+    target_dir = Path(dbt_project.project_dir) / dbt_project.target_path
+    if removed := prune_build_targets(target_dir):
+        context.log.info(f"Removed {len(removed)} old dbt build folders from {target_dir}")
     yield from dbt.cli(args, context=context).stream()

@@ -7,8 +7,7 @@ from unified_assets.assets.operations import operations_assets
 from unified_assets.assets.raw import raw_assets
 from unified_assets.assets.replenishment import replenishment_assets
 from unified_assets.assets.transform import dbt_cli, dbt_models
-from unified_assets.checks.ingestion import no_pii_in_landed_text, uncastable_checks
-from unified_assets.checks.raw_history import raw_history_checks
+from unified_assets.checks.raw_extract import raw_extract_checks
 from unified_assets.resources import AccountingApi, AlertSink, PurchasingApi, SupportApi
 from unified_assets.schedules import jobs, schedules
 from unified_assets.sensors.alerts import alert_sensors
@@ -19,7 +18,7 @@ from unified_assets.sensors.retraining import retraining_sensors
 
 defs = Definitions(
     assets=[*raw_assets, dbt_models, *ml_assets, *replenishment_assets, *operations_assets],
-    asset_checks=[no_pii_in_landed_text, *uncastable_checks, *raw_history_checks],
+    asset_checks=raw_extract_checks,
     jobs=jobs,
     schedules=schedules,
     sensors=[

@@ -20,7 +20,7 @@ from dagster import (
 from unified_assets import schedules, settings
 from unified_assets.assets.ml import FORECAST, FORECAST_MODEL, SENTIMENT
 from unified_assets.assets.raw import raw_assets
-from unified_assets.checks.ingestion import no_pii_in_landed_text
+from unified_assets.checks.raw_extract import raw_extract_checks
 from unified_assets.definitions import defs
 from unified_assets_tests.conftest import frozen_world, serving, source_resources
 
@@ -113,7 +113,7 @@ def landed_day(tmp_path, monkeypatch, demo_config):
     before = evaluate_automation_conditions(defs=defs, instance=instance)
     with serving(frozen_world(demo_config)) as server:
         result = materialize(
-            [*raw_assets, no_pii_in_landed_text],
+            [*raw_assets, *raw_extract_checks],
             partition_key="2026-03-14",
             instance=instance,
             resources=source_resources(server),

@@ -8,12 +8,16 @@ from dagster import AssetKey, DagsterInstance, materialize
 
 from unified_assets.assets.raw import raw_assets
 from unified_assets.assets.transform import dbt_cli, dbt_models
-from unified_assets.checks.ingestion import no_pii_in_landed_text
+from unified_assets.checks.raw_extract import raw_extract_checks
 from unified_assets.lake import Lake, RawTable
 from unified_assets.sources import zendesk
 from unified_assets_tests.conftest import FROZEN_AT, frozen_world, serving, source_resources
 
-TICKETS = [a for a in raw_assets if a.key == AssetKey(["raw", "support_tickets"])]
+TICKETS_KEY = AssetKey(["raw", "support_tickets"])
+TICKETS = [a for a in raw_assets if a.key == TICKETS_KEY]
+TICKET_CHECKS = [
+    c for c in raw_extract_checks if TICKETS_KEY in {k.asset_key for k in c.check_keys}
+]
 RANGE = {
     "dagster/asset_partition_range_start": "2026-03-01",
     "dagster/asset_partition_range_end": "2026-03-07",
@@ -22,18 +26,25 @@ RANGE = {
 
 def land_tickets_with_check(server):
     return materialize(
-        [*TICKETS, no_pii_in_landed_text],
+        [*TICKETS, *TICKET_CHECKS],
         resources=source_resources(server),
         tags=RANGE,
         raise_on_error=False,
     )
 
 
+def pii_check(result):
+    [evaluation] = [
+        e for e in result.get_asset_check_evaluations() if e.check_name == "no_pii_in_landed_text"
+    ]
+    return evaluation
+
+
 def test_redacted_tickets_pass_the_pii_check(demo_config, data_dir):
     with serving(frozen_world(demo_config)) as server:
         result = land_tickets_with_check(server)
     assert result.success
-    [evaluation] = result.get_asset_check_evaluations()
+    evaluation = pii_check(result)
     assert evaluation.passed
     assert evaluation.metadata["tickets_scanned"].value > 0
     assert evaluation.metadata["tickets_with_pii"].value == 0
@@ -63,13 +74,13 @@ def test_a_ticket_that_escaped_redaction_fails_the_check_without_showing_the_val
     instance = DagsterInstance.ephemeral()
     with serving(world) as server:
         result = materialize(
-            [*TICKETS, no_pii_in_landed_text, dbt_models],
+            [*TICKETS, *TICKET_CHECKS, dbt_models],
             resources={**source_resources(server), "dbt": dbt_cli()},
             tags=RANGE,
             raise_on_error=False,
             instance=instance,
         )
-    [evaluation] = result.get_asset_check_evaluations()
+    evaluation = pii_check(result)
     assert not evaluation.passed
     assert not result.success, "a failed blocking check fails the run"
     started = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
@@ -85,7 +96,9 @@ def test_a_ticket_that_escaped_redaction_fails_the_check_without_showing_the_val
     assert metadata["example_ticket_ids"] == str(ticket_id)
     # The run's log says it in words (Dagster logs each evaluation with its description).
     said = [
-        e.user_message for e in instance.all_logs(result.run_id) if "did not pass" in e.user_message
+        e.user_message
+        for e in instance.all_logs(result.run_id)
+        if "did not pass" in e.user_message and "no_pii_in_landed_text" in e.user_message
     ]
     assert len(said) == 1
     assert f"escaped redaction ({', '.join(f'{n} {k}' for k, n in found.items())})" in said[0]

@@ -7,10 +7,17 @@ import shutil
 from dataclasses import replace
 
 import pytest
-from dagster import AssetMaterialization, DagsterInstance, materialize
+from dagster import (
+    AssetCheckKey,
+    AssetMaterialization,
+    AssetSelection,
+    DagsterInstance,
+    materialize,
+)
 
 from unified_assets.assets.raw import RAW_SOURCES, build_raw_asset
-from unified_assets.checks.raw_history import raw_history_checks
+from unified_assets.checks.raw_extract import build_extract_checks
+from unified_assets.resources import AccountingApi
 from unified_assets.simulator import WorldConfig
 from unified_assets_tests.conftest import frozen_world, serving, source_resources
 
@@ -20,20 +27,14 @@ HISTORY = {
     "dagster/asset_partition_range_end": "2026-03-08",
 }
 NEXT_DAY = "2026-03-09"  # a Monday, after five full weeks of history
-
-
-def _targets_invoices(check) -> bool:
-    return any(key.asset_key == INVOICES.key for key in check.check_keys)
-
-
-INVOICE_CHECKS = [check for check in raw_history_checks if _targets_invoices(check)]
+INVOICE_CHECKS = build_extract_checks(INVOICES)
 
 
 def land(instance, config, source=INVOICES, **tags):
     """Materialize raw/invoices (optionally a doctored variant) with its history checks."""
     with serving(frozen_world(config)) as server:
         result = materialize(
-            [build_raw_asset(source, retry_policy=None), *INVOICE_CHECKS],
+            [build_raw_asset(source, retry_policy=None), INVOICE_CHECKS],
             resources=source_resources(server),
             instance=instance,
             tags=tags,
@@ -76,6 +77,7 @@ def test_a_first_backfill_passes_every_check(clean_history):
         "row_count_in_usual_range",
         "no_numeric_drift",
         "source_schema_unchanged",
+        "no_uncastable_values",
     }
     assert all(e.passed for e in evaluations.values())
     volume = evaluations["row_count_in_usual_range"].metadata
@@ -104,6 +106,7 @@ def test_a_clean_day_passes_against_its_history(instance, demo_config):
         "row_count_in_usual_range": True,
         "no_numeric_drift": True,
         "source_schema_unchanged": True,
+        "no_uncastable_values": True,
     }
     assert "1 row counts in the usual range" in evaluations["row_count_in_usual_range"].description
     assert evaluations["source_schema_unchanged"].metadata["baseline_extracts"].value == 1
@@ -172,3 +175,19 @@ def test_a_materialization_without_a_row_count_is_left_out_of_the_history(instan
     instance.report_runless_asset_event(AssetMaterialization(INVOICES.key, partition="2026-03-02"))
     evaluations = land(instance, demo_config, **day(NEXT_DAY))
     assert evaluations["row_count_in_usual_range"].passed
+
+
+def test_a_check_run_alone_from_the_ui_evaluates_only_that_check(instance):
+    """The checks of a source share one step; selecting one (the UI's "Execute" on a check) runs only it,
+    against the latest extract already in the instance."""
+    check = AssetCheckKey(INVOICES.key, "row_count_in_usual_range")
+    result = materialize(
+        [build_raw_asset(INVOICES, retry_policy=None), INVOICE_CHECKS],
+        selection=AssetSelection.checks(check),
+        instance=instance,
+        resources={"accounting_api": AccountingApi()},  # required by the asset, not called
+    )
+    assert [(e.asset_key, e.check_name) for e in result.get_asset_check_evaluations()] == [
+        (check.asset_key, check.name)
+    ]
+    assert result.get_asset_check_evaluations()[0].passed

@@ -1,19 +1,12 @@
-"""Checks on what the raw assets landed in the lake."""
+"""Checks on what the raw assets landed in the lake: PII that escaped redaction, values that do not cast.
+
+Each is a spec (what the UI shows) and a function that evaluates it; `raw_extract` runs them."""
 
 from collections import Counter
 
 import duckdb
-from dagster import (
-    AssetCheckResult,
-    AssetChecksDefinition,
-    AssetCheckSeverity,
-    AssetKey,
-    MetadataValue,
-    asset_check,
-)
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey, MetadataValue
 
-from unified_assets import settings
-from unified_assets.assets.raw import RAW_SOURCES
 from unified_assets.lake import Lake
 from unified_assets.redaction import PLACEHOLDERS, find_pii
 
@@ -23,9 +16,9 @@ BATCH_ROWS = 5_000
 EXAMPLES = 10
 
 
-@asset_check(
-    asset=SUPPORT_TICKETS,
+NO_PII_IN_LANDED_TEXT = AssetCheckSpec(
     name="no_pii_in_landed_text",
+    asset=SUPPORT_TICKETS,
     blocking=True,
     description=(
         "Scans every landed ticket (subject, description and the raw JSON) for e-mail addresses, "
@@ -33,8 +26,10 @@ EXAMPLES = 10
         "reach the warehouse. Reports counts and ticket ids, never the values found."
     ),
 )
-def no_pii_in_landed_text() -> AssetCheckResult:
-    findings, leaking, scanned = scan_landed_tickets(Lake(settings.lake_dir()))
+
+
+def no_pii_in_landed_text(lake: Lake) -> AssetCheckResult:
+    findings, leaking, scanned = scan_landed_tickets(lake)
     found = ", ".join(f"{findings[kind]} {kind}" for kind in PLACEHOLDERS if findings[kind])
     return AssetCheckResult(
         passed=not leaking,
@@ -76,10 +71,10 @@ def scan_landed_tickets(lake: Lake) -> tuple[Counter[str], set[str], int]:
     return findings, leaking, scanned
 
 
-def build_uncastable_check(key: AssetKey, table: str) -> AssetChecksDefinition:
-    @asset_check(
-        asset=key,
+def uncastable_values_spec(key: AssetKey) -> AssetCheckSpec:
+    return AssetCheckSpec(
         name="no_uncastable_values",
+        asset=key,
         description=(
             "Counts records whose latest version holds a value the source sent that does not cast to "
             "its column's type (text in a number, a malformed date). Staging keeps those records out "
@@ -87,25 +82,25 @@ def build_uncastable_check(key: AssetKey, table: str) -> AssetChecksDefinition:
             "naming the source fields and example ids."
         ),
     )
-    def no_uncastable_values() -> AssetCheckResult:
-        by_field, record_ids = find_uncastable(Lake(settings.lake_dir()), table)
-        return AssetCheckResult(
-            passed=not record_ids,
-            severity=AssetCheckSeverity.WARN,
-            description=(
-                f"{len(record_ids)} records kept out of staging; values that do not cast in "
-                + ", ".join(f"{field} ({count})" for field, count in by_field.items())
-                if record_ids
-                else "Every value the source sent cast to its column's type."
-            ),
-            metadata={
-                "records_kept_out": len(record_ids),
-                "values_by_field": MetadataValue.json(by_field),
-                "example_ids": ", ".join(record_ids[:EXAMPLES]) or "none",
-            },
-        )
 
-    return no_uncastable_values
+
+def no_uncastable_values(lake: Lake, table: str) -> AssetCheckResult:
+    by_field, record_ids = find_uncastable(lake, table)
+    return AssetCheckResult(
+        passed=not record_ids,
+        severity=AssetCheckSeverity.WARN,
+        description=(
+            f"{len(record_ids)} records kept out of staging; values that do not cast in "
+            + ", ".join(f"{field} ({count})" for field, count in by_field.items())
+            if record_ids
+            else "Every value the source sent cast to its column's type."
+        ),
+        metadata={
+            "records_kept_out": len(record_ids),
+            "values_by_field": MetadataValue.json(by_field),
+            "example_ids": ", ".join(record_ids[:EXAMPLES]) or "none",
+        },
+    )
 
 
 def find_uncastable(lake: Lake, table: str) -> tuple[dict[str, int], list[str]]:
@@ -131,6 +126,3 @@ def find_uncastable(lake: Lake, table: str) -> tuple[dict[str, int], list[str]]:
         )
         ids = con.execute("select id from latest where len(_uncastable) > 0 order by id").fetchall()
     return by_field, [str(record_id) for (record_id,) in ids]
-
-
-uncastable_checks = [build_uncastable_check(source.key, source.table) for source in RAW_SOURCES]

@@ -1,7 +1,7 @@
 """Checks that compare each raw extract with its source's own history: volume, drift and schema.
 
 All three warn and never block: an unusual day is worth a look, not a stopped pipeline (a sale doubles
-the invoices; a vendor adds a field). They run as their own steps after the extract, in the same run, and
+the invoices; a vendor adds a field). They run after the extract, in the same run (see `raw_extract`), and
 can be re-run alone from the UI. History comes from earlier materializations' metadata (row counts and the
 fields the API sent) and, for drift, from the partitions already in the lake.
 """
@@ -13,20 +13,17 @@ from datetime import UTC, date, datetime, timedelta
 import duckdb
 import numpy as np
 from dagster import (
-    AssetCheckExecutionContext,
     AssetCheckResult,
-    AssetChecksDefinition,
     AssetCheckSeverity,
+    AssetCheckSpec,
     AssetKey,
     AssetRecordsFilter,
     DagsterInstance,
     EventLogRecord,
     MetadataValue,
-    asset_check,
 )
 
-from unified_assets import settings
-from unified_assets.assets.raw import RAW_SOURCES, SOURCE_FIELDS, source_fields_from_schema
+from unified_assets.assets.raw import SOURCE_FIELDS, source_fields_from_schema
 from unified_assets.lake import Lake
 from unified_assets.quality import (
     VOLUME_WEEKS,
@@ -78,10 +75,10 @@ def row_count(record: EventLogRecord) -> int | None:
 # --- volume ------------------------------------------------------------------------------------------
 
 
-def build_row_count_check(key: AssetKey) -> AssetChecksDefinition:
-    @asset_check(
-        asset=key,
+def row_count_spec(key: AssetKey) -> AssetCheckSpec:
+    return AssetCheckSpec(
         name="row_count_in_usual_range",
+        asset=key,
         description=(
             "Each partition of the latest extract against the same weekday over the previous "
             f"{VOLUME_WEEKS} weeks, extracted as long after their day (records move to the day of "
@@ -89,32 +86,32 @@ def build_row_count_check(key: AssetKey) -> AssetChecksDefinition:
             "spike above 3x the usual count, when the difference is also statistically clear."
         ),
     )
-    def row_count_in_usual_range(context: AssetCheckExecutionContext) -> AssetCheckResult:
-        current = [r for r in latest_run_records(context.instance, key) if row_count(r) is not None]
-        verdicts = [
-            judge_volume(
-                partition_day(record),
-                row_count(record),
-                _covered(record),
-                _daily_rates(context.instance, record),
-            )
-            for record in current
-        ]
-        anomalies = [verdict for verdict in verdicts if verdict.anomalous]
-        return AssetCheckResult(
-            passed=not anomalies,
-            severity=AssetCheckSeverity.WARN,
-            description=_summary(anomalies, len(verdicts), "row counts in the usual range"),
-            metadata={
-                "partitions_checked": len(verdicts),
-                "anomalies": len(anomalies),
-                "partitions": MetadataValue.md(
-                    _markdown_list([v.describe() for v in (anomalies or verdicts)[-SHOWN:]])
-                ),
-            },
-        )
 
-    return row_count_in_usual_range
+
+def row_count_in_usual_range(instance: DagsterInstance, key: AssetKey) -> AssetCheckResult:
+    current = [r for r in latest_run_records(instance, key) if row_count(r) is not None]
+    verdicts = [
+        judge_volume(
+            partition_day(record),
+            row_count(record),
+            _covered(record),
+            _daily_rates(instance, record),
+        )
+        for record in current
+    ]
+    anomalies = [verdict for verdict in verdicts if verdict.anomalous]
+    return AssetCheckResult(
+        passed=not anomalies,
+        severity=AssetCheckSeverity.WARN,
+        description=_summary(anomalies, len(verdicts), "row counts in the usual range"),
+        metadata={
+            "partitions_checked": len(verdicts),
+            "anomalies": len(anomalies),
+            "partitions": MetadataValue.md(
+                _markdown_list([v.describe() for v in (anomalies or verdicts)[-SHOWN:]])
+            ),
+        },
+    )
 
 
 def _covered(record: EventLogRecord) -> float:
@@ -152,44 +149,40 @@ def _daily_rates(instance: DagsterInstance, current: EventLogRecord) -> dict[dat
 # --- distribution drift ------------------------------------------------------------------------------
 
 
-def build_drift_check(key: AssetKey, table: str, fields: dict[str, str]) -> AssetChecksDefinition:
-    @asset_check(
-        asset=key,
+def numeric_drift_spec(key: AssetKey, table: str) -> AssetCheckSpec:
+    return AssetCheckSpec(
         name="no_numeric_drift",
+        asset=key,
         description=(
-            f"Compares the distribution of {', '.join(fields)} in the latest extract with the "
-            f"{DRIFT_REFERENCE_DAYS} days before it (two-sample Kolmogorov-Smirnov): warns when the "
+            f"Compares the distribution of {', '.join(DRIFT_FIELDS[table])} in the latest extract with "
+            f"the {DRIFT_REFERENCE_DAYS} days before it (two-sample Kolmogorov-Smirnov): warns when the "
             "difference is both significant and material, e.g. a unit or currency change."
         ),
     )
-    def no_numeric_drift(context: AssetCheckExecutionContext) -> AssetCheckResult:
-        days = sorted({partition_day(r) for r in latest_run_records(context.instance, key)})
-        lake = Lake(settings.lake_dir())
-        verdicts = []
-        if days:
-            reference_days = [
-                days[0] - timedelta(days=n) for n in range(1, DRIFT_REFERENCE_DAYS + 1)
-            ]
-            current = _landed_values(lake, table, days, fields)
-            reference = _landed_values(lake, table, reference_days, fields)
-            verdicts = [judge_drift(name, reference[name], current[name]) for name in fields]
-        drifted = [verdict for verdict in verdicts if verdict.drifted]
-        return AssetCheckResult(
-            passed=not drifted,
-            severity=AssetCheckSeverity.WARN,
-            description=_summary(drifted, len(verdicts), "fields without drift"),
-            metadata={
-                "current_days": f"{days[0]} to {days[-1]}" if days else "none",
-                **{
-                    f"{v.field}_ks_statistic": v.statistic
-                    for v in verdicts
-                    if v.statistic is not None
-                },
-                "fields": MetadataValue.md(_markdown_list([v.describe() for v in verdicts])),
-            },
-        )
 
-    return no_numeric_drift
+
+def no_numeric_drift(
+    instance: DagsterInstance, lake: Lake, key: AssetKey, table: str
+) -> AssetCheckResult:
+    fields = DRIFT_FIELDS[table]
+    days = sorted({partition_day(r) for r in latest_run_records(instance, key)})
+    verdicts = []
+    if days:
+        reference_days = [days[0] - timedelta(days=n) for n in range(1, DRIFT_REFERENCE_DAYS + 1)]
+        current = _landed_values(lake, table, days, fields)
+        reference = _landed_values(lake, table, reference_days, fields)
+        verdicts = [judge_drift(name, reference[name], current[name]) for name in fields]
+    drifted = [verdict for verdict in verdicts if verdict.drifted]
+    return AssetCheckResult(
+        passed=not drifted,
+        severity=AssetCheckSeverity.WARN,
+        description=_summary(drifted, len(verdicts), "fields without drift"),
+        metadata={
+            "current_days": f"{days[0]} to {days[-1]}" if days else "none",
+            **{f"{v.field}_ks_statistic": v.statistic for v in verdicts if v.statistic is not None},
+            "fields": MetadataValue.md(_markdown_list([v.describe() for v in verdicts])),
+        },
+    )
 
 
 def _landed_values(
@@ -211,39 +204,39 @@ def _landed_values(
 # --- source schema -----------------------------------------------------------------------------------
 
 
-def build_schema_check(key: AssetKey) -> AssetChecksDefinition:
-    @asset_check(
-        asset=key,
+def source_schema_spec(key: AssetKey) -> AssetCheckSpec:
+    return AssetCheckSpec(
         name="source_schema_unchanged",
+        asset=key,
         description=(
             "The fields the API sent in the latest extract against the previous "
             f"{SCHEMA_BASELINE_RUNS}: new fields, fields every earlier record had and some now lack, "
             "and changed JSON types. A warning to read, not a failure: `_raw` keeps every field."
         ),
     )
-    def source_schema_unchanged(context: AssetCheckExecutionContext) -> AssetCheckResult:
-        schemas = _source_fields_by_run(context.instance, key)
-        if not schemas:
-            return AssetCheckResult(
-                passed=True,
-                severity=AssetCheckSeverity.WARN,
-                description="No extract with records yet.",
-            )
-        current, *baseline = schemas
-        changes = schema_changes(baseline, current)
-        return AssetCheckResult(
-            passed=not changes.changed,
-            severity=AssetCheckSeverity.WARN,
-            description=changes.describe(),
-            metadata={
-                "baseline_extracts": changes.baseline_runs,
-                "new_fields": ", ".join(changes.added) or "none",
-                "missing_fields": ", ".join(changes.missing) or "none",
-                "changed_types": ", ".join(changes.retyped) or "none",
-            },
-        )
 
-    return source_schema_unchanged
+
+def source_schema_unchanged(instance: DagsterInstance, key: AssetKey) -> AssetCheckResult:
+    schemas = _source_fields_by_run(instance, key)
+    if not schemas:
+        return AssetCheckResult(
+            passed=True,
+            severity=AssetCheckSeverity.WARN,
+            description="No extract with records yet.",
+        )
+    current, *baseline = schemas
+    changes = schema_changes(baseline, current)
+    return AssetCheckResult(
+        passed=not changes.changed,
+        severity=AssetCheckSeverity.WARN,
+        description=changes.describe(),
+        metadata={
+            "baseline_extracts": changes.baseline_runs,
+            "new_fields": ", ".join(changes.added) or "none",
+            "missing_fields": ", ".join(changes.missing) or "none",
+            "changed_types": ", ".join(changes.retyped) or "none",
+        },
+    )
 
 
 def _source_fields_by_run(instance: DagsterInstance, key: AssetKey) -> list[SourceFields]:
@@ -273,15 +266,3 @@ def _summary(problems: Sequence, checked: int, good: str) -> str:
 
 def _markdown_list(lines: list[str]) -> str:
     return "\n".join(f"- {line}" for line in lines) or "_none_"
-
-
-def build_raw_history_checks() -> list[AssetChecksDefinition]:
-    checks = []
-    for source in RAW_SOURCES:
-        checks += [build_row_count_check(source.key), build_schema_check(source.key)]
-        if source.table in DRIFT_FIELDS:
-            checks.append(build_drift_check(source.key, source.table, DRIFT_FIELDS[source.table]))
-    return checks
-
-
-raw_history_checks = build_raw_history_checks()

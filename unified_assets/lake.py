@@ -32,6 +32,16 @@ PARTITION_FILE = "data.parquet"
 DUCKDB_MEMORY_LIMIT = "1GB"
 
 
+class LakeWriteError(Exception):
+    """A file of the lake could not be written: a full disk, a file-size limit, a permission. Names the
+    file; what was published before it stays whole, and nothing half-written is left at a published name."""
+
+    def __init__(self, path: Path, cause: BaseException):
+        reason = cause.strerror if isinstance(cause, OSError) and cause.strerror else str(cause)
+        super().__init__(f"could not write {path}: {reason}")
+        self.path = path
+
+
 @dataclass(frozen=True)
 class RawTable:
     """How one source's records become typed columns.
@@ -122,14 +132,18 @@ class Lake:
         final.parent.mkdir(parents=True, exist_ok=True)
         remove_orphans(final.parent.glob(f"{PARTITION_FILE}.tmp-*"))
         temporary = final.with_name(f"{PARTITION_FILE}.tmp-{os.getpid()}-{uuid.uuid4().hex}")
-        con.execute(
-            f"copy (select * exclude (updated_date) from landed where updated_date = ? "
-            f"order by updated_at, id) to {_sql_string(temporary)} "
-            "(format parquet, compression zstd)",
-            [day],
-        )
-        fsync_file(temporary)
-        os.replace(temporary, final)
+        try:
+            con.execute(
+                f"copy (select * exclude (updated_date) from landed where updated_date = ? "
+                f"order by updated_at, id) to {_sql_string(temporary)} "
+                "(format parquet, compression zstd)",
+                [day],
+            )
+            fsync_file(temporary)
+            os.replace(temporary, final)
+        except (OSError, duckdb.IOException) as error:
+            temporary.unlink(missing_ok=True)
+            raise LakeWriteError(final, error) from error
         fsync_directory(final.parent)
         return final
 
@@ -139,27 +153,38 @@ class StagingFile:
 
     def __init__(self, path: Path):
         self.path = path
-        self._handle: TextIO | None = path.open("w", encoding="utf-8")
+        try:
+            self._handle: TextIO | None = path.open("w", encoding="utf-8")
+        except OSError as error:
+            raise LakeWriteError(path, error) from error
         self.records = 0
 
     def append(self, records: Iterable[dict[str, Any]]) -> None:
         assert self._handle is not None, "staging file already closed"
-        for record in records:
-            self._handle.write(json.dumps(record, separators=(",", ":"), ensure_ascii=False))
-            self._handle.write("\n")
-            self.records += 1
+        try:
+            for record in records:
+                self._handle.write(json.dumps(record, separators=(",", ":"), ensure_ascii=False))
+                self._handle.write("\n")
+                self.records += 1
+        except OSError as error:
+            raise LakeWriteError(self.path, error) from error
 
     def finish(self) -> None:
         if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+            handle, self._handle = self._handle, None
+            try:
+                handle.close()  # flushes what is buffered: the write that fails may be this one
+            except OSError as error:
+                raise LakeWriteError(self.path, error) from error
 
     def __enter__(self) -> StagingFile:
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        self.finish()
-        self.path.unlink(missing_ok=True)
+        try:
+            self.finish()
+        finally:
+            self.path.unlink(missing_ok=True)
 
 
 def remove_orphans(paths: Iterable[Path]) -> None:

@@ -35,7 +35,7 @@ from dagster import (
 )
 
 from unified_assets import settings
-from unified_assets.lake import Lake, LandedPartitions, RawTable
+from unified_assets.lake import Lake, LakeWriteError, LandedPartitions, RawTable
 from unified_assets.quality import FieldCensus, FieldSummary, SourceFields
 from unified_assets.redaction import PLACEHOLDERS, redact_counting
 from unified_assets.settings import SettingError
@@ -194,6 +194,13 @@ def _raw_asset(source: RawSource, retry_policy: RetryPolicy | None) -> AssetsDef
             raise Failure(description=str(error), allow_retries=False) from None
         except SourceError as error:
             raise Failure(description=str(error)) from None
+        except LakeWriteError as error:
+            raise Failure(
+                description=(
+                    f"raw/{source.table}: {error}. Days published before it are whole and the others "
+                    "untouched; re-run the same partitions once the disk has room."
+                )
+            ) from None
 
     return raw_extract
 

@@ -1,0 +1,277 @@
+"""The fault matrix: a run killed at its worst moments, or out of disk, and what a re-run makes of it.
+
+Every case injects one fault into a real run in a child process (the raw assets materialized by Dagster
+against the simulator, or the dbt models with dbt as the run's subprocess), then requires:
+- at the fault: every published lake partition is whole (it reads, and holds exactly the rows the golden
+  run wrote for that day), and every table in the warehouse is whole (exactly the golden table) or absent;
+- after a fault-free re-run: the lake and every warehouse table identical to the golden run's, which saw
+  no fault. Identical means the same multiset of rows, hashed order-independently; the extraction
+  timestamp, which is the wall clock of each run, is left out, and doubles are compared to 6 decimals.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+from dagster import materialize
+
+from unified_assets.assets.raw import raw_assets
+from unified_assets.assets.transform import dbt_cli, dbt_models
+from unified_assets.lake import Lake
+from unified_assets.resources import AccountingApi, PurchasingApi, SupportApi
+from unified_assets.settings import PROJECT_ROOT
+from unified_assets_tests.conftest import FROZEN_AT, frozen_world, serving, source_resources
+from unified_assets_tests.truth import TABLE_SYSTEM
+
+pytestmark = pytest.mark.slow
+
+RANGE = {
+    "dagster/asset_partition_range_start": "2026-03-13",
+    "dagster/asset_partition_range_end": FROZEN_AT.date().isoformat(),
+}
+VOLATILE = (
+    "extracted_at"  # any column whose name holds it: the wall clock of the run that wrote the row
+)
+# DuckDB sums doubles in parallel, in no fixed order, so an aggregate may differ in its last bits from one
+# build to the next (3665.28 and 3665.2799999999997): doubles are compared to this many decimals.
+DOUBLE_DECIMALS = 6
+
+# The child's faults, each patched into the real code in the child only: nothing in the package knows.
+CHILD = r"""
+import os, resource, signal, sys, types
+
+from dagster import materialize
+
+stage, fault = sys.argv[1:3]
+
+
+def die(*_args, **_kwargs):
+    os.killpg(0, signal.SIGKILL)  # the run and the dbt it started, as the OOM killer or a power cut would
+
+
+def on_call(number, function):
+    calls = 0
+
+    def wrapper(*args, **kwargs):
+        nonlocal calls
+        calls += 1
+        if calls == number:
+            die()
+        return function(*args, **kwargs)
+
+    return wrapper
+
+
+import unified_assets.lake as lake
+
+if fault == "mid_fetch":  # the first page staged, the second fetched, nothing published
+    lake.StagingFile.append = on_call(2, lake.StagingFile.append)
+elif fault == "before_publishing":  # every page fetched and staged, no partition written
+    lake.Lake.publish_days = on_call(1, lake.Lake.publish_days)
+elif fault == "before_rename":  # the first day renamed into place; the second written and flushed, not
+    os_with_a_fault = types.ModuleType("os")
+    os_with_a_fault.__dict__.update(os.__dict__)
+    os_with_a_fault.replace = on_call(2, os.replace)
+    lake.os = os_with_a_fault
+elif fault == "disk_full":  # writes beyond 16 kB fail with EFBIG, as on a full disk
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (16 * 1024, resource.RLIM_INFINITY))
+elif fault == "mid_dbt_build":  # some models built and committed, others being written
+    from dagster_dbt.core.dbt_cli_invocation import DbtCliInvocation
+
+    stream = DbtCliInvocation.stream_raw_events
+
+    def stream_until_killed(self):
+        finished = 0
+        for event in stream(self):
+            finished += event.raw_event["info"]["name"] == "LogModelResult"
+            if finished == int(os.environ["KILL_AFTER_MODELS"]):
+                die()
+            yield event
+
+    DbtCliInvocation.stream_raw_events = stream_until_killed
+
+if stage == "extract":
+    from unified_assets.assets.raw import build_raw_asset, RAW_SOURCES
+    from unified_assets.resources import AccountingApi, PurchasingApi, SupportApi
+
+    result = materialize(
+        [build_raw_asset(source, retry_policy=None) for source in RAW_SOURCES],
+        resources={  # small pages, so a kill can fall between two pages of one window
+            "accounting_api": AccountingApi.from_environment(page_size=20),
+            "purchasing_api": PurchasingApi.from_environment(page_size=20),
+            "support_api": SupportApi.from_environment(page_size=20),
+        },
+        tags={"dagster/asset_partition_range_start": sys.argv[3],
+              "dagster/asset_partition_range_end": sys.argv[4]},
+        raise_on_error=False,
+    )
+else:
+    from unified_assets.assets.transform import dbt_cli, dbt_models
+
+    result = materialize([dbt_models], resources={"dbt": dbt_cli()}, raise_on_error=False)
+for event in result.all_events:
+    if event.is_step_failure:
+        print(f"STEP FAILED {event.step_key}: {event.step_failure_data.error.message}")
+sys.exit(0 if result.success else 1)
+"""
+
+
+def lake_hashes(data_dir: Path) -> dict[str, tuple[int, int]]:
+    """Per published partition file: row count and an order-independent hash of its rows."""
+    lake = Lake(data_dir / "lake")
+    with duckdb.connect() as con:
+        return {
+            str(path.relative_to(lake.root)): rows_hash(con, f"read_parquet('{path}')")
+            for table in TABLE_SYSTEM
+            for path in lake.partition_files(table)
+        }
+
+
+def warehouse_hashes(data_dir: Path) -> dict[str, tuple[int, int]]:
+    """Per table dbt built: row count and an order-independent hash of its rows."""
+    path = data_dir / "warehouse.duckdb"
+    if not path.exists():
+        return {}
+    with duckdb.connect(
+        str(path)
+    ) as con:  # read-write: a killed writer's WAL is replayed or dropped
+        tables = con.execute(
+            "select table_schema, table_name from information_schema.tables "
+            "where table_type = 'BASE TABLE'"
+        ).fetchall()
+        return {
+            f"{schema}.{table}": rows_hash(con, f'"{schema}"."{table}"') for schema, table in tables
+        }
+
+
+def rows_hash(con: duckdb.DuckDBPyConnection, source: str) -> tuple[int, int]:
+    described = con.execute(f"describe select * from {source}").fetchall()
+    kept = ", ".join(
+        f'round("{name}", {DOUBLE_DECIMALS})' if kind in ("DOUBLE", "FLOAT") else f'"{name}"'
+        for name, kind, *_ in described
+        if VOLATILE not in name
+    )
+    count, digest = con.execute(
+        f"select count(*), coalesce(sum(hash(row({kept}))::hugeint), 0) from {source}"
+    ).fetchone()
+    return count, int(digest)
+
+
+def simulator_environment(server, data_dir: Path) -> dict[str, str]:
+    """The child's environment: the data folder and the simulator's URLs and credentials, set as a
+    deployment sets the real services'."""
+    resources = source_resources(server)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("UNIFIED_ASSETS_")}
+    env["UNIFIED_ASSETS_DATA_DIR"] = str(data_dir)
+    for api_class, api in (
+        (AccountingApi, resources["accounting_api"]),
+        (PurchasingApi, resources["purchasing_api"]),
+        (SupportApi, resources["support_api"]),
+    ):
+        for field, variable in api_class.ENV_VARS.items():
+            env[variable] = str(getattr(api, field))
+    return env
+
+
+def run_child(stage: str, fault: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    first, last = RANGE.values()
+    return subprocess.run(
+        [sys.executable, "-c", CHILD, stage, fault, first, last],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        start_new_session=True,  # its own process group, which `die` kills whole
+    )
+
+
+@pytest.fixture(scope="module")
+def world(demo_config):
+    return frozen_world(demo_config)
+
+
+@pytest.fixture(scope="module")
+def golden(tmp_path_factory, world) -> tuple[Path, dict, dict]:
+    """The range landed and built with no fault: (data folder, lake hashes, warehouse hashes)."""
+    data_dir = tmp_path_factory.mktemp("golden") / "data"
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("UNIFIED_ASSETS_DATA_DIR", str(data_dir))
+        extract_fault_free(world)
+        assert materialize([dbt_models], resources={"dbt": dbt_cli()}).success
+    lake, warehouse = lake_hashes(data_dir), warehouse_hashes(data_dir)
+    assert len(lake) == 3 * 3 and len(warehouse) > 10, (lake, warehouse)
+    return data_dir, lake, warehouse
+
+
+def extract_fault_free(world) -> None:
+    with serving(world) as server:
+        assert materialize(raw_assets, resources=source_resources(server), tags=RANGE).success
+
+
+def assert_every_published_partition_is_whole(data_dir: Path, golden_lake: dict) -> dict:
+    landed = lake_hashes(data_dir)
+    assert {path: landed[path] for path in landed if landed[path] != golden_lake.get(path)} == {}
+    return landed
+
+
+@pytest.mark.parametrize("fault", ["mid_fetch", "before_publishing", "before_rename", "disk_full"])
+def test_an_extraction_killed_or_out_of_disk_leaves_whole_partitions_and_a_rerun_converges(
+    fault, golden, world, tmp_path, monkeypatch
+):
+    _, golden_lake, _ = golden
+    data_dir = tmp_path / "data"
+    with serving(world) as server:
+        child = run_child("extract", fault, simulator_environment(server, data_dir))
+
+    if fault == "disk_full":
+        # The run fails and says what and where: the asset, the file it could not write, and why.
+        assert child.returncode == 1, child.stdout + child.stderr
+        failures = [line for line in child.stdout.splitlines() if line.startswith("STEP FAILED")]
+        assert failures, child.stdout
+        for failure in failures:
+            assert f"could not write {data_dir / 'lake'}" in failure, failure
+            assert "File too large" in failure and "re-run the same partitions" in failure, failure
+    else:
+        assert child.returncode == -signal.SIGKILL, child.stdout + child.stderr
+    landed = assert_every_published_partition_is_whole(data_dir, golden_lake)
+    if fault == "before_rename":
+        assert len(landed) == 1, "the first day was renamed into place, the second never was"
+    elif fault != "disk_full":
+        assert landed == {}
+
+    monkeypatch.setenv("UNIFIED_ASSETS_DATA_DIR", str(data_dir))
+    extract_fault_free(world)
+    assert lake_hashes(data_dir) == golden_lake
+    assert not list((data_dir / "lake" / "_staging").glob("*.ndjson")), "the dead run's staging"
+
+
+@pytest.mark.parametrize("models_before_kill", [3, 12])
+def test_a_dbt_build_killed_mid_way_leaves_whole_tables_and_a_rerun_converges(
+    models_before_kill, golden, tmp_path, monkeypatch
+):
+    golden_dir, _, golden_warehouse = golden
+    data_dir = tmp_path / "data"
+    shutil.copytree(golden_dir / "lake", data_dir / "lake")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("UNIFIED_ASSETS_")}
+    env.update(UNIFIED_ASSETS_DATA_DIR=str(data_dir), KILL_AFTER_MODELS=str(models_before_kill))
+
+    child = run_child("build", "mid_dbt_build", env)
+
+    assert child.returncode == -signal.SIGKILL, child.stdout + child.stderr
+    built = warehouse_hashes(data_dir)
+    assert built, "some models were committed before the kill"
+    assert {table: built[table] for table in built if built[table] != golden_warehouse[table]} == {}
+    assert len(built) < len(golden_warehouse)
+
+    monkeypatch.setenv("UNIFIED_ASSETS_DATA_DIR", str(data_dir))
+    assert materialize([dbt_models], resources={"dbt": dbt_cli()}).success
+    assert warehouse_hashes(data_dir) == golden_warehouse

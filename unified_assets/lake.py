@@ -26,6 +26,7 @@ from typing import Any, TextIO
 
 import duckdb
 
+from unified_assets.confined_duckdb import confined_duckdb
 from unified_assets.durable import fsync_directory, fsync_file, process_alive
 
 PARTITION_FILE = "data.parquet"
@@ -102,7 +103,7 @@ class Lake:
         """Write one Parquet file per day (days without records get an empty file, so a re-run of a
         partition whose records all moved on replaces the old rows) and return what landed."""
         days = sorted(set(days))
-        with _scratch_duckdb(self.staging_dir()) as con:
+        with _scratch_duckdb(self.root, self.staging_dir()) as con:
             received = _load_staging(con, table, staging.path, extracted_at)
             unexpected = con.execute(
                 "select distinct updated_date from landed where updated_date not in "
@@ -201,15 +202,16 @@ _WRITER_PID = re.compile(r"(?:\.tmp-|^[a-z_]+\.)(\d+)[.-]")
 
 
 @contextmanager
-def _scratch_duckdb(spill_dir: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    """An in-memory DuckDB that spills to the lake's staging folder instead of growing without bound."""
+def _scratch_duckdb(lake_root: Path, spill_dir: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory DuckDB that spills to the lake's staging folder instead of growing without bound,
+    and reaches no file outside the lake."""
     spill = spill_dir / "duckdb_spill"
     spill.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(
-        ":memory:", config={"memory_limit": DUCKDB_MEMORY_LIMIT, "temp_directory": str(spill)}
+    con = confined_duckdb(
+        allowed=[lake_root],
+        config={"memory_limit": DUCKDB_MEMORY_LIMIT, "temp_directory": str(spill)},
     )
     try:
-        con.execute("set TimeZone = 'UTC'")
         yield con
     finally:
         con.close()

@@ -26,6 +26,7 @@ PLAIN = [
     "sources",
     "redaction.py",
     "durable.py",
+    "confined_duckdb.py",
     "lake.py",
     "quality.py",
     "forecasting",

@@ -12,7 +12,6 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pandas as pd
 from dagster import (
@@ -33,7 +32,8 @@ from pydantic import Field
 
 from unified_assets import sentiment, settings
 from unified_assets.assets.automation import rebuild_when_upstream_changes
-from unified_assets.assets.transform import WAREHOUSE_POOL
+from unified_assets.assets.transform import WAREHOUSE_POOL, open_warehouse
+from unified_assets.confined_duckdb import confined_duckdb
 from unified_assets.durable import fsync_directory, fsync_file
 from unified_assets.forecasting import BacktestReport, Panel, backtest, prepare_panel
 from unified_assets.forecasting.baselines import BASELINES
@@ -85,13 +85,8 @@ def read_weekly_demand() -> pd.DataFrame:
     """Complete weeks of `marts.sku_demand_weekly` as a forecasting history (series_id, period, y and the
     signals). A week is complete when the marts hold a later day; the first week is dropped when the
     history starts mid-week, since a short week would read as a collapse in demand."""
-    path = settings.warehouse_path()
-    if not path.exists():
-        raise Failure(
-            description=f"no warehouse at {path}: materialize the transform group (dbt) first"
-        )
     signals = ", ".join(DEMAND_SIGNALS)
-    with duckdb.connect(str(path), read_only=True) as con:
+    with open_warehouse() as con:
         weekly = con.execute(
             f"""
             select product_sku as series_id, week_start as period, invoiced_quantity as y, {signals}
@@ -359,7 +354,7 @@ def write_parquet_atomically(table: pd.DataFrame, path: Path) -> None:
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
     try:
         quoted = str(temporary).replace("'", "''")
-        with duckdb.connect() as con:
+        with confined_duckdb(allowed=[path.parent]) as con:
             con.register("forecast", table)
             con.execute(f"copy forecast to '{quoted}' (format parquet)")
         fsync_file(temporary)
@@ -379,7 +374,7 @@ def sentiment_registry() -> ModelRegistry:
 
 def read_labelled_tickets(since: str | None = None) -> pd.DataFrame:
     """Agent-labelled tickets (text and label), only those updated after `since` when given."""
-    with duckdb.connect(str(settings.warehouse_path()), read_only=True) as con:
+    with open_warehouse() as con:
         return con.execute(
             """
             select ticket_id, subject, description, agent_sentiment, updated_at
@@ -411,7 +406,7 @@ def sentiment_path() -> Path:
     ),
 )
 def ticket_sentiment(context: AssetExecutionContext) -> MaterializeResult:
-    with duckdb.connect(str(settings.warehouse_path()), read_only=True) as con:
+    with open_warehouse() as con:
         tickets = con.execute(
             """
             select ticket_id, subject, description, agent_sentiment, updated_at

@@ -34,7 +34,7 @@ from dagster import (
 from unified_assets import settings
 from unified_assets.assets.ml import markdown_table, write_parquet_atomically
 from unified_assets.assets.raw import OWNER, redact_ticket
-from unified_assets.assets.transform import WAREHOUSE_POOL
+from unified_assets.assets.transform import WAREHOUSE_POOL, open_warehouse
 from unified_assets.resources import SupportApi
 from unified_assets.sources.http import SourceError
 
@@ -58,15 +58,6 @@ def enriched_ticket_path(ticket_id: int) -> Path:
 
 def month_end_path(month: str) -> Path:
     return operations_dir() / "month_end_close" / f"{month}.parquet"
-
-
-def open_warehouse() -> duckdb.DuckDBPyConnection:
-    path = settings.warehouse_path()
-    if not path.exists():
-        raise Failure(
-            description=f"the warehouse {path} has not been built yet: materialize the transform group"
-        )
-    return duckdb.connect(str(path), read_only=True)
 
 
 # ------------------------------------------------------------------------------ enriched P1 tickets

@@ -7,7 +7,6 @@ warehouse pool; the write-back and the report read only its Parquet file.
 
 from contextlib import closing
 
-import duckdb
 import pandas as pd
 from dagster import (
     AssetExecutionContext,
@@ -30,7 +29,8 @@ from unified_assets.assets.ml import (
     markdown_table,
     write_parquet_atomically,
 )
-from unified_assets.assets.transform import WAREHOUSE_POOL
+from unified_assets.assets.transform import WAREHOUSE_POOL, open_warehouse
+from unified_assets.confined_duckdb import confined_duckdb
 from unified_assets.inventory import safety_stock
 from unified_assets.resources import PurchasingApi
 
@@ -61,12 +61,13 @@ def read_parquet(path, produced_by: str) -> pd.DataFrame:
     if not path.exists():
         raise Failure(description=f"{path} does not exist yet: materialize {produced_by} first")
     quoted = str(path).replace("'", "''")
-    return duckdb.sql(f"select * from '{quoted}'").df()
+    with confined_duckdb(allowed=[path.parent]) as con:
+        return con.execute(f"select * from '{quoted}'").df()
 
 
 def read_supply() -> pd.DataFrame:
     """Lead times and item ids per SKU, with the open order book of the latest complete week."""
-    with duckdb.connect(str(settings.warehouse_path()), read_only=True) as con:
+    with open_warehouse() as con:
         return con.execute(
             """
             with latest as (

@@ -15,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
@@ -23,6 +24,7 @@ from dagster import (
     AssetSpec,
     AutomationCondition,
     Config,
+    Failure,
     FreshnessPolicy,
 )
 from dagster._utils import run_with_concurrent_update_guard
@@ -32,11 +34,24 @@ from pydantic import Field
 from unified_assets import settings
 from unified_assets.assets.automation import BUILD_WHILE_MISSING, rebuild_when_upstream_changes
 from unified_assets.assets.raw import OWNER
+from unified_assets.confined_duckdb import confined_duckdb
 
 DBT_PROJECT_DIR = settings.PROJECT_ROOT / "dbt_project"
 WAREHOUSE_POOL = "warehouse"
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR)
+
+
+def open_warehouse() -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the warehouse dbt builds, reaching no file outside the data folder, or
+    a failure saying what to materialize when it has not been built yet."""
+    path = settings.warehouse_path()
+    if not path.exists():
+        raise Failure(
+            description=f"the warehouse {path} has not been built yet: materialize the transform "
+            "group (dbt) first"
+        )
+    return confined_duckdb(path, allowed=[settings.data_dir()], read_only=True)
 
 
 def dbt_cli() -> DbtCliResource:

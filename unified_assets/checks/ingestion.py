@@ -4,9 +4,9 @@ Each is a spec (what the UI shows) and a function that evaluates it; `raw_extrac
 
 from collections import Counter
 
-import duckdb
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey, MetadataValue
 
+from unified_assets.confined_duckdb import confined_duckdb
 from unified_assets.lake import Lake
 from unified_assets.redaction import PLACEHOLDERS, find_pii
 
@@ -57,7 +57,7 @@ def scan_landed_tickets(lake: Lake) -> tuple[Counter[str], set[str], int]:
     scanned = 0
     if not files:
         return findings, leaking, scanned
-    with duckdb.connect() as con:
+    with confined_duckdb(allowed=[lake.root]) as con:
         cursor = con.execute(
             f"select id, {', '.join(TEXT_COLUMNS)} from read_parquet(?)", [[str(f) for f in files]]
         )
@@ -109,7 +109,7 @@ def find_uncastable(lake: Lake, table: str) -> tuple[dict[str, int], list[str]]:
     files = [str(path) for path in lake.partition_files(table)]
     if not files:
         return {}, []
-    with duckdb.connect() as con:
+    with confined_duckdb(allowed=[lake.root]) as con:
         versions = con.read_parquet(files, union_by_name=True)
         if "_uncastable" not in versions.columns:  # landed before the column existed
             return {}, []

@@ -10,7 +10,6 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 
-import duckdb
 import numpy as np
 from dagster import (
     AssetCheckResult,
@@ -24,6 +23,7 @@ from dagster import (
 )
 
 from unified_assets.assets.raw import SOURCE_FIELDS, source_fields_from_schema
+from unified_assets.confined_duckdb import confined_duckdb
 from unified_assets.lake import Lake
 from unified_assets.quality import (
     VOLUME_WEEKS,
@@ -194,7 +194,7 @@ def _landed_values(
     columns = ", ".join(
         f"cast({expression} as double) as {name}" for name, expression in fields.items()
     )
-    with duckdb.connect() as con:
+    with confined_duckdb(allowed=[lake.root]) as con:
         frame = con.execute(
             f"select {columns} from (select unnest(lines) as line from read_parquet(?))", [files]
         ).fetchnumpy()

@@ -1,0 +1,191 @@
+"""What the platform must never do: leak a credential, or let crafted input reach a file or statement.
+
+- Canary credentials, set as a deployment sets them (environment variables read through `EnvVar`), are
+  searched for after runs that succeed and runs that fail: in the event log, the run records and their
+  configuration, the compute logs, the lake, the warehouse, and the artifacts and logs dbt wrote.
+- Crafted partition keys and range tags are refused before any request or file is touched.
+- Field names an API sends are data: one crafted as SQL lands in `_raw` like any other field.
+- The platform's DuckDB connections reach only the folders they are for.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+from dagster import DagsterInstance, materialize
+
+from unified_assets.assets.raw import RAW_SOURCES, build_raw_asset, raw_assets
+from unified_assets.assets.transform import DBT_PROJECT_DIR, dbt_cli, dbt_models
+from unified_assets.confined_duckdb import confined_duckdb
+from unified_assets.lake import Lake, RawTable
+from unified_assets.resources import AccountingApi, PurchasingApi, SupportApi
+from unified_assets.simulator import FaultPlan, SimCredentials
+from unified_assets.sources import quickbooks
+from unified_assets_tests.conftest import FAST_RETRIES, frozen_world, serving
+
+RANGE = {
+    "dagster/asset_partition_range_start": "2026-03-12",
+    "dagster/asset_partition_range_end": "2026-03-14",
+}
+APIS = {"accounting_api": AccountingApi, "purchasing_api": PurchasingApi, "support_api": SupportApi}
+
+
+def set_credentials_in_environment(monkeypatch, server, credentials: SimCredentials) -> None:
+    """As a deployment does: every connection setting in its environment variable."""
+    values = {
+        "UNIFIED_ASSETS_ACCOUNTING_BASE_URL": server.base_urls["accounting"],
+        "UNIFIED_ASSETS_ACCOUNTING_TOKEN_URL": server.token_url,
+        "UNIFIED_ASSETS_ACCOUNTING_REALM_ID": credentials.realm_id,
+        "UNIFIED_ASSETS_ACCOUNTING_CLIENT_ID": credentials.qbo_client_id,
+        "UNIFIED_ASSETS_ACCOUNTING_CLIENT_SECRET": credentials.qbo_client_secret,
+        "UNIFIED_ASSETS_ACCOUNTING_REFRESH_TOKEN": credentials.qbo_refresh_token,
+        "UNIFIED_ASSETS_PURCHASING_BASE_URL": server.base_urls["purchasing"],
+        "UNIFIED_ASSETS_PURCHASING_API_KEY": credentials.coupa_api_key,
+        "UNIFIED_ASSETS_SUPPORT_BASE_URL": server.base_urls["support"],
+        "UNIFIED_ASSETS_SUPPORT_EMAIL": credentials.zendesk_email,
+        "UNIFIED_ASSETS_SUPPORT_API_TOKEN": credentials.zendesk_api_token,
+    }
+    for variable, value in values.items():
+        monkeypatch.setenv(variable, value)
+
+
+def resources_from_environment(**overrides) -> dict:
+    return {key: api.from_environment(**overrides) for key, api in APIS.items()}
+
+
+def texts_under(*folders: Path) -> list[tuple[Path, str]]:
+    return [
+        (path, path.read_bytes().decode("latin-1"))
+        for folder in folders
+        for path in folder.rglob("*")
+        if path.is_file()
+    ]
+
+
+def test_canary_credentials_appear_nowhere_after_runs_that_succeed_and_fail(
+    demo_config, data_dir, tmp_path, monkeypatch
+):
+    canaries = SimCredentials.generate(seed=7)
+    # The purchasing system fails every request: the failure path, with its error messages, runs too.
+    plan = FaultPlan.parse("expired_token@accounting=at:2,server_error@purchasing=1.0", seed=3)
+    (tmp_path / "dagster_home").mkdir()
+    with DagsterInstance.local_temp(str(tmp_path / "dagster_home")) as instance:
+        with serving(frozen_world(demo_config), faults=plan, credentials=canaries) as server:
+            set_credentials_in_environment(monkeypatch, server, canaries)
+            landed = materialize(
+                [build_raw_asset(source, retry_policy=None) for source in RAW_SOURCES],
+                resources=resources_from_environment(**FAST_RETRIES, page_size=20),
+                instance=instance,
+                tags=RANGE,
+                raise_on_error=False,
+            )
+            refreshes = server.stats["accounting"]["token_refreshes"]
+        # With no purchase orders landed, dbt fails too: its error path, with the credentials in its
+        # environment as a deployment has them.
+        built = materialize(
+            [dbt_models], resources={"dbt": dbt_cli()}, instance=instance, raise_on_error=False
+        )
+        runs = [landed.run_id, built.run_id]
+        stored = [repr(entry) for run_id in runs for entry in instance.all_logs(run_id)]
+        stored += [repr(instance.get_run_by_id(run_id)) for run_id in runs]
+        stored += [repr(instance.get_run_by_id(run_id).run_config) for run_id in runs]
+
+    failed = {e.step_key for e in landed.all_events if e.is_step_failure}
+    assert failed == {"raw__purchase_orders"}, "the purchasing extract fails; the others land"
+    assert refreshes >= 2, "the token refresh path ran"
+    assert not built.success
+    dbt_outputs = [
+        path for path in (DBT_PROJECT_DIR / "target").iterdir() if built.run_id[:7] in path.name
+    ]
+    assert dbt_outputs, "the dbt build's target folder"
+    files = texts_under(tmp_path / "dagster_home", data_dir, *dbt_outputs)
+    files += texts_under(DBT_PROJECT_DIR / "logs")
+    assert any("compute_logs" in str(path) or "storage" in str(path) for path, _ in files)
+
+    for secret in canaries.secret_values():
+        assert not any(secret in text for text in stored), "a credential in the event log or runs"
+        leaks = [str(path) for path, text in files if secret in text]
+        assert leaks == [], f"a credential in {leaks}"
+
+
+@pytest.mark.parametrize(
+    "tags",
+    [
+        {"dagster/partition": "2026-03-01'; drop table staging.stg_accounting__invoices; --"},
+        {"dagster/partition": "../../../../etc/passwd"},
+        {
+            "dagster/asset_partition_range_start": "2026-03-01",
+            "dagster/asset_partition_range_end": "2026-03-02/../../../tmp/x",
+        },
+    ],
+    ids=["sql-in-partition", "path-in-partition", "path-in-range"],
+)
+def test_crafted_partition_keys_are_refused_before_any_request(tags, demo_config, data_dir):
+    with serving(frozen_world(demo_config)) as server:
+        resources = {
+            key: api(
+                base_url=server.base_urls[key.split("_")[0]],
+                **({"token_url": server.token_url} if api is AccountingApi else {}),
+            )
+            for key, api in APIS.items()
+        }
+        with pytest.raises(Exception, match="does not match format|unconverted data remains"):
+            materialize(raw_assets, resources=resources, tags=tags)
+        assert all(stats["requests"] == 0 for stats in server.stats.values())
+    assert not (data_dir / "lake" / "raw").exists() or not any(
+        (data_dir / "lake" / "raw").rglob("*")
+    )
+
+
+def test_a_field_name_crafted_as_sql_is_kept_as_data(data_dir):
+    """A vendor's JSON is data: a key written as SQL reaches `_raw` verbatim and executes nothing."""
+    crafted = "x'); drop table landed; copy (select 1) to '/tmp/owned.csv'; --"
+    record = {
+        "Id": "42",
+        "MetaData": {"LastUpdatedTime": "2026-03-10T09:00:00Z"},
+        "TotalAmt": 10,
+        crafted: "value",
+    }
+    lake = Lake(data_dir / "lake")
+    with lake.open_staging("invoices") as staging:
+        staging.append([record])
+        staging.finish()
+        landed = lake.publish_days(
+            RawTable("invoices", quickbooks.RAW_COLUMNS),
+            staging,
+            [date(2026, 3, 10)],
+            datetime.now(UTC),
+        )
+    assert landed.rows_by_day == {date(2026, 3, 10): 1}
+    path = lake.partition_file("invoices", date(2026, 3, 10))
+    [(raw,)] = duckdb.sql(f"select _raw from read_parquet('{path}')").fetchall()
+    assert json.loads(raw)[crafted] == "value"
+    assert not Path("/tmp/owned.csv").exists()
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "select * from read_csv('/etc/passwd')",
+        "select * from read_csv('{allowed}/../outside/secret.csv')",
+        "select * from read_csv('{allowed}-sibling/secret.csv')",
+        "attach '{outside}/other.duckdb'",
+        "copy (select 1) to '{outside}/written.csv'",
+        "install httpfs",
+        "set enable_external_access = true",
+    ],
+)
+def test_a_confined_connection_reaches_nothing_outside_its_folders(statement, tmp_path):
+    allowed, outside = tmp_path / "allowed", tmp_path / "outside"
+    for folder in (allowed, outside, tmp_path / "allowed-sibling"):
+        folder.mkdir()
+        (folder / "secret.csv").write_text("a\n1\n")
+    with confined_duckdb(allowed=[allowed]) as con:
+        assert con.execute(f"select a from read_csv('{allowed}/secret.csv')").fetchall() == [(1,)]
+        with pytest.raises(duckdb.Error):
+            con.execute(statement.format(allowed=allowed, outside=outside))
+    assert not (outside / "written.csv").exists() and not (outside / "other.duckdb").exists()

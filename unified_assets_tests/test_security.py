@@ -133,7 +133,7 @@ def test_crafted_partition_keys_are_refused_before_any_request(tags, demo_config
             )
             for key, api in APIS.items()
         }
-        with pytest.raises(Exception, match="does not match format|unconverted data remains"):
+        with pytest.raises(Exception, match=r"does not match format|unconverted data remains"):
             materialize(raw_assets, resources=resources, tags=tags)
         assert all(stats["requests"] == 0 for stats in server.stats.values())
     assert not (data_dir / "lake" / "raw").exists() or not any(

@@ -240,11 +240,11 @@ def extract_to_lake(context: AssetExecutionContext, source: RawSource) -> Materi
         f"{landed.duplicates_dropped} duplicates dropped"
         + (f", {sum(redactions.values())} PII values redacted" if source.prepare else "")
     )
-    _add_partition_metadata(context, landed)
-    metadata = _run_metadata(window, stats, landed, redactions, source)
+    detail: dict[str, Any] = {"preview": MetadataValue.md(_markdown_table(landed.preview))}
     if census.records:
-        metadata[SOURCE_FIELDS] = source_fields_schema(census)
-    return MaterializeResult(metadata=metadata)
+        detail[SOURCE_FIELDS] = source_fields_schema(census)
+    _add_partition_metadata(context, landed, detail)
+    return MaterializeResult(metadata=_run_metadata(window, stats, landed, redactions, source))
 
 
 def _prepared(
@@ -259,12 +259,20 @@ def _prepared(
         yield prepared
 
 
-def _add_partition_metadata(context: AssetExecutionContext, landed: LandedPartitions) -> None:
+def _add_partition_metadata(
+    context: AssetExecutionContext, landed: LandedPartitions, detail: dict[str, Any]
+) -> None:
+    """Each day its row count and file; the newest day also the run's `detail` (the preview and the
+    source fields: the large entries). Metadata of the MaterializeResult is repeated on every day's event,
+    and a year's backfill serialized those entries 365 times; the newest day is what the UI shows as the
+    latest materialization, and the schema check reads the fields from it."""
+    newest = max(landed.rows_by_day)
     for day, rows in landed.rows_by_day.items():
         context.add_asset_metadata(
             {
                 "dagster/row_count": rows,
                 "path": MetadataValue.path(str(landed.files[day])),
+                **(detail if day == newest else {}),
             },
             partition_key=day.isoformat(),
         )
@@ -289,7 +297,6 @@ def _run_metadata(
         "dagster/column_schema": TableSchema(
             columns=[TableColumn(name, column_type) for name, column_type in landed.columns]
         ),
-        "preview": MetadataValue.md(_markdown_table(landed.preview)),
     }
     if landed.uncastable:
         metadata["uncastable_by_field"] = landed.uncastable

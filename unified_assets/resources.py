@@ -29,7 +29,7 @@ from unified_assets.settings import SettingError
 from unified_assets.sources import coupa, quickbooks, zendesk
 from unified_assets.sources.coupa import CoupaClient
 from unified_assets.sources.http import HttpPolicy
-from unified_assets.sources.paging import SourceClient
+from unified_assets.sources.paging import SlicedClient, SourceClient
 from unified_assets.sources.quickbooks import QuickBooksClient, QuickBooksCredentials
 from unified_assets.sources.zendesk import ZendeskClient
 
@@ -75,12 +75,20 @@ class SourceApi(ConfigurableResource):
     SYSTEM: ClassVar[str]
     SIMULATOR_SYSTEM: ClassVar[str]
     MAX_PAGE_SIZE: ClassVar[int]
+    MAX_WINDOW_SLICES: ClassVar[int] = 8
     ENV_VARS: ClassVar[dict[str, str]]
     SECRET_FIELDS: ClassVar[tuple[str, ...]]
 
     base_url: str = Field(default="", description="Empty: serve the embedded simulator.")
     page_size: int = Field(
         default=0, description="Records per request; 0 uses the vendor's maximum."
+    )
+    window_slices: int = Field(
+        default=1,
+        description=(
+            "How many parts of a past window to read at once, each over its own connection (1: one "
+            "walk). A window that reaches the present is always read as one."
+        ),
     )
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 30.0
@@ -122,6 +130,24 @@ class SourceApi(ConfigurableResource):
     def open_client(self, log: logging.Logger) -> SourceClient:
         """A client for this system; configuration errors surface here, before any request is sent."""
         return self._open(log, self.http_policy(), page_size=0)
+
+    def open_extractor(self, log: logging.Logger) -> SourceClient:
+        """What a raw extract reads a window with: one client, or `window_slices` of them reading
+        parts of a past window at once."""
+        if not 1 <= self.window_slices <= self.MAX_WINDOW_SLICES:
+            raise SettingError(
+                f"{self.SYSTEM}: window_slices must be 1..{self.MAX_WINDOW_SLICES}, "
+                f"got {self.window_slices}"
+            )
+        policy = self.http_policy()
+        first = self._open(log, policy, page_size=0)
+        if self.window_slices == 1:
+            return first
+        return SlicedClient(
+            lambda n: first if n == 0 else self._open(log, policy, page_size=0, announce=False),
+            self.window_slices,
+            self.now,
+        )
 
     def open_probe(self, log: logging.Logger) -> SourceClient:
         """A client for a sensor's quick question ("anything new in this window?"): one record per
@@ -268,6 +294,8 @@ class PurchasingApi(SourceApi):
     SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("api_key",)
 
     api_key: str = ""
+    # 50 records a page: a long window is hundreds of requests, each mostly waiting on the network.
+    window_slices: int = 4
 
     def _client(
         self,
@@ -294,6 +322,8 @@ class SupportApi(SourceApi):
     SYSTEM: ClassVar[str] = "support (Zendesk)"
     SIMULATOR_SYSTEM: ClassVar[str] = "support"
     MAX_PAGE_SIZE: ClassVar[int] = zendesk.MAX_PAGE_SIZE
+    # The incremental export takes a start time only, and allows 10 requests a minute: one walk.
+    MAX_WINDOW_SLICES: ClassVar[int] = 1
     ENV_VARS: ClassVar[dict[str, str]] = {
         "base_url": "UNIFIED_ASSETS_SUPPORT_BASE_URL",
         "email": "UNIFIED_ASSETS_SUPPORT_EMAIL",

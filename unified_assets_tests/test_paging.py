@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import random
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,6 +13,7 @@ from unified_assets.sources.http import SourceError
 from unified_assets.sources.paging import (
     TIE_OVERLAP,
     KeysetCursor,
+    SlicedClient,
     Window,
     record_timestamp,
     walk_keyset,
@@ -122,3 +125,98 @@ def test_window_rejects_naive_and_empty_bounds():
         Window(datetime(2026, 3, 1), datetime(2026, 3, 2))
     with pytest.raises(ValueError, match="empty window"):
         Window(T0, T0)
+
+
+# --- windows read in slices --------------------------------------------------------------------------
+
+
+class RecordsByTime:
+    """A client over fixed records that pages any window (keyset walk), counting what it was asked."""
+
+    def __init__(self, timestamps: dict[int, datetime], fail_in: Window | None = None):
+        self.timestamps = timestamps
+        self.fail_in = fail_in
+        self.windows: list[Window] = []
+        self.closed = False
+
+    def extract(self, window: Window):
+        self.windows.append(window)
+        if window == self.fail_in:
+            raise SourceError("purchasing (Coupa): HTTP 500 on page 1")
+
+        def fetch(cursor, limit):
+            matching = sorted(
+                (moment, rid)
+                for rid, moment in self.timestamps.items()
+                if cursor.since <= moment < window.end
+            )
+            page = matching[cursor.skip : cursor.skip + limit]
+            return [{"id": rid, "at": moment.isoformat()} for moment, rid in page], 0, 0.0
+
+        yield from walk_keyset(window, 7, fetch, updated_at)
+
+    def close(self):
+        self.closed = True
+
+
+MONTH = Window(T0, T0 + timedelta(days=31))
+SCATTERED = {n: T0 + timedelta(minutes=37 * n) for n in range(1000)}  # some beyond the month
+
+
+@pytest.mark.parametrize("parts", [1, 2, 3, 4, 7])
+def test_a_window_splits_into_adjacent_parts_that_cover_it(parts):
+    pieces = MONTH.split(parts)
+    assert len(pieces) == parts
+    assert pieces[0].start == MONTH.start and pieces[-1].end == MONTH.end
+    assert all(a.end == b.start for a, b in itertools.pairwise(pieces))
+
+
+def test_a_window_shorter_than_its_parts_in_seconds_is_not_cut_finer():
+    short = Window(T0, T0 + timedelta(seconds=2))
+    assert [(w.start, w.end) for w in short.split(4)] == [
+        (T0, T0 + timedelta(seconds=1)),
+        (T0 + timedelta(seconds=1), T0 + timedelta(seconds=2)),
+    ]
+
+
+def test_a_past_window_read_in_slices_yields_every_record_once_per_version():
+    clients: list[RecordsByTime] = []
+
+    def open_client(_n):
+        clients.append(RecordsByTime(SCATTERED))
+        return clients[-1]
+
+    sliced = SlicedClient(open_client, 4, now=lambda: MONTH.end + timedelta(days=1))
+    pages = list(sliced.extract(MONTH))
+    sliced.close()
+
+    read = {record["id"] for page in pages for record in page.records}
+    assert read == {rid for rid, moment in SCATTERED.items() if MONTH.contains(moment)}
+    assert [page.number for page in pages] == list(range(1, len(pages) + 1))
+    assert [client.windows for client in clients] == [[piece] for piece in MONTH.split(4)]
+    assert all(client.closed for client in clients)
+
+
+def test_a_window_reaching_the_present_is_read_in_one_walk():
+    clients: list[RecordsByTime] = []
+    sliced = SlicedClient(
+        lambda _n: clients.append(RecordsByTime(SCATTERED)) or clients[-1],
+        4,
+        now=lambda: MONTH.end - timedelta(hours=1),
+    )
+    list(sliced.extract(MONTH))
+    assert [client.windows for client in clients] == [[MONTH]]
+
+
+def test_a_slice_that_fails_fails_the_read_and_stops_the_others():
+    failing = MONTH.split(4)[2]
+    clients: list[RecordsByTime] = []
+    sliced = SlicedClient(
+        lambda _n: clients.append(RecordsByTime(SCATTERED, fail_in=failing)) or clients[-1],
+        4,
+        now=lambda: MONTH.end + timedelta(days=1),
+    )
+    with pytest.raises(SourceError, match="HTTP 500 on page 1"):
+        list(sliced.extract(MONTH))
+    sliced.close()
+    assert not any(thread.name.startswith("extract-") for thread in threading.enumerate())

@@ -147,3 +147,12 @@ def test_a_run_says_it_uses_the_simulator_and_a_sensor_probe_does_not_repeat_it(
     server = embedded_simulator()
     assert server.url.startswith("http://127.0.0.1:")
     server.stop()
+
+
+@pytest.mark.parametrize(
+    ("resource", "slices", "allowed"),
+    [(SupportApi, 2, "1..1"), (PurchasingApi, 0, "1..8"), (AccountingApi, 9, "1..8")],
+)
+def test_window_slices_out_of_range_name_the_system_and_the_range(resource, slices, allowed):
+    with pytest.raises(SettingError, match=f"window_slices must be {allowed}, got {slices}"):
+        resource(window_slices=slices).open_extractor(LOG)

@@ -208,7 +208,7 @@ def _raw_asset(source: RawSource, retry_policy: RetryPolicy | None) -> AssetsDef
 def extract_to_lake(context: AssetExecutionContext, source: RawSource) -> MaterializeResult:
     window, days = partition_days(context)
     api = getattr(context.resources, source.resource_key)
-    client = api.open_client(context.log)
+    client = api.open_extractor(context.log)
     lake = Lake(settings.lake_dir())
     extracted_at = datetime.now(UTC)
     stats = ExtractionStats()

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.extract import SourceRun, extract_all
+from benchmarks.extract import SLICED_PURCHASE_ORDERS, SourceRun, extract_all
 from benchmarks.harness import Report
 from benchmarks.simulator import SimSettings, simulator_process
 from unified_assets.resources import resources_pointed_at
@@ -61,7 +61,7 @@ def run_extraction(options: Options) -> Report:
     report.facts["simulator"] = options.sim.at(options.clock_after_last_day).describe()
     report.facts["window"] = f"{HISTORY_START}..{options.last_day}"
     with simulator_process(options.sim.at(options.clock_after_last_day)) as sim:
-        resources = resources_pointed_at(sim)
+        resources = resources_pointed_at(sim, per_resource=SLICED_PURCHASE_ORDERS)
         for rep in range(options.repeat):
             order = (False, True) if rep % 2 == 0 else (True, False)
             walls = {}
@@ -106,11 +106,17 @@ def run_incremental(options: Options, days: int = 2) -> Report:
         with fresh_data_dir(options.scratch):
             with simulator_process(options.sim.at(full_clock)) as sim:
                 full_wall, full_runs = extract_all(
-                    resources_pointed_at(sim), HISTORY_START, last_full_day, concurrent=True
+                    resources_pointed_at(sim, per_resource=SLICED_PURCHASE_ORDERS),
+                    HISTORY_START,
+                    last_full_day,
+                    concurrent=True,
                 )
             with simulator_process(options.sim.at(options.clock_after_last_day)) as sim:
                 inc_wall, inc_runs = extract_all(
-                    resources_pointed_at(sim), first_new_day, options.last_day, concurrent=True
+                    resources_pointed_at(sim, per_resource=SLICED_PURCHASE_ORDERS),
+                    first_new_day,
+                    options.last_day,
+                    concurrent=True,
                 )
         full_records = sum(run.records for run in full_runs)
         inc_records = sum(run.records for run in inc_runs)

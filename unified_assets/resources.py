@@ -294,8 +294,6 @@ class PurchasingApi(SourceApi):
     SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("api_key",)
 
     api_key: str = ""
-    # 50 records a page: a long window is hundreds of requests, each mostly waiting on the network.
-    window_slices: int = 4
 
     def _client(
         self,
@@ -369,13 +367,17 @@ class ServedApis(Protocol):
 
 
 def resources_pointed_at(
-    served: ServedApis, credentials: SimCredentials | None = None, **options: Any
+    served: ServedApis,
+    credentials: SimCredentials | None = None,
+    per_resource: Mapping[str, Mapping[str, Any]] | None = None,
+    **options: Any,
 ) -> dict[str, SourceApi]:
     """The three source resources configured as for the real services, with `served`'s URLs and
     `credentials` (default: the ones it accepts), so they exercise exactly the path production takes.
-    `options` set the remaining fields (retries, page size) of all three."""
+    `options` set the remaining fields (retries, page size) of all three; `per_resource` those of one
+    (by resource key)."""
     creds = credentials or served.credentials
-    return {
+    resources = {
         "accounting_api": AccountingApi(
             base_url=served.base_urls["accounting"],
             token_url=served.token_url,
@@ -395,6 +397,14 @@ def resources_pointed_at(
             **options,
         ),
     }
+    for key, fields in (per_resource or {}).items():
+        resource = resources[key]
+        resources[key] = type(resource)(**{**_field_values(resource), **fields})
+    return resources
+
+
+def _field_values(resource: SourceApi) -> dict[str, Any]:
+    return {name: getattr(resource, name) for name in type(resource).model_fields}
 
 
 class AlertSink(ConfigurableResource):

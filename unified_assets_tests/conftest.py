@@ -122,4 +122,3 @@ def pytest_collection_modifyitems(items):
         return SLOWEST_FIRST.index(name) if name in SLOWEST_FIRST else len(SLOWEST_FIRST)
 
     items.sort(key=rank)
-

@@ -398,13 +398,14 @@ def resources_pointed_at(
         ),
     }
     for key, fields in (per_resource or {}).items():
-        resource = resources[key]
-        resources[key] = type(resource)(**{**_field_values(resource), **fields})
+        resources[key] = with_fields(resources[key], **fields)
     return resources
 
 
-def _field_values(resource: SourceApi) -> dict[str, Any]:
-    return {name: getattr(resource, name) for name in type(resource).model_fields}
+def with_fields(resource: ConfigurableResource, **changes: Any) -> ConfigurableResource:
+    """A copy of a resource with some fields changed (pydantic's model_copy bypasses Dagster's config)."""
+    fields = {name: getattr(resource, name) for name in type(resource).model_fields}
+    return type(resource)(**{**fields, **changes})
 
 
 class AlertSink(ConfigurableResource):

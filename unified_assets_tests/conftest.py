@@ -105,12 +105,6 @@ def copy_of_warehouse(built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     return directory
 
 
-def with_fields(resource, **changes):
-    """A copy of a resource with some fields changed (pydantic's model_copy bypasses Dagster's config)."""
-    fields = {name: getattr(resource, name) for name in type(resource).model_fields}
-    return type(resource)(**{**fields, **changes})
-
-
 # The three slowest files start first, so the two test processes finish together rather than one waiting on
 # a late-started `dagster dev` test (with --dist loadfile, files go out in collection order).
 SLOWEST_FIRST = ("test_dagster_dev.py", "test_transform.py", "test_ml_assets.py")

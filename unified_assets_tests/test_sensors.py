@@ -12,9 +12,10 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from dagster import DagsterInstance, SensorResult, build_sensor_context
 
+from unified_assets.resources import with_fields
 from unified_assets.sensors.new_data import FIRST_LOOK, SETTLE, build_new_data_sensor
 from unified_assets.simulator import SimClock, World
-from unified_assets_tests.conftest import serving, source_resources, with_fields
+from unified_assets_tests.conftest import serving, source_resources
 from unified_assets_tests.truth import TABLE_SYSTEM
 
 TUESDAY_MORNING = datetime(2026, 3, 17, 17, 0, tzinfo=UTC)  # 10:00 in the company's zone

@@ -6,12 +6,11 @@ import time
 
 from dagster import materialize
 
-from benchmarks.extract import QUIET, SLICED_PURCHASE_ORDERS, extract_all
+from benchmarks.extract import QUIET, extract_concurrently_from
 from benchmarks.extraction import HISTORY_START, Options, fresh_data_dir
 from benchmarks.harness import Report
 from benchmarks.naive import run_naive
 from benchmarks.simulator import simulator_process
-from unified_assets.resources import resources_pointed_at
 
 
 def build_models() -> float:
@@ -35,12 +34,7 @@ def run_naive_comparison(options: Options) -> Report:
         for rep in range(options.repeat):
             naive_s, sizes = run_naive(sim, HISTORY_START, options.last_day)
             with fresh_data_dir(options.scratch):
-                extract_s, _ = extract_all(
-                    resources_pointed_at(sim, per_resource=SLICED_PURCHASE_ORDERS),
-                    HISTORY_START,
-                    options.last_day,
-                    concurrent=True,
-                )
+                extract_s, _ = extract_concurrently_from(sim, HISTORY_START, options.last_day)
                 dbt_s = build_models()
             report.facts.update({f"naive.{k}": v for k, v in sizes.items()})
             report.add("naive_wall_s", "s", naive_s)

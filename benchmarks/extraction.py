@@ -9,7 +9,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.extract import SLICED_PURCHASE_ORDERS, SourceRun, extract_all
+from benchmarks.extract import (
+    SLICED_PURCHASE_ORDERS,
+    SourceRun,
+    extract_all,
+    extract_concurrently_from,
+)
 from benchmarks.harness import Report
 from benchmarks.simulator import SimSettings, simulator_process
 from unified_assets.resources import resources_pointed_at
@@ -105,19 +110,9 @@ def run_incremental(options: Options, days: int = 2) -> Report:
     for _ in range(options.repeat):
         with fresh_data_dir(options.scratch):
             with simulator_process(options.sim.at(full_clock)) as sim:
-                full_wall, full_runs = extract_all(
-                    resources_pointed_at(sim, per_resource=SLICED_PURCHASE_ORDERS),
-                    HISTORY_START,
-                    last_full_day,
-                    concurrent=True,
-                )
+                full_wall, full_runs = extract_concurrently_from(sim, HISTORY_START, last_full_day)
             with simulator_process(options.sim.at(options.clock_after_last_day)) as sim:
-                inc_wall, inc_runs = extract_all(
-                    resources_pointed_at(sim, per_resource=SLICED_PURCHASE_ORDERS),
-                    first_new_day,
-                    options.last_day,
-                    concurrent=True,
-                )
+                inc_wall, inc_runs = extract_concurrently_from(sim, first_new_day, options.last_day)
         full_records = sum(run.records for run in full_runs)
         inc_records = sum(run.records for run in inc_runs)
         report.add("full_load_wall_s", "s", full_wall)

@@ -23,8 +23,7 @@ from benchmarks.simulator import SimSettings, simulator_process
 def measure_one(options: Options) -> dict[str, float]:
     """Extraction (concurrent) and dbt build of the whole history at one world size, in this process."""
     from benchmarks.comparison import build_models
-    from benchmarks.extract import SLICED_PURCHASE_ORDERS, extract_all
-    from unified_assets.resources import resources_pointed_at
+    from benchmarks.extract import extract_concurrently_from
 
     settings = options.sim.at(options.clock_after_last_day)
     with (
@@ -34,12 +33,7 @@ def measure_one(options: Options) -> dict[str, float]:
     ):
         memory.excluded.add(sim.pid)
         started = time.perf_counter()
-        extract_s, runs = extract_all(
-            resources_pointed_at(sim, per_resource=SLICED_PURCHASE_ORDERS),
-            HISTORY_START,
-            options.last_day,
-            concurrent=True,
-        )
+        extract_s, runs = extract_concurrently_from(sim, HISTORY_START, options.last_day)
         dbt_s = build_models()
         total_s = time.perf_counter() - started
     return {

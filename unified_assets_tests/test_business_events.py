@@ -32,6 +32,7 @@ from unified_assets.assets.operations import (
     month_end_path,
     p1_ticket_partitions,
 )
+from unified_assets.resources import with_fields
 from unified_assets.sensors.business_events import (
     build_books_closed_sensor,
     build_p1_tickets_sensor,
@@ -48,7 +49,6 @@ from unified_assets_tests.conftest import (
     copy_of_warehouse,
     serving,
     source_resources,
-    with_fields,
 )
 
 AS_OF = datetime(2026, 7, 27, 6, 0, tzinfo=UTC)

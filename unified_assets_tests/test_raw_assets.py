@@ -11,13 +11,13 @@ from dagster import AssetKey, DagsterInstance, materialize
 
 from unified_assets.assets.raw import RAW_RETRY_POLICY, RAW_SOURCES, build_raw_asset, raw_assets
 from unified_assets.lake import Lake
+from unified_assets.resources import with_fields
 from unified_assets.simulator import FaultPlan, FaultSpec, SimCredentials
 from unified_assets_tests.conftest import (
     FROZEN_AT,
     frozen_world,
     serving,
     source_resources,
-    with_fields,
 )
 from unified_assets_tests.truth import TABLE_SYSTEM, landed_versions, true_versions
 

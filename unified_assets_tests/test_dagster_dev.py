@@ -273,6 +273,10 @@ def landed(dev: DagsterDev) -> dict:
     backfill = wait_for_backfill(dev, launched["backfillId"], timeout_s=300)
     assert backfill["status"] == "COMPLETED_SUCCESS", backfill
 
+    # Launched once the automation's own runs for the backfill are done: Dagster shows a check's result
+    # from the run that *planned* it last, so an automation run planned before ours but executed after it
+    # would leave the newest materialization's checks "not evaluated" in the UI (seen in CI).
+    wait_until_quiet(dev, settle_s=5, timeout_s=300)
     nodes = dev.graphql(ASSET_GRAPH)["assetNodes"]
     transform = [n["assetKey"]["path"] for n in nodes if n["groupName"] == "transform"]
     run_id = launch_run(dev, transform)

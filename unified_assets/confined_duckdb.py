@@ -4,8 +4,8 @@ The platform's own SQL (checks over the lake, assets reading the warehouse, Parq
 the network, extensions, or files outside the data folder. A connection from here has DuckDB's external
 access switched off except for a list of folders, and its configuration locked, so no statement can switch
 it back on: a crafted path, `ATTACH`, `COPY ... TO` elsewhere or `INSTALL` fails with a permission error
-instead of reading /etc/passwd or fetching code. (dbt's connections, the warehouse's only writer, are
-configured in profiles.yml.)
+instead of reading /etc/passwd or fetching code. dbt's connection, the warehouse's only writer, is confined
+the same way by `dbt_confinement`, a dbt-duckdb plugin named in profiles.yml.
 """
 
 from __future__ import annotations
@@ -29,20 +29,26 @@ def confined_duckdb(
     (the platform's time zone: timestamps read the same on every machine)."""
     con = duckdb.connect(str(database), read_only=read_only, config=dict(config or {}))
     try:
-        # A trailing separator: "/data/lake" must not also allow "/data/lake-other".
-        # Both spellings of each folder, as given and with symlinks resolved: paths in queries use either.
-        folders = sorted(
-            {
-                str(spelling).rstrip(os.sep) + os.sep
-                for folder in allowed
-                for spelling in (Path(folder).absolute(), Path(folder).resolve())
-            }
-        )
-        con.execute("set TimeZone = 'UTC'")
-        con.execute("set allowed_directories = ?", [folders])
-        con.execute("set enable_external_access = false")
-        con.execute("set lock_configuration = true")
+        confine(con, allowed)
     except BaseException:
         con.close()
         raise
     return con
+
+
+def confine(con: duckdb.DuckDBPyConnection, allowed: Iterable[str | Path]) -> None:
+    """Switch off `con`'s external access except under the `allowed` folders, set it to UTC, and lock its
+    configuration. Irreversible for the whole database instance, every cursor of it included."""
+    # A trailing separator: "/data/lake" must not also allow "/data/lake-other".
+    # Both spellings of each folder, as given and with symlinks resolved: paths in queries use either.
+    folders = sorted(
+        {
+            str(spelling).rstrip(os.sep) + os.sep
+            for folder in allowed
+            for spelling in (Path(folder).absolute(), Path(folder).resolve())
+        }
+    )
+    con.execute("set TimeZone = 'UTC'")
+    con.execute("set allowed_directories = ?", [folders])
+    con.execute("set enable_external_access = false")
+    con.execute("set lock_configuration = true")

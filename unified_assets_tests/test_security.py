@@ -5,12 +5,15 @@
   configuration, the compute logs, the lake, the warehouse, and the artifacts and logs dbt wrote.
 - Crafted partition keys and range tags are refused before any request or file is touched.
 - Field names an API sends are data: one crafted as SQL lands in `_raw` like any other field.
-- The platform's DuckDB connections reach only the folders they are for.
+- The platform's DuckDB connections reach only the folders they are for, dbt's included.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -21,6 +24,7 @@ from dagster import DagsterInstance, materialize
 from unified_assets.assets.raw import RAW_SOURCES, build_raw_asset, raw_assets
 from unified_assets.assets.transform import DBT_PROJECT_DIR, dbt_cli, dbt_models
 from unified_assets.confined_duckdb import confined_duckdb
+from unified_assets.dbt_confinement import Plugin
 from unified_assets.lake import Lake, RawTable
 from unified_assets.resources import AccountingApi, PurchasingApi, SupportApi
 from unified_assets.simulator import FaultPlan, SimCredentials
@@ -189,3 +193,43 @@ def test_a_confined_connection_reaches_nothing_outside_its_folders(statement, tm
         with pytest.raises(duckdb.Error):
             con.execute(statement.format(allowed=allowed, outside=outside))
     assert not (outside / "written.csv").exists() and not (outside / "other.duckdb").exists()
+
+
+def test_dbts_connection_reaches_nothing_outside_the_lake_ml_files_and_seeds(tmp_path):
+    """profiles.yml confines dbt's connection (the dbt_confinement plugin): a model, or a macro from a
+    package, cannot read a file beside the lake, even in the data folder."""
+    data_dir = tmp_path / "data"
+    (data_dir / "lake").mkdir(parents=True)
+    (data_dir / "lake" / "readable.csv").write_text("a\n1\n")
+    (data_dir / "secret.csv").write_text("a\n1\n")
+    union = (
+        f"select a from read_csv('{data_dir}/lake/readable.csv') "
+        f"union all select a from read_csv('{data_dir}/secret.csv')"
+    )
+    env = {key: value for key, value in os.environ.items() if not key.startswith("UNIFIED_ASSETS_")}
+    env.update(UNIFIED_ASSETS_DATA_DIR=str(data_dir), DBT_TARGET_PATH=str(tmp_path / "target"))
+    env.update(DBT_LOG_PATH=str(tmp_path / "logs"))
+    dbt = Path(sys.executable).with_name("dbt")
+
+    shown = subprocess.run(
+        [str(dbt), "show", "--inline", union, "--profiles-dir", "."],
+        cwd=DBT_PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert shown.returncode != 0, shown.stdout + shown.stderr
+    assert f'Cannot access file "{data_dir}/secret.csv"' in shown.stdout, shown.stdout
+    assert "readable.csv" not in shown.stdout, "the lake file must stay readable"
+
+
+@pytest.mark.parametrize("allowed", [None, [], "lake", [""]])
+def test_the_dbt_plugin_refuses_a_profile_without_its_folders(allowed):
+    with pytest.raises(
+        ValueError, match=r"profiles\.yml: the dbt_confinement plugin needs `allowed`"
+    ):
+        Plugin(
+            name="dbt_confinement", plugin_config={} if allowed is None else {"allowed": allowed}
+        )

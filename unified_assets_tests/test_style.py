@@ -27,6 +27,7 @@ PLAIN = [
     "redaction.py",
     "durable.py",
     "confined_duckdb.py",
+    "dbt_confinement.py",
     "lake.py",
     "quality.py",
     "forecasting",

@@ -1,7 +1,9 @@
-"""The fault matrix: a run killed at its worst moments, or out of disk, and what a re-run makes of it.
+"""The fault matrix: a run killed at its worst moments, out of disk, or served by a failing API, and what a
+re-run makes of it.
 
-Every case injects one fault into a real run in a child process (the raw assets materialized by Dagster
-against the simulator, or the dbt models with dbt as the run's subprocess), then requires:
+API faults are served by the simulator to a run in this process; the lake it lands must be the golden one.
+Every other case injects one fault into a real run in a child process (the raw assets materialized by
+Dagster against the simulator, or the dbt models with dbt as the run's subprocess), then requires:
 - at the fault: every published lake partition is whole (it reads, and holds exactly the rows the golden
   run wrote for that day), and every table in the warehouse is whole (exactly the golden table) or absent;
 - after a fault-free re-run: the lake and every warehouse table identical to the golden run's, which saw
@@ -27,6 +29,7 @@ from unified_assets.assets.transform import dbt_cli, dbt_models
 from unified_assets.lake import Lake
 from unified_assets.resources import AccountingApi, PurchasingApi, SupportApi
 from unified_assets.settings import PROJECT_ROOT
+from unified_assets.simulator import FaultPlan
 from unified_assets_tests.conftest import FROZEN_AT, frozen_world, serving, source_resources
 from unified_assets_tests.truth import TABLE_SYSTEM
 
@@ -42,6 +45,18 @@ VOLATILE = (
 # DuckDB sums doubles in parallel, in no fixed order, so an aggregate may differ in its last bits from one
 # build to the next (3665.28 and 3665.2799999999997): doubles are compared to this many decimals.
 DOUBLE_DECIMALS = 6
+
+# Every fault the simulator injects that leaves the data as it is (a vendor's schema drift and a record
+# updated during the run change what there is to land; test_connectors.py holds those against the truth), on
+# every source, at fixed requests of pages of 5, so each falls mid-pagination: four failures in a row on one
+# page, a page served with duplicates, four more in a row. The access token expires on QuickBooks only (the
+# others' keys do not expire). The vendors' own rate limits are off: a page of 5 is not what they are for.
+API_FAULTS = (
+    "rate_limit=at:2,server_error=at:3,connection_reset=at:4,read_timeout=at:5,"
+    "duplicate_records=at:6+11+13,truncated_json=at:7,malformed_json=at:8,html_error_page=at:9,"
+    "rate_limit_no_retry_after=at:10,expired_token@accounting=at:12,timeout=1"
+)
+NO_RATE_LIMITS = dict.fromkeys(("accounting", "purchasing", "support"))
 
 # The child's faults, each patched into the real code in the child only: nothing in the package knows.
 CHILD = r"""
@@ -221,6 +236,25 @@ def assert_every_published_partition_is_whole(data_dir: Path, golden_lake: dict)
     landed = lake_hashes(data_dir)
     assert {path: landed[path] for path in landed if landed[path] != golden_lake.get(path)} == {}
     return landed
+
+
+def test_api_faults_on_every_source_land_the_golden_lake(golden, world, tmp_path, monkeypatch):
+    _, golden_lake, _ = golden
+    monkeypatch.setenv("UNIFIED_ASSETS_DATA_DIR", str(tmp_path / "data"))
+    plan = FaultPlan.parse(API_FAULTS)
+    with serving(world, faults=plan, rate_limits=NO_RATE_LIMITS) as server:
+        result = materialize(
+            raw_assets, resources=source_resources(server, page_size=5), tags=RANGE
+        )
+        injected = {system: set(stats["faults"]) for system, stats in server.stats.items()}
+    assert result.success
+    # Every failure on every source; duplicates where the paging can re-serve records (QuickBooks' and
+    # Coupa's keyset walks always restart at the first position; test_connectors.py duplicates their
+    # offset pages); the expired token on QuickBooks.
+    failures = {spec.kind for spec in plan.specs} - {"duplicate_records", "expired_token"}
+    assert all(failures <= kinds for kinds in injected.values()), injected
+    assert "duplicate_records" in injected["support"] and "expired_token" in injected["accounting"]
+    assert lake_hashes(tmp_path / "data") == golden_lake
 
 
 @pytest.mark.parametrize("fault", ["mid_fetch", "before_publishing", "before_rename", "disk_full"])

@@ -3,6 +3,11 @@ the rule, and forecast with the production model."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
 from datetime import datetime
 
 import duckdb
@@ -25,6 +30,7 @@ from unified_assets.sensors.retraining import (
     demand_model_retraining,
     sentiment_model_retraining,
 )
+from unified_assets.settings import PROJECT_ROOT
 from unified_assets.simulator import SimClock, World
 from unified_assets_tests.conftest import (
     build_warehouse,
@@ -116,6 +122,60 @@ def test_a_challenger_no_better_than_production_is_registered_not_promoted(data_
     assert registry.production_version() == champion
     assert len(registry.versions()) == 2
     assert metadata(again, FORECAST)["model_version"] == champion
+
+
+# A model run in a child process, killed (SIGKILL, as the OOM killer would) half way through writing its
+# artifact into the registry. The fault is patched into the child only: nothing in the package knows.
+KILLED_WHILE_WRITING_THE_MODEL = r"""
+import json, os, signal, sys
+
+from dagster import DagsterInstance, materialize
+
+import unified_assets.model_registry as model_registry
+from unified_assets.assets import ml
+
+
+def write_half_then_die(path, payload):
+    with open(path, "wb") as handle:
+        handle.write(payload[: len(payload) // 2])
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.killpg(0, signal.SIGKILL)
+
+
+model_registry.write_durably = write_half_then_die
+materialize([ml.demand_forecast_model], instance=DagsterInstance.ephemeral(),
+            run_config=json.loads(sys.argv[1]))
+"""
+
+
+def test_a_model_run_killed_while_writing_its_model_leaves_production_serving(data_dir):
+    assert run_ml().success
+    registry = ml.model_registry()
+    champion = registry.production_version()
+
+    child = subprocess.run(
+        [sys.executable, "-c", KILLED_WHILE_WRITING_THE_MODEL, json.dumps(QUICK)],
+        cwd=PROJECT_ROOT,
+        env=os.environ,  # the test's data folder
+        capture_output=True,
+        text=True,
+        timeout=300,
+        start_new_session=True,
+    )
+
+    assert child.returncode == -signal.SIGKILL, child.stdout + child.stderr
+    [scratch] = registry.versions_dir.glob(".scratch-*")
+    assert (scratch / "model.pkl").stat().st_size > 0, "the kill landed mid-write"
+    assert registry.versions() == [champion]  # the half-written challenger is not a version
+    assert (
+        registry.production().version == champion
+    )  # the pointer loads, the artifact's hash checked
+    forecast = materialize(
+        [ml.demand_forecast], instance=DagsterInstance.ephemeral(), raise_on_error=False
+    )
+    assert forecast.success
+    assert metadata(forecast, FORECAST)["model_version"] == champion
 
 
 class Zeros:

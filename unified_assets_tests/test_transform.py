@@ -22,6 +22,7 @@ from dagster import AssetKey, DagsterInstance, materialize
 
 from unified_assets.assets.raw import raw_assets
 from unified_assets.assets.transform import (
+    WAREHOUSE_POOL,
     _manifest_is_stale,
     dbt_cli,
     dbt_models,
@@ -547,8 +548,14 @@ def test_customer_360_matches_the_ground_truth(built_warehouse):
 
 
 def test_two_overlapping_runs_take_turns_on_the_warehouse(built_warehouse, tmp_path):
-    """Two runs launched at once from the CLI against one instance (deploy/dagster.yaml's pools): both
-    succeed, their dbt steps one after the other, and neither meets the DuckDB lock."""
+    """Two runs from the CLI against one instance (deploy/dagster.yaml's pools), the second launched while
+    the first holds the warehouse pool's slot: both succeed, their dbt steps one after the other, and
+    neither meets the DuckDB lock.
+
+    The second run starts once the first has claimed the slot: two claims within the same few
+    milliseconds can both succeed on Dagster's SQLite storage (`_claim_concurrency_slot` selects a free
+    slot and updates it in two statements, and SQLite ignores FOR UPDATE SKIP LOCKED). Then dbt's
+    lock wait is what keeps them apart (test_dbt_waits_for_another_process_holding_the_warehouse)."""
     _, data_dir, _ = built_warehouse
     home = tmp_path / "dagster_home"
     home.mkdir()
@@ -568,16 +575,19 @@ def test_two_overlapping_runs_take_turns_on_the_warehouse(built_warehouse, tmp_p
     # Output goes to files: a run blocked on a full pipe while holding the pool slot would stall both.
     logs = [tmp_path / f"run{n}.log" for n in range(2)]
     with ExitStack() as stack:
-        runs = [
-            subprocess.Popen(
-                command,
-                cwd=PROJECT_ROOT,
-                env=env,
-                stdout=stack.enter_context(log.open("w")),
-                stderr=subprocess.STDOUT,
+        runs = []
+        for log in logs:
+            if runs:
+                _wait_until_the_warehouse_slot_is_claimed(home, runs[0])
+            runs.append(
+                subprocess.Popen(
+                    command,
+                    cwd=PROJECT_ROOT,
+                    env=env,
+                    stdout=stack.enter_context(log.open("w")),
+                    stderr=subprocess.STDOUT,
+                )
             )
-            for log in logs
-        ]
         for run in runs:
             run.wait(timeout=300)
     outputs = [log.read_text() for log in logs]
@@ -592,6 +602,15 @@ def test_two_overlapping_runs_take_turns_on_the_warehouse(built_warehouse, tmp_p
         )
     (_, first_end), (second_start, _) = spans
     assert second_start >= first_end, f"dbt steps overlapped: {spans}"
+
+
+def _wait_until_the_warehouse_slot_is_claimed(home: Path, run: subprocess.Popen) -> None:
+    with DagsterInstance.local_temp(str(home)) as instance:
+        deadline = time.monotonic() + 120
+        while not instance.event_log_storage.get_concurrency_info(WAREHOUSE_POOL).claimed_slots:
+            assert run.poll() is None, "the first run ended before it claimed the warehouse slot"
+            assert time.monotonic() < deadline, "the first run never claimed the warehouse slot"
+            time.sleep(0.05)
 
 
 def _step_span(instance, run_id: str, step_key: str) -> tuple[float, float]:

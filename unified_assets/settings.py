@@ -25,10 +25,24 @@ class SettingError(ValueError):
     """A configuration value the user set is unusable; the message names the setting."""
 
 
+# The data folder's path is written into SQL text (dbt's sources read `read_parquet('<folder>/lake/...')`,
+# where it cannot be a parameter) and DuckDB globs it: a quote would end the string, a glob character would
+# read other folders. Such a path is refused rather than escaped.
+UNSAFE_PATH_CHARACTERS = frozenset("'\"`\\*?[]{}") | {chr(code) for code in range(32)}
+
+
 def data_dir() -> Path:
     """The one folder everything the platform writes goes under (lake, warehouse, models, reports)."""
     configured = os.environ.get(DATA_DIR_VAR, "").strip()
-    return Path(configured).expanduser().resolve() if configured else PROJECT_ROOT / "data"
+    folder = Path(configured).expanduser().resolve() if configured else PROJECT_ROOT / "data"
+    unsafe = sorted(set(str(folder)) & UNSAFE_PATH_CHARACTERS)
+    if unsafe:
+        raise SettingError(
+            f"{DATA_DIR_VAR}={configured!r}: the data folder's path must not contain "
+            f"{' '.join(repr(c) for c in unsafe)} (quotes, backslashes, glob characters and control "
+            "characters would reach SQL text and file patterns); choose a plainer path"
+        )
+    return folder
 
 
 def warehouse_path() -> Path:

@@ -3,7 +3,8 @@
 - Canary credentials, set as a deployment sets them (environment variables read through `EnvVar`), are
   searched for after runs that succeed and runs that fail: in the event log, the run records and their
   configuration, the compute logs, the lake, the warehouse, and the artifacts and logs dbt wrote.
-- Crafted partition keys and range tags are refused before any request or file is touched.
+- Crafted partition keys and range tags are refused before any request or file is touched; so is a data
+  folder whose path would reach SQL text or a file pattern as code.
 - Field names an API sends are data: one crafted as SQL lands in `_raw` like any other field.
 - The platform's DuckDB connections reach only the folders they are for, dbt's included.
 """
@@ -21,6 +22,7 @@ import duckdb
 import pytest
 from dagster import DagsterInstance, materialize
 
+from unified_assets import settings
 from unified_assets.assets.raw import RAW_SOURCES, build_raw_asset, raw_assets
 from unified_assets.assets.transform import DBT_PROJECT_DIR, dbt_cli, dbt_models
 from unified_assets.confined_duckdb import confined_duckdb
@@ -233,3 +235,20 @@ def test_the_dbt_plugin_refuses_a_profile_without_its_folders(allowed):
         Plugin(
             name="dbt_confinement", plugin_config={} if allowed is None else {"allowed": allowed}
         )
+
+
+@pytest.mark.parametrize(
+    "folder", ["data') union select * from read_csv('/etc/passwd", "/srv/*/data", "/srv/da\nta"]
+)
+def test_a_data_folder_crafted_as_sql_or_a_pattern_is_refused(folder, monkeypatch):
+    """The data folder's path reaches SQL text (dbt's sources) and DuckDB's file patterns."""
+    monkeypatch.setenv(settings.DATA_DIR_VAR, folder)
+    with pytest.raises(settings.SettingError, match=f"^{settings.DATA_DIR_VAR}=") as refused:
+        settings.data_dir()
+    assert "must not contain" in str(refused.value)
+
+
+def test_a_plain_data_folder_with_spaces_and_accents_is_accepted(tmp_path, monkeypatch):
+    folder = tmp_path / "données du lac" / "data-2026"
+    monkeypatch.setenv(settings.DATA_DIR_VAR, str(folder))
+    assert settings.data_dir() == folder.resolve()

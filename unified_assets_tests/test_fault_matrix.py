@@ -18,6 +18,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import duckdb
@@ -198,15 +199,39 @@ def simulator_environment(server, data_dir: Path) -> dict[str, str]:
 
 def run_child(stage: str, fault: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     first, last = RANGE.values()
-    return subprocess.run(
+    child = subprocess.Popen(
         [sys.executable, "-c", CHILD, stage, fault, first, last],
         cwd=PROJECT_ROOT,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=300,
         start_new_session=True,  # its own process group, which `die` kills whole
     )
+    stdout, stderr = child.communicate(timeout=300)
+    wait_until_gone(process_group=child.pid)
+    return subprocess.CompletedProcess(child.args, child.returncode, stdout, stderr)
+
+
+def wait_until_gone(process_group: int, timeout_s: float = 30) -> None:
+    """SIGKILL is delivered to a group's processes one by one: dbt can still hold the warehouse's lock
+    for a moment after the run process is reaped. Zombies (killed, not yet reaped) hold nothing."""
+    deadline = time.monotonic() + timeout_s
+    while alive := [
+        stat
+        for stat in Path("/proc").glob("[0-9]*/stat")
+        if (fields := _stat_fields(stat)) and fields[2] == str(process_group) and fields[0] != "Z"
+    ]:
+        assert time.monotonic() < deadline, f"processes of the killed run still alive: {alive}"
+        time.sleep(0.05)
+
+
+def _stat_fields(stat: Path) -> list[str]:
+    """state, ppid, pgrp, ... of /proc/<pid>/stat (after the command name, which may hold spaces)."""
+    try:
+        return stat.read_text().rpartition(")")[2].split()
+    except OSError:  # the process ended while we looked
+        return []
 
 
 @pytest.fixture(scope="module")

@@ -58,12 +58,20 @@ class PeakMemory:
         self.interval_s = interval_s
         self.excluded: set[int] = set()
         self.peak_mb = 0.0
+        self.phase_peaks: list[float] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="peak-memory", daemon=True)
 
     def __enter__(self) -> PeakMemory:
         self._thread.start()
         return self
+
+    def phase_done(self) -> float:
+        """The peak since the start or the last phase, and a new phase begins (the overall peak is the
+        largest of the phases')."""
+        peak, self.peak_mb = self.peak_mb, 0.0
+        self.phase_peaks.append(peak)
+        return peak
 
     def __exit__(self, *_exc: object) -> None:
         self._stop.set()

@@ -30,10 +30,7 @@ from unified_assets.confined_duckdb import confined_duckdb
 from unified_assets.durable import fsync_directory, fsync_file, process_alive
 
 PARTITION_FILE = "data.parquet"
-# Per landing connection; DuckDB spills the rest to the lake's staging folder. The three sources land at once
-# (three step processes, or three threads in the benchmarks), so this is a third of the pipeline's 2 GB
-# budget less what Python itself holds: with 1 GB each, the benchmark world peaked at 2.1 GB.
-DUCKDB_MEMORY_LIMIT = "400MB"
+DUCKDB_MEMORY_LIMIT = "1GB"
 
 
 class LakeWriteError(Exception):

@@ -57,8 +57,8 @@ class PeakMemory:
     def __init__(self, interval_s: float = 0.2):
         self.interval_s = interval_s
         self.excluded: set[int] = set()
-        self.peak_mb = 0.0
-        self.phase_peaks: list[float] = []
+        self.peak_mb = 0.0  # since the start, or since the last `phase_done`
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="peak-memory", daemon=True)
 
@@ -67,10 +67,10 @@ class PeakMemory:
         return self
 
     def phase_done(self) -> float:
-        """The peak since the start or the last phase, and a new phase begins (the overall peak is the
+        """The peak since the start or the last phase; a new phase begins (the overall peak is the
         largest of the phases')."""
-        peak, self.peak_mb = self.peak_mb, 0.0
-        self.phase_peaks.append(peak)
+        with self._lock:
+            peak, self.peak_mb = self.peak_mb, 0.0
         return peak
 
     def __exit__(self, *_exc: object) -> None:
@@ -80,5 +80,7 @@ class PeakMemory:
     def _run(self) -> None:
         root = os.getpid()
         while not self._stop.is_set():
-            self.peak_mb = max(self.peak_mb, tree_rss_mb(root, self.excluded))
+            sample = tree_rss_mb(root, self.excluded)
+            with self._lock:  # a sample taken before `phase_done` must not land after its reset
+                self.peak_mb = max(self.peak_mb, sample)
             self._stop.wait(self.interval_s)

@@ -1,8 +1,16 @@
 """What users see in the UI: every asset named, described, owned, grouped and kinded; SLAs declared."""
 
+import difflib
+import os
+from pathlib import Path
+
 from dagster import AssetKey
 
 from unified_assets.definitions import defs
+from unified_assets_tests.support.definitions_snapshot import snapshot
+
+SNAPSHOT = Path(__file__).parent / "snapshots" / "definitions.txt"
+UPDATE_VAR = "UNIFIED_ASSETS_UPDATE_SNAPSHOT"
 
 GRAPH = defs.resolve_asset_graph()
 ASSETS = {
@@ -61,3 +69,21 @@ def test_raw_assets_and_marts_declare_freshness():
 def test_dbt_tests_are_asset_checks():
     checked = {key.asset_key.path[0] for key in GRAPH.asset_check_keys}
     assert {"staging", "intermediate", "marts"} <= checked
+
+
+def test_the_definitions_match_their_reviewed_snapshot():
+    """Any change to what users see (an asset, a dependency, a check, a sensor, a schedule) is one diff of
+    snapshots/definitions.txt, reviewed with the code that caused it."""
+    current = snapshot(defs)
+    if os.environ.get(UPDATE_VAR):
+        SNAPSHOT.write_text(current)
+    expected = SNAPSHOT.read_text()
+    diff = "".join(
+        difflib.unified_diff(
+            expected.splitlines(keepends=True),
+            current.splitlines(keepends=True),
+            "snapshots/definitions.txt",
+            "the definitions now",
+        )
+    )
+    assert not diff, f"{diff}\nIf the change is intended: {UPDATE_VAR}=1 scripts/test -k snapshot"

@@ -7,18 +7,22 @@ import time
 from dagster import materialize
 
 from benchmarks.extract import QUIET, extract_concurrently_from
-from benchmarks.extraction import HISTORY_START, Options, fresh_data_dir
+from benchmarks.extraction import HISTORY_START, Options, fresh_storage
 from benchmarks.harness import Report
 from benchmarks.naive import run_naive
 from benchmarks.simulator import simulator_process
+from unified_assets.lib.storage import PlatformStorage
 
 
-def build_models() -> float:
-    """`dbt build` of every model over the lake just landed (the platform's transform step)."""
-    from unified_assets.assets.transform import dbt_cli, dbt_models
+def build_models(storage: PlatformStorage) -> float:
+    """`dbt build` of every model over the lake just landed in `storage` (the platform's transform
+    step)."""
+    from unified_assets.defs.transform.assets import dbt_models
+    from unified_assets.lib.dbt_project import dbt_cli_resource
 
     started = time.perf_counter()
-    result = materialize([dbt_models], resources={"dbt": dbt_cli()}, run_config=QUIET)
+    resources = {"dbt": dbt_cli_resource(), "storage": storage}
+    result = materialize([dbt_models], resources=resources, run_config=QUIET)
     if not result.success:
         raise RuntimeError("dbt build failed")
     return time.perf_counter() - started
@@ -26,16 +30,20 @@ def build_models() -> float:
 
 def run_naive_comparison(options: Options) -> Report:
     """Per repetition: the naive read-and-merge, then our concurrent extraction and dbt build."""
-    import unified_assets.assets.transform  # noqa: F401  (parses the dbt project once, untimed)
+    from unified_assets.lib.dbt_project import dbt_project
+
+    dbt_project()  # reads the dbt manifest once, untimed
 
     report = Report("naive_vs_ours")
     report.facts["window"] = f"{HISTORY_START}..{options.last_day}"
     with simulator_process(options.sim.at(options.clock_after_last_day)) as sim:
         for rep in range(options.repeat):
             naive_s, sizes = run_naive(sim, HISTORY_START, options.last_day)
-            with fresh_data_dir(options.scratch):
-                extract_s, _ = extract_concurrently_from(sim, HISTORY_START, options.last_day)
-                dbt_s = build_models()
+            with fresh_storage(options.scratch) as storage:
+                extract_s, _ = extract_concurrently_from(
+                    sim, storage, HISTORY_START, options.last_day
+                )
+                dbt_s = build_models(storage)
             report.facts.update({f"naive.{k}": v for k, v in sizes.items()})
             report.add("naive_wall_s", "s", naive_s)
             report.add("ours_extraction_s", "s", extract_s)

@@ -17,9 +17,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.extraction import HISTORY_START, Options, fresh_data_dir
+from benchmarks.extraction import HISTORY_START, Options, fresh_storage
 from benchmarks.harness import Report
 from benchmarks.simulator import RunningSimulator, simulator_process
+from unified_assets.lib.storage import DATA_DIR_VAR, PlatformStorage
 
 RAW_SELECTION = "key:raw/*"
 DOWNSTREAM_SELECTION = "group:transform,group:ml"
@@ -60,18 +61,25 @@ def run_bounds(events: Iterable[Any]) -> float:
     return max(stamps) - min(stamps)
 
 
-def environment_for(sim: RunningSimulator, data_dir: Path, dagster_home: Path) -> dict[str, str]:
-    """What points a Dagster process at the simulator as if it were the vendors' services."""
-    env = {
+def simulator_variables(sim: RunningSimulator) -> dict[str, str]:
+    """The connection settings that point the platform at the simulator as if it were the vendors'
+    services."""
+    variables = dict(line.partition("=")[::2] for line in sim.credentials.env_lines(sim.base_urls))
+    variables["UNIFIED_ASSETS_ACCOUNTING_TOKEN_URL"] = sim.token_url
+    return variables
+
+
+def environment_for(
+    sim: RunningSimulator, storage: PlatformStorage, dagster_home: Path
+) -> dict[str, str]:
+    """The environment of a Dagster process started from here (the CLI): the simulator's connection
+    settings and the data folder, which the child's definitions bind their resources to."""
+    return {
         **os.environ,
-        "UNIFIED_ASSETS_DATA_DIR": str(data_dir),
+        DATA_DIR_VAR: str(storage.root),
         "DAGSTER_HOME": str(dagster_home),
+        **simulator_variables(sim),
     }
-    for line in sim.credentials.env_lines(sim.base_urls):
-        name, _, value = line.partition("=")
-        env[name] = value
-    env["UNIFIED_ASSETS_ACCOUNTING_TOKEN_URL"] = sim.token_url
-    return env
 
 
 def _materialize_cli(env: dict[str, str], selection: str, partition_range: str | None) -> float:
@@ -124,8 +132,8 @@ def _record_run(report: Report, mode: str, label: str, wall: float, events: list
 
 
 def run_cli(options: Options, report: Report, sim: RunningSimulator) -> None:
-    with fresh_data_dir(options.scratch) as data_dir, tempfile.TemporaryDirectory() as home:
-        env = environment_for(sim, data_dir, Path(home))
+    with fresh_storage(options.scratch) as storage, tempfile.TemporaryDirectory() as home:
+        env = environment_for(sim, storage, Path(home))
         partitions = f"{HISTORY_START}...{options.last_day}"
         raw_wall = _materialize_cli(env, RAW_SELECTION, partitions)
         down_wall = _materialize_cli(env, DOWNSTREAM_SELECTION, None)
@@ -146,9 +154,8 @@ def run_in_process(options: Options, report: Report, sim: RunningSimulator) -> N
 
     # The checks go in too: `dagster asset materialize --select key:raw/*` runs them with their assets.
     assets = [*(defs.assets or []), *(defs.asset_checks or [])]
-    with fresh_data_dir(options.scratch) as data_dir, tempfile.TemporaryDirectory() as home:
-        env = environment_for(sim, data_dir, Path(home))
-        resources = _resources_for(env)
+    with fresh_storage(options.scratch) as storage:
+        resources = _resources_for(sim, storage)
         with DagsterInstance.ephemeral() as instance:
             started = time.perf_counter()
             raw = materialize(
@@ -186,31 +193,28 @@ def run_in_process(options: Options, report: Report, sim: RunningSimulator) -> N
         report.add("in_process.overhead_share", "share", (total - work) / total)
 
 
-def _resources_for(env: dict[str, str]) -> dict[str, Any]:
-    """The definitions' resources, built under the simulator's environment variables."""
-    from unified_assets.assets.transform import dbt_cli
-    from unified_assets.resources import AccountingApi, AlertSink, PurchasingApi, SupportApi
+def _resources_for(sim: RunningSimulator, storage: PlatformStorage) -> dict[str, Any]:
+    """The definitions' resources (defs/resources.py) as the CLI's processes resolve them from their
+    environment: `storage` and the simulator's connection settings."""
+    from unified_assets.defs.alerts.sink import AlertSink
+    from unified_assets.lib.dbt_project import dbt_cli_resource
+    from unified_assets.lib.source_apis import AccountingApi, PurchasingApi, SupportApi
 
-    saved = dict(os.environ)
-    os.environ.update(env)
-    try:
-        return {
-            "accounting_api": _resolved(AccountingApi),
-            "purchasing_api": _resolved(PurchasingApi),
-            "support_api": _resolved(SupportApi),
-            "dbt": dbt_cli(),
-            "alert_sink": AlertSink(),
-        }
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    env = simulator_variables(sim)
+    return {
+        "storage": storage,
+        "accounting_api": _resolved(AccountingApi, env, storage),
+        "purchasing_api": _resolved(PurchasingApi, env, storage),
+        "support_api": _resolved(SupportApi, env, storage),
+        "dbt": dbt_cli_resource(),
+        "alert_sink": AlertSink(storage=storage),
+    }
 
 
-def _resolved(api: Any) -> Any:
-    """A resource with its environment variables' values, not EnvVar references (read at run time)."""
-    return api(
-        **{field: os.environ[var] for field, var in api.ENV_VARS.items() if var in os.environ}
-    )
+def _resolved(api: Any, variables: dict[str, str], storage: PlatformStorage) -> Any:
+    """A resource configured with its variables' values, as `EnvVar` would resolve them in a run."""
+    values = {field: variables[var] for field, var in api.ENV_VARS.items() if var in variables}
+    return api(storage=storage, **values)
 
 
 def import_seconds() -> float:

@@ -5,7 +5,6 @@ each source in a process of its own, as Dagster's multiprocess executor runs the
 from __future__ import annotations
 
 import multiprocessing
-import os
 import tempfile
 import time
 from collections.abc import Iterator
@@ -17,8 +16,9 @@ from typing import Any
 from dagster import materialize
 
 from benchmarks.simulator import RunningSimulator
-from unified_assets.assets.raw import RAW_SOURCES, RawSource, build_raw_asset
-from unified_assets.resources import resources_pointed_at
+from unified_assets.defs.ingestion.assets import RAW_SOURCES, RawSource, build_raw_asset
+from unified_assets.lib.storage import PlatformStorage
+from unified_assets_tests.support.resources import resources_pointed_at
 
 # Benchmarks should not wait 20 s for a Dagster retry; the HTTP layer keeps its own retries.
 _ASSETS = {source.table: build_raw_asset(source, retry_policy=None) for source in RAW_SOURCES}
@@ -41,6 +41,15 @@ class SourceRun:
     rows_landed: int
 
 
+def source_resources(
+    sim: RunningSimulator,
+    storage: PlatformStorage,
+    per_resource: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """What a raw extract needs: the storage it lands into and the source resources pointed at `sim`."""
+    return {"storage": storage, **resources_pointed_at(sim, storage, per_resource=per_resource)}
+
+
 def extract_source(
     source: RawSource, resources: dict[str, Any], first_day: str, last_day: str
 ) -> SourceRun:
@@ -48,7 +57,10 @@ def extract_source(
     started = time.perf_counter()
     result = materialize(
         [_ASSETS[source.table]],
-        resources={source.resource_key: resources[source.resource_key]},
+        resources={
+            "storage": resources["storage"],
+            source.resource_key: resources[source.resource_key],
+        },
         run_config=QUIET,
         tags={
             "dagster/asset_partition_range_start": first_day,
@@ -88,10 +100,11 @@ def extract_all(
 
 
 def extract_concurrently_from(
-    sim: RunningSimulator, first_day: str, last_day: str
+    sim: RunningSimulator, storage: PlatformStorage, first_day: str, last_day: str
 ) -> tuple[float, list[SourceRun]]:
-    """The three sources at once from `sim`, as the harness reads them (purchase orders in slices)."""
-    resources = resources_pointed_at(sim, per_resource=SLICED_PURCHASE_ORDERS)
+    """The three sources at once from `sim` into `storage`, as the harness reads them (purchase orders in
+    slices)."""
+    resources = source_resources(sim, storage, per_resource=SLICED_PURCHASE_ORDERS)
     return extract_all(resources, first_day, last_day, concurrent=True)
 
 
@@ -113,8 +126,8 @@ def source_processes(sim: RunningSimulator, warm_up_day: str) -> Iterator[Proces
 
 def _warm_up(sim: RunningSimulator, day: str) -> None:
     with tempfile.TemporaryDirectory(prefix="warm-up-") as data_dir:
-        os.environ["UNIFIED_ASSETS_DATA_DIR"] = data_dir
-        extract_all(resources_pointed_at(sim), day, day, concurrent=False)
+        storage = PlatformStorage(data_dir=data_dir)
+        extract_all(source_resources(sim, storage), day, day, concurrent=False)
 
 
 def extract_all_in_processes(
@@ -140,7 +153,7 @@ def extract_all_in_processes(
 def _extract_in_worker(
     table: str, sim: RunningSimulator, data_dir: str, first_day: str, last_day: str
 ) -> SourceRun:
-    os.environ["UNIFIED_ASSETS_DATA_DIR"] = data_dir
     [source] = [source for source in RAW_SOURCES if source.table == table]
-    resources = resources_pointed_at(sim, per_resource=SLICED_PURCHASE_ORDERS)
+    storage = PlatformStorage(data_dir=data_dir)
+    resources = source_resources(sim, storage, per_resource=SLICED_PURCHASE_ORDERS)
     return extract_source(source, resources, first_day, last_day)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,10 +15,11 @@ from benchmarks.extract import (
     extract_all_in_processes,
     extract_concurrently_from,
     source_processes,
+    source_resources,
 )
 from benchmarks.harness import Report
 from benchmarks.simulator import SimSettings, simulator_process
-from unified_assets.resources import resources_pointed_at
+from unified_assets.lib.storage import PlatformStorage
 
 HISTORY_START = "2026-01-01"
 
@@ -47,19 +47,12 @@ def _next_day(day: str) -> str:
 
 
 @contextmanager
-def fresh_data_dir(scratch: Path) -> Iterator[Path]:
-    """A new, empty UNIFIED_ASSETS_DATA_DIR for one run (the lake must not already hold the days)."""
+def fresh_storage(scratch: Path) -> Iterator[PlatformStorage]:
+    """The storage resource over a new, empty data folder for one run (the lake must not already hold
+    the days), removed afterwards."""
     scratch.mkdir(parents=True, exist_ok=True)
-    previous = os.environ.get("UNIFIED_ASSETS_DATA_DIR")
     with tempfile.TemporaryDirectory(dir=scratch, prefix="run-") as directory:
-        os.environ["UNIFIED_ASSETS_DATA_DIR"] = directory
-        try:
-            yield Path(directory)
-        finally:
-            if previous is None:
-                os.environ.pop("UNIFIED_ASSETS_DATA_DIR", None)
-            else:
-                os.environ["UNIFIED_ASSETS_DATA_DIR"] = previous
+        yield PlatformStorage(data_dir=directory)
 
 
 def run_extraction(options: Options) -> Report:
@@ -74,20 +67,20 @@ def run_extraction(options: Options) -> Report:
             for rep in range(options.repeat):
                 walls = {}
                 for concurrent in _alternating(rep):
-                    with fresh_data_dir(options.scratch) as data_dir:
+                    with fresh_storage(options.scratch) as storage:
                         walls[concurrent], runs = extract_all_in_processes(
-                            pool, sim, str(data_dir), HISTORY_START, options.last_day, concurrent
+                            pool, sim, storage.data_dir, HISTORY_START, options.last_day, concurrent
                         )
                     if not concurrent:
                         _add_source_rates(report, runs)
                 report.add("sequential_wall_s", "s", walls[False])
                 report.add("concurrent_wall_s", "s", walls[True])
                 report.add("concurrent_over_sequential", "ratio", walls[True] / walls[False])
-        resources = resources_pointed_at(sim, per_resource=SLICED_PURCHASE_ORDERS)
         for rep in range(options.repeat):
             walls = {}
             for concurrent in _alternating(rep):
-                with fresh_data_dir(options.scratch):
+                with fresh_storage(options.scratch) as storage:
+                    resources = source_resources(sim, storage, SLICED_PURCHASE_ORDERS)
                     walls[concurrent], _ = extract_all(
                         resources, HISTORY_START, options.last_day, concurrent
                     )
@@ -128,11 +121,15 @@ def run_incremental(options: Options, days: int = 2) -> Report:
         f"{first_new_day}..{options.last_day} at {options.clock_after_last_day}"
     )
     for _ in range(options.repeat):
-        with fresh_data_dir(options.scratch):
+        with fresh_storage(options.scratch) as storage:
             with simulator_process(options.sim.at(full_clock)) as sim:
-                full_wall, full_runs = extract_concurrently_from(sim, HISTORY_START, last_full_day)
+                full_wall, full_runs = extract_concurrently_from(
+                    sim, storage, HISTORY_START, last_full_day
+                )
             with simulator_process(options.sim.at(options.clock_after_last_day)) as sim:
-                inc_wall, inc_runs = extract_concurrently_from(sim, first_new_day, options.last_day)
+                inc_wall, inc_runs = extract_concurrently_from(
+                    sim, storage, first_new_day, options.last_day
+                )
         full_records = sum(run.records for run in full_runs)
         inc_records = sum(run.records for run in inc_runs)
         report.add("full_load_wall_s", "s", full_wall)

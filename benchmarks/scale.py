@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from benchmarks.extraction import HISTORY_START, Options, fresh_data_dir
+from benchmarks.extraction import HISTORY_START, Options, fresh_storage
 from benchmarks.harness import Report
 from benchmarks.memory import PeakMemory
 from benchmarks.simulator import SimSettings, simulator_process
@@ -29,13 +29,13 @@ def measure_one(options: Options) -> dict[str, float]:
     with (
         PeakMemory() as memory,
         simulator_process(settings) as sim,
-        fresh_data_dir(options.scratch),
+        fresh_storage(options.scratch) as storage,
     ):
         memory.excluded.add(sim.pid)
         started = time.perf_counter()
-        extract_s, runs = extract_concurrently_from(sim, HISTORY_START, options.last_day)
+        extract_s, runs = extract_concurrently_from(sim, storage, HISTORY_START, options.last_day)
         extraction_peak_mb = memory.phase_done()
-        dbt_s = build_models()
+        dbt_s = build_models(storage)
         total_s = time.perf_counter() - started
         dbt_peak_mb = memory.phase_done()
     return {

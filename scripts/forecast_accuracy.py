@@ -34,21 +34,24 @@ def main() -> int:
     args = parser.parse_args()
 
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="forecast-accuracy-")) / "data"
-    # The asset graph reads these when it is imported: set them first.
+    # The asset graph (its first partition) and the embedded simulator read these when they are imported
+    # and started: set them first.
     os.environ.update(
         {
-            "UNIFIED_ASSETS_DATA_DIR": str(data_dir),
             "UNIFIED_ASSETS_HISTORY_START": args.history_start.isoformat(),
             "UNIFIED_ASSETS_SIM_CLOCK": f"frozen:{args.as_of}",
             "UNIFIED_ASSETS_SIM_SCALE": str(args.scale),
         }
     )
+    from unified_assets.lib.storage import PlatformStorage
+
+    storage = PlatformStorage(data_dir=str(data_dir))
     started = time.monotonic()
-    if not (data_dir / "warehouse.duckdb").exists():
-        build_warehouse(args.history_start, datetime.fromisoformat(args.as_of))
+    if not storage.warehouse_path.exists():
+        build_warehouse(storage, args.history_start, datetime.fromisoformat(args.as_of))
     built = time.monotonic()
 
-    from unified_assets.assets.ml import (
+    from unified_assets.defs.forecast.demand_history import (
         DEMAND_SIGNALS,
         QUANTILES,
         read_weekly_demand,
@@ -58,7 +61,7 @@ def main() -> int:
     from unified_assets.forecasting.baselines import BASELINES
     from unified_assets.forecasting.selection import Blend
 
-    history = read_weekly_demand()
+    history = read_weekly_demand(storage)
     methods = [
         *BASELINES,
         functools.partial(DemandForecaster, signals=()),
@@ -109,12 +112,14 @@ def main() -> int:
     return 0
 
 
-def build_warehouse(history_start: date, as_of: datetime) -> None:
+def build_warehouse(storage, history_start: date, as_of: datetime) -> None:
+    """Land the history into `storage` (a PlatformStorage) and build every dbt model there."""
     from dagster import DagsterInstance, materialize
 
-    from unified_assets.assets.raw import raw_assets
-    from unified_assets.assets.transform import dbt_cli, dbt_models
-    from unified_assets.resources import AccountingApi, PurchasingApi, SupportApi
+    from unified_assets.defs.ingestion.assets import raw_assets
+    from unified_assets.defs.transform.assets import dbt_models
+    from unified_assets.lib.dbt_project import dbt_cli_resource
+    from unified_assets.lib.source_apis import AccountingApi, PurchasingApi, SupportApi
 
     last_day = (as_of - timedelta(days=1)).date()
     with DagsterInstance.ephemeral() as instance:
@@ -122,9 +127,10 @@ def build_warehouse(history_start: date, as_of: datetime) -> None:
             raw_assets,
             instance=instance,
             resources={
-                "accounting_api": AccountingApi.from_environment(),
-                "purchasing_api": PurchasingApi.from_environment(),
-                "support_api": SupportApi.from_environment(),
+                "storage": storage,
+                "accounting_api": AccountingApi.from_environment(storage),
+                "purchasing_api": PurchasingApi.from_environment(storage),
+                "support_api": SupportApi.from_environment(storage),
             },
             tags={
                 "dagster/asset_partition_range_start": history_start.isoformat(),
@@ -133,7 +139,8 @@ def build_warehouse(history_start: date, as_of: datetime) -> None:
         )
         if not landed.success:
             raise SystemExit("landing the simulator's history failed; see the log above")
-        if not materialize([dbt_models], instance=instance, resources={"dbt": dbt_cli()}).success:
+        resources = {"dbt": dbt_cli_resource(), "storage": storage}
+        if not materialize([dbt_models], instance=instance, resources=resources).success:
             raise SystemExit("dbt build failed; see the log above")
 
 

@@ -130,23 +130,36 @@ class Lake:
 
     def _publish_day(self, con: duckdb.DuckDBPyConnection, table: str, day: date) -> Path:
         final = self.partition_file(table, day)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        remove_orphans(final.parent.glob(f"{PARTITION_FILE}.tmp-*"))
-        temporary = final.with_name(f"{PARTITION_FILE}.tmp-{os.getpid()}-{uuid.uuid4().hex}")
-        try:
-            con.execute(
-                f"copy (select * exclude (updated_date) from landed where updated_date = ? "
-                f"order by updated_at, id) to {_sql_string(temporary)} "
-                "(format parquet, compression zstd)",
-                [day],
-            )
-            fsync_file(temporary)
-            os.replace(temporary, final)
-        except (OSError, duckdb.IOException) as error:
-            temporary.unlink(missing_ok=True)
-            raise LakeWriteError(final, error) from error
-        fsync_directory(final.parent)
+        publish_parquet(
+            con,
+            "select * exclude (updated_date) from landed where updated_date = ? order by updated_at, id",
+            [day],
+            final,
+        )
         return final
+
+
+def publish_parquet(
+    con: duckdb.DuckDBPyConnection, query: str, parameters: list[Any], final: Path
+) -> None:
+    """Write the result of `query` to `final` as one Parquet file that readers see whole or not at all:
+    written beside it under a name that carries this process's id, flushed, renamed into place, the
+    folder flushed. Scratch files of writers that died are removed first. Every Parquet file the platform
+    publishes (lake days and the tables handed between steps) is written here."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    remove_orphans(final.parent.glob(f"{final.name}.tmp-*"))
+    temporary = final.with_name(f"{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex}")
+    try:
+        con.execute(
+            f"copy ({query}) to {_sql_string(temporary)} (format parquet, compression zstd)",
+            parameters,
+        )
+        fsync_file(temporary)
+        os.replace(temporary, final)
+    except (OSError, duckdb.IOException) as error:
+        temporary.unlink(missing_ok=True)
+        raise LakeWriteError(final, error) from error
+    fsync_directory(final.parent)
 
 
 class StagingFile:
@@ -191,7 +204,7 @@ class StagingFile:
 def remove_orphans(paths: Iterable[Path]) -> None:
     """Remove files left by processes that no longer exist (a killed run); another live run's files,
     which may be being written right now, are left alone. The writer's pid is the first run of digits
-    after the file's fixed prefix (`<table>.<pid>.<uuid>.ndjson`, `data.parquet.tmp-<pid>-<uuid>`)."""
+    after the file's fixed prefix (`<table>.<pid>.<uuid>.ndjson`, `<name>.parquet.tmp-<pid>-<uuid>`)."""
     for path in paths:
         match = _WRITER_PID.search(path.name)
         if match and not process_alive(int(match.group(1))):

@@ -27,7 +27,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import NamedTuple, overload
+from typing import Any, NamedTuple, overload
 
 __all__ = [
     "IBAN_LENGTHS",
@@ -575,3 +575,23 @@ def redact_counting(text: str | None) -> tuple[str | None, Counter[str]]:
         position = match.end
     pieces.append(text[position:])
     return "".join(pieces), counts
+
+
+def redact_record(record: dict[str, Any]) -> tuple[dict[str, Any], Counter[str]]:
+    """A JSON record with PII redacted in every string it holds, however deeply nested, and the counts:
+    a ticket carries PII beyond its subject and description (an e-mail ticket's sender in
+    `via.source.from`), and the raw JSON is landed too."""
+    found: Counter[str] = Counter()
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            text, counts = redact_counting(value)
+            found.update(counts)
+            return text
+        if isinstance(value, dict):
+            return {key: clean(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [clean(item) for item in value]
+        return value
+
+    return clean(record), found

@@ -21,6 +21,8 @@ MIN_NEW_PERIODS = 1
 MIN_NEW_ROW_SHARE = 0.10
 MIN_SENTIMENT_F1 = 0.82
 MAX_NEW_LABELLED_TICKETS = 5_000
+# The run tag a retraining request carries its reason in.
+REASON_TAG = "unified_assets/retrain_reason"
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,12 @@ class Verdict:
     retrain: bool
     reason: str
     code: str  # short and stable, for run keys and tags
+
+
+def first_line(error: BaseException) -> str:
+    """Why the measurements could not be read, in one line, for a sensor's skip reason."""
+    text = getattr(error, "description", None) or str(error)
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def realized_accuracy(actual_and_forecast: pd.DataFrame) -> pd.DataFrame:

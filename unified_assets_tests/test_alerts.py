@@ -36,9 +36,10 @@ from unified_assets.alerts import (
     deliver,
     first_error_line,
 )
-from unified_assets.resources import AlertSink
-from unified_assets.sensors import alerts as sensors_module
-from unified_assets.sensors.alerts import failed_check_alerts, run_failure_alerts
+from unified_assets.defs.alerts import sensors as sensors_module
+from unified_assets.defs.alerts.sensors import failed_check_alerts, run_failure_alerts
+from unified_assets.defs.alerts.sink import AlertSink
+from unified_assets.lib.storage import PlatformStorage
 from unified_assets.sources.http import HttpPolicy
 
 SECRET_PATH = "/services/T0000/B0000/s3cr3tT0ken"
@@ -280,21 +281,22 @@ def instance(tmp_path) -> Iterator[DagsterInstance]:
         yield local
 
 
-def sink_at(tmp_path, **fields) -> AlertSink:
-    return AlertSink(alerts_log_path=str(tmp_path / "alerts.jsonl"), **fields)
+def sink_at(storage: PlatformStorage, **fields) -> AlertSink:
+    return AlertSink(storage=storage, **fields)
 
 
-def test_a_failed_run_is_alerted_once_naming_the_failed_asset_and_error(instance, tmp_path):
-    sink = sink_at(tmp_path)
-    first = build_sensor_context(instance=instance, resources={"alert_sink": sink})
-    assert "Initiating" in run_failure_alerts.evaluate_tick(first).skip_message
+def test_a_failed_run_is_alerted_once_naming_the_failed_asset_and_error(instance, storage):
+    sink = sink_at(storage)
+    # The sink holds the storage resource: a nested resource is opened, so the context is entered.
+    with build_sensor_context(instance=instance, resources={"alert_sink": sink}) as first:
+        assert "Initiating" in run_failure_alerts.evaluate_tick(first).skip_message
     failed = materialize([fragile, sturdy], instance=instance, raise_on_error=False)
     assert not failed.success
 
-    tick = build_sensor_context(
+    with build_sensor_context(
         instance=instance, resources={"alert_sink": sink}, cursor=first.cursor
-    )
-    run_failure_alerts.evaluate_tick(tick)
+    ) as tick:
+        run_failure_alerts.evaluate_tick(tick)
     [alert] = sink.alerts_log().read()
     assert alert.kind == RUN_FAILURE
     assert alert.assets == ("raw/fragile",)  # the failed step's asset, not the whole run
@@ -304,25 +306,25 @@ def test_a_failed_run_is_alerted_once_naming_the_failed_asset_and_error(instance
     )  # the user's error, not Dagster's wrapper
     assert alert.run_url == f"http://127.0.0.1:3000/runs/{failed.run_id}"
 
-    again = build_sensor_context(
+    with build_sensor_context(
         instance=instance, resources={"alert_sink": sink}, cursor=tick.cursor
-    )
-    run_failure_alerts.evaluate_tick(again)
+    ) as again:
+        run_failure_alerts.evaluate_tick(again)
     assert len(sink.alerts_log().read()) == 1
 
 
-def test_a_run_failure_the_webhook_refuses_is_logged_and_ends_the_tick(instance, tmp_path, slack):
+def test_a_run_failure_the_webhook_refuses_is_logged_and_ends_the_tick(instance, storage, slack):
     slack.replies = [(404, {}, "no_service")]
     failed = materialize([fragile], instance=instance, raise_on_error=False)
-    sink = sink_at(tmp_path, slack_webhook_url=slack.url)
-    context = build_run_status_sensor_context(
+    sink = sink_at(storage, slack_webhook_url=slack.url)
+    with build_run_status_sensor_context(
         sensor_name="run_failure_alerts",
         dagster_event=failed.get_run_failure_event(),
         dagster_instance=instance,
         dagster_run=failed.dagster_run,
         resources={"alert_sink": sink},
-    )
-    result = run_failure_alerts(context)
+    ) as context:
+        result = run_failure_alerts(context)
     assert isinstance(result, SkipReason)
     assert f"127.0.0.1:{slack.port}" in result.skip_message and "s3cr3t" not in result.skip_message
     assert [alert.run_id for alert in sink.alerts_log().read()] == [failed.run_id]
@@ -372,12 +374,14 @@ def any_instance(request, tmp_path) -> Iterator[DagsterInstance]:
 
 
 def tick(instance: DagsterInstance, sink: AlertSink, cursor: str | None):
-    context = build_sensor_context(instance=instance, resources={"alert_sink": sink}, cursor=cursor)
-    return failed_check_alerts.evaluate_tick(context)
+    with build_sensor_context(
+        instance=instance, resources={"alert_sink": sink}, cursor=cursor
+    ) as context:
+        return failed_check_alerts.evaluate_tick(context)
 
 
-def test_each_failed_check_is_alerted_once(any_instance, tmp_path):
-    sink = sink_at(tmp_path)
+def test_each_failed_check_is_alerted_once(any_instance, storage):
+    sink = sink_at(storage)
     materialize(ALL_CHECKS, instance=any_instance)  # before the sensor's first tick: history
     first = tick(any_instance, sink, None)
     assert "first tick" in first.skip_message and not sink.alerts_log().read()
@@ -404,25 +408,25 @@ def test_each_failed_check_is_alerted_once(any_instance, tmp_path):
     assert fourth.skip_message == "read 1 check evaluation in 1 ended run; none failed"
 
 
-def test_an_undelivered_check_alert_keeps_the_cursor_and_is_retried(instance, tmp_path, slack):
-    first = tick(instance, sink_at(tmp_path), None)
+def test_an_undelivered_check_alert_keeps_the_cursor_and_is_retried(instance, storage, slack):
+    first = tick(instance, sink_at(storage), None)
     run = materialize([orders, no_negative_amounts], instance=instance)
 
     slack.replies = [(404, {}, "no_service")]
-    refused = tick(instance, sink_at(tmp_path, slack_webhook_url=slack.url), first.cursor)
+    refused = tick(instance, sink_at(storage, slack_webhook_url=slack.url), first.cursor)
     assert refused.cursor == first.cursor  # nothing is lost...
     assert f"127.0.0.1:{slack.port}" in refused.skip_message and "retrying" in refused.skip_message
-    assert [alert.run_id for alert in sink_at(tmp_path).alerts_log().read()] == [run.run_id]
+    assert [alert.run_id for alert in sink_at(storage).alerts_log().read()] == [run.run_id]
 
-    delivered = tick(instance, sink_at(tmp_path, slack_webhook_url=slack.url), refused.cursor)
+    delivered = tick(instance, sink_at(storage, slack_webhook_url=slack.url), refused.cursor)
     assert "alerted 1 failed check" in delivered.skip_message
     assert len(slack.received) == 2  # refused once, then taken
-    assert len(sink_at(tmp_path).alerts_log().read()) == 1  # ...and logged once
+    assert len(sink_at(storage).alerts_log().read()) == 1  # ...and logged once
 
 
-def test_the_webhook_comes_from_the_environment(instance, tmp_path, slack, monkeypatch):
+def test_the_webhook_comes_from_the_environment(instance, storage, slack, monkeypatch):
     monkeypatch.setenv("UNIFIED_ASSETS_ALERTS_SLACK_WEBHOOK_URL", slack.url)
-    sink = AlertSink.from_environment(alerts_log_path=str(tmp_path / "alerts.jsonl"))
+    sink = AlertSink.from_environment(storage)
     first = tick(instance, sink, None)
     materialize([orders, ids_unique], instance=instance)
     tick(instance, sink, first.cursor)
@@ -431,10 +435,10 @@ def test_the_webhook_comes_from_the_environment(instance, tmp_path, slack, monke
 
 
 def test_a_tick_stops_at_its_alert_budget_and_resumes_inside_the_run(
-    instance, tmp_path, monkeypatch
+    instance, storage, monkeypatch
 ):
     monkeypatch.setattr(sensors_module, "ALERTS_PER_TICK", 1)
-    sink = sink_at(tmp_path)
+    sink = sink_at(storage)
     first = tick(instance, sink, None)
     materialize(ALL_CHECKS, instance=instance)
     partial = tick(instance, sink, first.cursor)
@@ -445,10 +449,10 @@ def test_a_tick_stops_at_its_alert_budget_and_resumes_inside_the_run(
     assert "no run has ended" in tick(instance, sink, rest.cursor).skip_message
 
 
-def test_an_unreadable_cursor_starts_over_from_now(instance, tmp_path):
+def test_an_unreadable_cursor_starts_over_from_now(instance, storage):
     materialize([orders, ids_unique], instance=instance)
-    result = tick(instance, sink_at(tmp_path), "not a cursor")
-    assert "first tick" in result.skip_message and not sink_at(tmp_path).alerts_log().read()
+    result = tick(instance, sink_at(storage), "not a cursor")
+    assert "first tick" in result.skip_message and not sink_at(storage).alerts_log().read()
 
 
 def test_the_alert_sensors_are_on_by_default_with_their_sink():

@@ -17,12 +17,14 @@ from dagster import (
     materialize,
 )
 
-from unified_assets import schedules, settings
-from unified_assets.assets.ml import FORECAST, FORECAST_MODEL, SENTIMENT
-from unified_assets.assets.raw import raw_assets
-from unified_assets.checks.raw_extract import raw_extract_checks
+from unified_assets import settings
 from unified_assets.definitions import defs
-from unified_assets_tests.conftest import frozen_world, serving, source_resources
+from unified_assets.defs.ingestion import schedules
+from unified_assets.defs.ingestion.assets import raw_assets
+from unified_assets.defs.ingestion.checks import raw_extract_checks
+from unified_assets.lib.keys import DEMAND_FORECAST, DEMAND_FORECAST_MODEL, TICKET_SENTIMENT
+from unified_assets_tests.support.resources import source_resources
+from unified_assets_tests.support.simulators import frozen_world, serving
 
 RAW_TICKETS = AssetKey(["raw", "support_tickets"])
 STAGED_TICKETS = AssetKey(["staging", "stg_support__tickets"])
@@ -105,10 +107,9 @@ def requested(result) -> set[AssetKey]:
 
 
 @pytest.fixture
-def landed_day(tmp_path, monkeypatch, demo_config):
+def landed_day(storage, demo_config):
     """A first automation tick on an empty instance, then one day of every extract landed through the
     real raw assets: (instance, the tick's cursor)."""
-    monkeypatch.setenv("UNIFIED_ASSETS_DATA_DIR", str(tmp_path / "data"))
     instance = DagsterInstance.ephemeral()
     before = evaluate_automation_conditions(defs=defs, instance=instance)
     with serving(frozen_world(demo_config)) as server:
@@ -116,7 +117,7 @@ def landed_day(tmp_path, monkeypatch, demo_config):
             [*raw_assets, *raw_extract_checks],
             partition_key="2026-03-14",
             instance=instance,
-            resources=source_resources(server),
+            resources=source_resources(server, storage),
         )
     assert result.success
     return instance, before
@@ -132,8 +133,10 @@ def test_a_landed_day_rebuilds_the_models_but_not_what_needs_a_model(landed_day)
     result = evaluate_automation_conditions(defs=defs, instance=instance, cursor=before.cursor)
     rebuilt = requested(result)
     assert {STAGED_TICKETS, STAGED_INVOICES} <= rebuilt
-    assert not {FORECAST_MODEL, FORECAST} & rebuilt, "training is asked for by its sensor, not here"
-    assert {SEED, SENTIMENT, UNIFIED_DEMAND, WEEKLY_DEMAND} <= rebuilt, (
+    assert not {DEMAND_FORECAST_MODEL, DEMAND_FORECAST} & rebuilt, (
+        "training is asked for by its sensor, not here"
+    )
+    assert {SEED, TICKET_SENTIMENT, UNIFIED_DEMAND, WEEKLY_DEMAND} <= rebuilt, (
         "the whole chain, in one tick"
     )
     again = evaluate_automation_conditions(defs=defs, instance=instance, cursor=result.cursor)
@@ -151,5 +154,5 @@ def test_a_failed_blocking_check_stops_automation_in_later_runs(landed_day):
         )
     )
     result = evaluate_automation_conditions(defs=defs, instance=instance, cursor=before.cursor)
-    assert not {STAGED_TICKETS, SENTIMENT} & requested(result)
+    assert not {STAGED_TICKETS, TICKET_SENTIMENT} & requested(result)
     assert STAGED_INVOICES in requested(result), "other sources go on"

@@ -24,7 +24,7 @@ from dagster import (
 )
 
 from unified_assets import settings
-from unified_assets.assets.operations import (
+from unified_assets.defs.operations.assets import (
     MARTS,
     enriched_p1_tickets,
     enriched_ticket_path,
@@ -32,24 +32,23 @@ from unified_assets.assets.operations import (
     month_end_path,
     p1_ticket_partitions,
 )
-from unified_assets.resources import with_fields
-from unified_assets.sensors.business_events import (
+from unified_assets.defs.operations.sensors import (
     build_books_closed_sensor,
     build_p1_tickets_sensor,
     months_closed_between,
 )
-from unified_assets.sensors.new_data import SETTLE
-from unified_assets.simulator import SimClock, SimCredentials, World
+from unified_assets.lib.storage import PlatformStorage
+from unified_assets.simulator.clock import SimClock
+from unified_assets.simulator.credentials import SimCredentials
 from unified_assets.simulator.webhooks import WebhookEmitter, urgent_ticket_events
+from unified_assets.simulator.world import World
+from unified_assets.sources.changes import SETTLE
 from unified_assets.webhooks.inbox import Inbox
 from unified_assets.webhooks.receiver import WebhookReceiver
 from unified_assets.webhooks.signatures import XeroVerifier, ZendeskVerifier
-from unified_assets_tests.conftest import (
-    build_warehouse,
-    copy_of_warehouse,
-    serving,
-    source_resources,
-)
+from unified_assets_tests.support.resources import source_resources, with_fields
+from unified_assets_tests.support.simulators import serving
+from unified_assets_tests.support.warehouse import build_warehouse, copy_of_warehouse
 
 AS_OF = datetime(2026, 7, 27, 6, 0, tzinfo=UTC)
 DEMO = SimCredentials.demo()
@@ -59,14 +58,13 @@ DEMO = SimCredentials.demo()
 def built_warehouse(tmp_path_factory, demo_config):
     """June and July landed and built once for the module; each test gets its own copy."""
     world = World(demo_config, clock=SimClock.frozen(AS_OF))
-    return build_warehouse(
-        tmp_path_factory.mktemp("events") / "data", world, "2026-06-01", "2026-07-26"
-    )
+    storage = PlatformStorage(data_dir=str(tmp_path_factory.mktemp("events") / "data"))
+    return build_warehouse(storage, world, "2026-06-01", "2026-07-26")
 
 
 @pytest.fixture
-def data_dir(built_warehouse, tmp_path, monkeypatch):
-    return copy_of_warehouse(built_warehouse, tmp_path, monkeypatch)
+def storage(built_warehouse, tmp_path) -> PlatformStorage:
+    return copy_of_warehouse(built_warehouse, tmp_path)
 
 
 @pytest.fixture
@@ -81,12 +79,12 @@ def server(world):
 
 
 @pytest.fixture
-def receiver(data_dir):
+def receiver(storage):
     verifiers = [
         ZendeskVerifier(DEMO.zendesk_webhook_secret),
         XeroVerifier(DEMO.accounting_webhook_key),
     ]
-    with WebhookReceiver(Inbox(settings.inbox_dir()), verifiers) as running:
+    with WebhookReceiver(Inbox(storage.inbox_dir), verifiers) as running:
         yield running
 
 
@@ -107,8 +105,10 @@ def built_instance() -> DagsterInstance:
 
 
 def tick(sensor, instance, resources, cursor=None) -> SensorResult:
-    context = build_sensor_context(instance=instance, cursor=cursor, resources=resources)
-    return sensor(context)
+    # The source resources hold the storage resource: nested resources are opened, so the context is
+    # entered.
+    with build_sensor_context(instance=instance, cursor=cursor, resources=resources) as context:
+        return sensor(context)
 
 
 def apply(result: SensorResult, instance: DagsterInstance) -> None:
@@ -130,8 +130,8 @@ def read_parquet(path) -> pd.DataFrame:
     return duckdb.sql(f"select * from read_parquet('{path}')").df()
 
 
-def customer_360(data_dir, customer_id) -> dict:
-    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+def customer_360(storage: PlatformStorage, customer_id) -> dict:
+    with duckdb.connect(str(storage.warehouse_path), read_only=True) as con:
         frame = con.execute(
             "select * from marts.customer_360 where customer_id = ?", [customer_id]
         ).df()
@@ -139,10 +139,10 @@ def customer_360(data_dir, customer_id) -> dict:
 
 
 def test_a_p1_webhook_is_enriched_in_the_next_tick_with_the_customers_open_orders_and_debts(
-    data_dir, world, server, emitter
+    storage, world, server, emitter
 ):
     ticket_id, became_urgent = next_p1(world, AS_OF)
-    resources = source_resources(server)
+    resources = source_resources(server, storage)
     sensor = build_p1_tickets_sensor(now=world.now)
     instance = built_instance()
 
@@ -163,13 +163,13 @@ def test_a_p1_webhook_is_enriched_in_the_next_tick_with_the_customers_open_order
         [enriched_p1_tickets],
         partition_key=str(ticket_id),
         instance=instance,
-        resources={"support_api": resources["support_api"]},
+        resources={"storage": storage, "support_api": resources["support_api"]},
     )
     assert run.success
-    row = read_parquet(enriched_ticket_path(ticket_id)).iloc[0]
+    row = read_parquet(enriched_ticket_path(storage, ticket_id)).iloc[0]
     assert row["ticket_id"] == ticket_id and row["priority"] == "urgent"
     assert row["customer_id"] is not None, "the ticket's organization resolves to a customer"
-    account = customer_360(data_dir, row["customer_id"])
+    account = customer_360(storage, row["customer_id"])
     assert row["customer_name"] == account["customer_name"]
     assert row["open_purchase_order_count"] == account["open_purchase_order_count"]
     assert row["past_due_invoice_count"] == account["past_due_invoice_count"]
@@ -188,9 +188,9 @@ def test_a_p1_webhook_is_enriched_in_the_next_tick_with_the_customers_open_order
     ]
 
 
-def test_a_p1_whose_webhook_never_came_is_found_in_the_export(data_dir, world, server):
+def test_a_p1_whose_webhook_never_came_is_found_in_the_export(storage, world, server):
     ticket_id, became_urgent = next_p1(world, AS_OF)
-    resources = source_resources(server)
+    resources = source_resources(server, storage)
     sensor = build_p1_tickets_sensor(now=world.now)
     with DagsterInstance.ephemeral() as instance:
         world.clock.set(became_urgent - timedelta(minutes=5))
@@ -212,15 +212,21 @@ def test_a_p1_whose_webhook_never_came_is_found_in_the_export(data_dir, world, s
             second.run_requests[0].tags["unified_assets/business_event"] == "P1 ticket via export"
         )
 
-        down = {"support_api": with_fields(resources["support_api"], base_url="http://127.0.0.1:9")}
+        down = {
+            "storage": storage,
+            "support_api": with_fields(resources["support_api"], base_url="http://127.0.0.1:9"),
+        }
         world.clock.advance(timedelta(minutes=1))
         broken = tick(sensor, instance, down, cursor=second.cursor)
         assert "the export was not read" in broken.skip_reason.skip_message
         assert json.loads(broken.cursor)["feed"] == json.loads(second.cursor)["feed"]
 
 
-def test_the_books_closing_starts_the_months_consolidation_once(data_dir, world, server, emitter):
-    resources = {"accounting_api": source_resources(server)["accounting_api"]}
+def test_the_books_closing_starts_the_months_consolidation_once(storage, world, server, emitter):
+    resources = {
+        "storage": storage,
+        "accounting_api": source_resources(server, storage)["accounting_api"],
+    }
     sensor = build_books_closed_sensor(now=world.now)
     close = datetime(2026, 8, 3, 23, 0, tzinfo=UTC)  # 16:00 company time on the 3rd
     with DagsterInstance.ephemeral() as instance:
@@ -238,9 +244,14 @@ def test_the_books_closing_starts_the_months_consolidation_once(data_dir, world,
         assert heard.run_requests[0].tags["dagster/max_retries"] == "2"
         assert "via webhook" in heard.run_requests[0].tags["unified_assets/business_event"]
 
-        run = materialize([month_end_close], partition_key="2026-07-01", instance=instance)
+        run = materialize(
+            [month_end_close],
+            partition_key="2026-07-01",
+            instance=instance,
+            resources={"storage": storage},
+        )
         assert run.success
-        july = read_parquet(month_end_path("2026-07-01"))
+        july = read_parquet(month_end_path(storage, "2026-07-01"))
         assert len(july) > 10 and july["invoiced_amount"].sum() > 0
 
         world.clock.advance(timedelta(hours=1))
@@ -261,15 +272,19 @@ def test_months_closed_between_counts_whole_months_only():
     assert months_closed_between(date(2026, 7, 31), date(2026, 7, 31)) == []
 
 
-def test_an_unreachable_accounting_system_is_a_skip_that_keeps_the_cursor(data_dir, world, server):
-    resources = {"accounting_api": source_resources(server)["accounting_api"]}
+def test_an_unreachable_accounting_system_is_a_skip_that_keeps_the_cursor(storage, world, server):
+    resources = {
+        "storage": storage,
+        "accounting_api": source_resources(server, storage)["accounting_api"],
+    }
     sensor = build_books_closed_sensor(now=world.now)
     with DagsterInstance.ephemeral() as instance:
         baseline = tick(sensor, instance, resources)
         down = {
+            "storage": storage,
             "accounting_api": with_fields(
                 resources["accounting_api"], base_url="http://127.0.0.1:9"
-            )
+            ),
         }
         world.clock.advance(timedelta(hours=1))
         result = tick(sensor, instance, down, cursor=baseline.cursor)
@@ -278,20 +293,18 @@ def test_an_unreachable_accounting_system_is_a_skip_that_keeps_the_cursor(data_d
     assert json.loads(result.cursor)["polled_at"] == json.loads(baseline.cursor)["polled_at"]
 
 
-def test_a_signed_webhook_of_the_wrong_shape_is_passed_over_and_named(data_dir, world, server):
+def test_a_signed_webhook_of_the_wrong_shape_is_passed_over_and_named(storage, world, server):
     from unified_assets.webhooks.signatures import Delivery
 
-    Inbox(settings.inbox_dir()).put(
+    Inbox(storage.inbox_dir).put(
         Delivery("support", "bad-1", b'{"type": "zen:event-type:ticket.created"}')
     )
-    resources = source_resources(server)
+    resources = source_resources(server, storage)
     sensor = build_p1_tickets_sensor(now=world.now)
     with built_instance() as instance:
         result = tick(sensor, instance, resources)
     assert not result.run_requests
-    assert (
-        json.loads(result.cursor)["inbox"] == Inbox(settings.inbox_dir()).items("support")[-1].name
-    )
+    assert json.loads(result.cursor)["inbox"] == Inbox(storage.inbox_dir).items("support")[-1].name
 
 
 def test_the_local_instance_retries_the_event_runs_that_ask_for_it(tmp_path):

@@ -6,12 +6,13 @@ from datetime import date
 
 from dagster import AssetKey, DagsterInstance, materialize
 
-from unified_assets.assets.raw import raw_assets
-from unified_assets.assets.transform import dbt_cli, dbt_models
-from unified_assets.checks.raw_extract import raw_extract_checks
-from unified_assets.lake import Lake, RawTable
+from unified_assets.defs.ingestion.assets import raw_assets
+from unified_assets.defs.ingestion.checks import raw_extract_checks
+from unified_assets.defs.transform.assets import dbt_models
+from unified_assets.lake import RawTable
 from unified_assets.sources import zendesk
-from unified_assets_tests.conftest import FROZEN_AT, frozen_world, serving, source_resources
+from unified_assets_tests.support.resources import dbt_resources, source_resources
+from unified_assets_tests.support.simulators import FROZEN_AT, frozen_world, serving
 
 TICKETS_KEY = AssetKey(["raw", "support_tickets"])
 TICKETS = [a for a in raw_assets if a.key == TICKETS_KEY]
@@ -24,10 +25,10 @@ RANGE = {
 }
 
 
-def land_tickets_with_check(server):
+def land_tickets_with_check(server, storage):
     return materialize(
         [*TICKETS, *TICKET_CHECKS],
-        resources=source_resources(server),
+        resources=source_resources(server, storage),
         tags=RANGE,
         raise_on_error=False,
     )
@@ -40,9 +41,9 @@ def pii_check(result):
     return evaluation
 
 
-def test_redacted_tickets_pass_the_pii_check(demo_config, data_dir):
+def test_redacted_tickets_pass_the_pii_check(demo_config, storage):
     with serving(frozen_world(demo_config)) as server:
-        result = land_tickets_with_check(server)
+        result = land_tickets_with_check(server, storage)
     assert result.success
     evaluation = pii_check(result)
     assert evaluation.passed
@@ -51,7 +52,7 @@ def test_redacted_tickets_pass_the_pii_check(demo_config, data_dir):
 
 
 def test_a_ticket_that_escaped_redaction_fails_the_check_without_showing_the_value(
-    demo_config, data_dir
+    demo_config, storage
 ):
     world = frozen_world(demo_config)
     truth = world.ground_truth("support", as_of=FROZEN_AT)
@@ -63,7 +64,7 @@ def test_a_ticket_that_escaped_redaction_fails_the_check_without_showing_the_val
     ticket_id, record = leaky
     day = date(2026, 2, 20)
     record = {**record, "updated_at": f"{day}T09:00:00Z"}
-    lake = Lake(data_dir / "lake")
+    lake = storage.lake()
     with lake.open_staging("support_tickets") as staging:
         staging.append([record])  # landed without redaction, as a bug in the pipeline would
         staging.finish()
@@ -75,7 +76,7 @@ def test_a_ticket_that_escaped_redaction_fails_the_check_without_showing_the_val
     with serving(world) as server:
         result = materialize(
             [*TICKETS, *TICKET_CHECKS, dbt_models],
-            resources={**source_resources(server), "dbt": dbt_cli()},
+            resources={**source_resources(server, storage), **dbt_resources(storage)},
             tags=RANGE,
             raise_on_error=False,
             instance=instance,

@@ -11,12 +11,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from unified_assets.simulator import FaultPlan, FaultSpec, SimClock, SimCredentials, World
-from unified_assets.simulator.faults import FAULT_KINDS
+from unified_assets.simulator.clock import SimClock
+from unified_assets.simulator.credentials import SimCredentials
+from unified_assets.simulator.faults import FAULT_KINDS, FaultPlan, FaultSpec
+from unified_assets.simulator.world import World
 from unified_assets.sources import coupa, quickbooks, zendesk
 from unified_assets.sources.http import CredentialsRejected, SourceError
 from unified_assets.sources.paging import TIE_OVERLAP, Window
-from unified_assets_tests.conftest import FROZEN_AT, frozen_world, serving, source_resources
+from unified_assets_tests.support.resources import source_resources
+from unified_assets_tests.support.simulators import FROZEN_AT, frozen_world, serving
 
 WINDOW = Window(datetime(2026, 3, 2, tzinfo=UTC), datetime(2026, 3, 5, tzinfo=UTC))
 RESOURCE_KEY = {
@@ -40,9 +43,9 @@ SYSTEMS = list(RESOURCE_KEY)
 LOG = logging.getLogger("connector-test")
 
 
-def extract(server, system: str, window: Window = WINDOW, **overrides):
+def extract(server, storage, system: str, window: Window = WINDOW, **overrides):
     overrides.setdefault("page_size", SMALL_PAGES[system])
-    resource = source_resources(server, **overrides)[RESOURCE_KEY[system]]
+    resource = source_resources(server, storage, **overrides)[RESOURCE_KEY[system]]
     client = resource.open_client(LOG)
     try:
         pages = list(client.extract(window))
@@ -70,21 +73,21 @@ def truth(world: World, system: str, window: Window = WINDOW, as_of: datetime = 
 
 
 @pytest.mark.parametrize("system", SYSTEMS)
-def test_without_faults_a_window_is_exactly_the_ground_truth(demo_config, system):
+def test_without_faults_a_window_is_exactly_the_ground_truth(demo_config, system, storage):
     world = frozen_world(demo_config)
     with serving(world) as server:
-        pages = extract(server, system)
+        pages = extract(server, storage, system)
     assert len(pages) > 1, "the window must span several pages"
     assert versions(system, pages) == truth(world, system)
 
 
 @pytest.mark.parametrize("kind", RECOVERABLE)
 @pytest.mark.parametrize("system", SYSTEMS)
-def test_recoverable_faults_lose_nothing(demo_config, system, kind):
+def test_recoverable_faults_lose_nothing(demo_config, system, kind, storage):
     world = frozen_world(demo_config)
     plan = FaultPlan((FaultSpec(kind, systems=(system,), at_requests=(2, 3, 5)),), seed=3)
     with serving(world, faults=plan) as server:
-        pages = extract(server, system)
+        pages = extract(server, storage, system)
         injected = server.stats[system]["faults"].get(kind, 0)
     assert injected > 0
     assert versions(system, pages) == truth(world, system)
@@ -102,7 +105,7 @@ DUPLICATE_WINDOWS = {
 
 
 @pytest.mark.parametrize("system", SYSTEMS)
-def test_records_served_twice_are_kept_once(demo_config, system):
+def test_records_served_twice_are_kept_once(demo_config, system, storage):
     day, page_size = DUPLICATE_WINDOWS[system]
     window = Window(day, day + timedelta(days=1))
     world = World(demo_config, clock=SimClock.frozen(day + timedelta(days=1, hours=1)))
@@ -111,7 +114,7 @@ def test_records_served_twice_are_kept_once(demo_config, system):
         duplicate_count=TIE_OVERLAP + 4,
     )
     with serving(world, faults=plan) as server:
-        pages = extract(server, system, window, page_size=page_size)
+        pages = extract(server, storage, system, window, page_size=page_size)
         injected = server.stats[system]["faults"].get("duplicate_records", 0)
     assert injected > 0
     served = sum(len(page.records) for page in pages)
@@ -122,21 +125,21 @@ def test_records_served_twice_are_kept_once(demo_config, system):
 
 @pytest.mark.parametrize("mode", ["new_field", "renamed_field", "changed_type"])
 @pytest.mark.parametrize("system", SYSTEMS)
-def test_schema_drift_loses_no_record(demo_config, system, mode):
+def test_schema_drift_loses_no_record(demo_config, system, mode, storage):
     world = frozen_world(demo_config)
     plan = FaultPlan((FaultSpec("schema_drift", systems=(system,), at_requests=(2,), mode=mode),))
     with serving(world, faults=plan) as server:
-        pages = extract(server, system)
+        pages = extract(server, storage, system)
     assert versions(system, pages) == truth(world, system)
 
 
 @pytest.mark.parametrize("system", SYSTEMS)
-def test_records_updated_mid_extraction_are_not_skipped(demo_config, system):
+def test_records_updated_mid_extraction_are_not_skipped(demo_config, system, storage):
     """Updated records leave a closed window; the ones behind them must still be read."""
     world = frozen_world(demo_config)
     plan = FaultPlan((FaultSpec("concurrent_update", systems=(system,), probability=1.0),))
     with serving(world, faults=plan) as server:
-        pages = extract(server, system)
+        pages = extract(server, storage, system)
         touched = server.stats[system]["faults"].get("concurrent_update", 0)
     assert touched > 0
     before = truth(world, system, as_of=FROZEN_AT - timedelta(seconds=1))
@@ -146,22 +149,27 @@ def test_records_updated_mid_extraction_are_not_skipped(demo_config, system):
     assert after <= landed <= before
 
 
-def test_quickbooks_refreshes_an_expired_access_token_and_continues(demo_config):
+def test_quickbooks_refreshes_an_expired_access_token_and_continues(demo_config, storage):
     world = frozen_world(demo_config)
     plan = FaultPlan((FaultSpec("expired_token", systems=("accounting",), at_requests=(2, 4)),))
     with serving(world, faults=plan) as server:
-        pages = extract(server, "accounting")
+        pages = extract(server, storage, "accounting")
         refreshes = server.stats["accounting"]["token_refreshes"]
     assert refreshes >= 3
     assert versions("accounting", pages) == truth(world, "accounting")
 
 
-def test_quickbooks_clients_of_one_process_share_an_access_token_until_it_nears_expiry(demo_config):
+def test_quickbooks_clients_of_one_process_share_an_access_token_until_it_nears_expiry(
+    demo_config, storage
+):
     """A sensor opens a client every minute; the token endpoint is asked once an hour, not each time."""
     with serving(frozen_world(demo_config)) as server:
         for _ in range(3):
             extract(
-                server, "accounting", window=Window(WINDOW.start, WINDOW.start + timedelta(hours=1))
+                server,
+                storage,
+                "accounting",
+                window=Window(WINDOW.start, WINDOW.start + timedelta(hours=1)),
             )
         assert server.stats["accounting"]["token_refreshes"] == 1
 
@@ -185,7 +193,7 @@ def test_every_fault_kind_is_covered():
 
 
 @pytest.mark.parametrize(("system", "label"), [("purchasing", "Coupa"), ("support", "Zendesk")])
-def test_a_rejected_api_key_is_reported_as_such(demo_config, system, label):
+def test_a_rejected_api_key_is_reported_as_such(demo_config, system, label, storage):
     world = frozen_world(demo_config)
     plan = FaultPlan((FaultSpec("expired_token", systems=(system,), at_requests=(1,)),))
     with (
@@ -194,15 +202,15 @@ def test_a_rejected_api_key_is_reported_as_such(demo_config, system, label):
             CredentialsRejected, match=f"credentials rejected for {system} \\({label}\\)"
         ),
     ):
-        extract(server, system)
+        extract(server, storage, system)
 
 
-def test_wrong_credentials_are_rejected_without_echoing_them(demo_config, caplog):
+def test_wrong_credentials_are_rejected_without_echoing_them(demo_config, caplog, storage):
     wrong = SimCredentials.generate(seed=99)
     world = frozen_world(demo_config)
     caplog.set_level(logging.DEBUG)
     with serving(world) as server:
-        resources = source_resources(server, credentials=wrong)
+        resources = source_resources(server, storage, credentials=wrong)
         for system, key in RESOURCE_KEY.items():
             resource = resources[key]
             client = resource.open_client(LOG)
@@ -219,48 +227,48 @@ def test_wrong_credentials_are_rejected_without_echoing_them(demo_config, caplog
 @pytest.mark.parametrize(
     "kind", ["server_error", "malformed_json", "html_error_page", "connection_reset"]
 )
-def test_a_fault_that_never_clears_names_system_endpoint_and_page(demo_config, kind):
+def test_a_fault_that_never_clears_names_system_endpoint_and_page(demo_config, kind, storage):
     world = frozen_world(demo_config)
     plan = FaultPlan((FaultSpec(kind, systems=("purchasing",), at_requests=tuple(range(2, 40))),))
     with serving(world, faults=plan) as server, pytest.raises(SourceError) as raised:
-        extract(server, "purchasing", max_retries=2)
+        extract(server, storage, "purchasing", max_retries=2)
     message = str(raised.value)
     assert message.startswith("purchasing (Coupa): ")
     assert "/coupa/api/purchase_orders, offset " in message
     assert "after 2 retries" in message
 
 
-def test_rate_limits_are_honoured_not_fatal(demo_config):
+def test_rate_limits_are_honoured_not_fatal(demo_config, storage):
     """Zendesk's export allows 10 requests a minute; a tighter limit here forces real 429s."""
-    from unified_assets.simulator import RateLimit
+    from unified_assets.simulator.ratelimit import RateLimit
 
     world = frozen_world(demo_config)
     limit = {"support": RateLimit(3, 1, retry_after=True)}
     with serving(world, rate_limits=limit) as server:
-        pages = extract(server, "support", page_size=5)
+        pages = extract(server, storage, "support", page_size=5)
         limited = server.stats["support"]["rate_limited"]
     assert limited > 0
     assert versions("support", pages) == truth(world, "support")
 
 
-def test_a_tie_group_larger_than_a_page_is_read_completely(demo_config):
+def test_a_tie_group_larger_than_a_page_is_read_completely(demo_config, storage):
     """The quarter-close batch job stamps ~2,400 invoices with one LastUpdatedTime."""
     world = World(demo_config, clock=SimClock.frozen(datetime(2026, 4, 2, 6, tzinfo=UTC)))
     window = Window(datetime(2026, 4, 2, tzinfo=UTC), datetime(2026, 4, 3, tzinfo=UTC))
     expected = truth(world, "accounting", window, as_of=world.now())
     assert len({moment for _, moment in expected}) < len(expected) / 10, "expected one big tie"
     with serving(world) as server:
-        pages = extract(server, "accounting", window, page_size=1000)
+        pages = extract(server, storage, "accounting", window, page_size=1000)
     assert versions("accounting", pages) == expected
 
 
 @pytest.mark.parametrize(
     "kind", ["server_error", "rate_limit", "connection_reset", "truncated_json", "html_error_page"]
 )
-def test_a_write_back_survives_faults_and_lands_once(demo_config, kind):
+def test_a_write_back_survives_faults_and_lands_once(demo_config, kind, storage):
     plan = FaultPlan((FaultSpec(kind, systems=("purchasing",), at_requests=(1, 2)),))
     with serving(frozen_world(demo_config), faults=plan) as server:
-        client = source_resources(server)["purchasing_api"].open_client(LOG)
+        client = source_resources(server, storage)["purchasing_api"].open_client(LOG)
         try:
             assert client.set_item_custom_fields(3004, {"safety-stock": 7}) == {"safety-stock": 7}
             assert client.item_custom_fields(3004) == {"safety-stock": 7}
@@ -270,10 +278,12 @@ def test_a_write_back_survives_faults_and_lands_once(demo_config, kind):
         assert [u["fields"] for u in server.items.updates()] == [{"safety-stock": 7}]
 
 
-def test_a_ticket_window_that_has_not_started_at_the_source_is_empty_not_an_error(demo_config):
+def test_a_ticket_window_that_has_not_started_at_the_source_is_empty_not_an_error(
+    demo_config, storage
+):
     """Zendesk refuses a start_time under a minute old; a refresh of today's partition just after midnight
     asks for one. Nothing can have been updated in it yet."""
     future = Window(FROZEN_AT + timedelta(minutes=5), FROZEN_AT + timedelta(days=1))
     with serving(frozen_world(demo_config)) as server:
-        pages = list(extract(server, "support", future))
+        pages = list(extract(server, storage, "support", future))
     assert [(page.number, page.records, page.received) for page in pages] == [(1, [], 0)]

@@ -25,10 +25,12 @@ from pathlib import Path
 
 import pytest
 
+from unified_assets.lib.storage import DATA_DIR_VAR
 from unified_assets.settings import HISTORY_START_VAR, PROJECT_ROOT
-from unified_assets.simulator import SimClock, World
+from unified_assets.simulator.clock import SimClock
 from unified_assets.simulator.environment import SIM_CLOCK_VAR, simulator_world_config
-from unified_assets_tests.browser import (
+from unified_assets.simulator.world import World
+from unified_assets_tests.support.browser import (
     DagsterUi,
     materialize_from_asset_page,
     require_chromium,
@@ -37,7 +39,7 @@ from unified_assets_tests.browser import (
     show_check_report,
     show_markdown_image,
 )
-from unified_assets_tests.truth import TABLE_SYSTEM, landed_versions, true_versions
+from unified_assets_tests.support.truth import TABLE_SYSTEM, landed_versions, true_versions
 
 pytestmark = pytest.mark.slow
 
@@ -70,7 +72,7 @@ class DagsterDev:
         self.env.update(
             {
                 "DAGSTER_HOME": str(tmp_path / "dagster_home"),
-                "UNIFIED_ASSETS_DATA_DIR": str(self.data_dir),
+                DATA_DIR_VAR: str(self.data_dir),
                 SIM_CLOCK_VAR: f"frozen:{FROZEN_AT}",
                 HISTORY_START_VAR: HISTORY_START.isoformat(),
                 "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -199,20 +201,24 @@ query Events($id: ID!) {
 
 
 # The raw assets' partitions are fixed when unified_assets is imported, from the history start in the
-# environment: the history is landed by a process of its own, with the session's settings.
+# environment: the history is landed by a process of its own, with the session's settings (its data folder
+# included, bound as the definitions bind it).
 LAND_HISTORY = """
 import sys
 from dagster import materialize
-from unified_assets.assets.raw import raw_assets
-from unified_assets.resources import AccountingApi, PurchasingApi, SupportApi
+from unified_assets.defs.ingestion.assets import raw_assets
+from unified_assets.lib.source_apis import AccountingApi, PurchasingApi, SupportApi
+from unified_assets.lib.storage import PlatformStorage
 
 first, last = sys.argv[1:]
+storage = PlatformStorage.from_environment()
 result = materialize(
     raw_assets,
     resources={
-        "accounting_api": AccountingApi.from_environment(),
-        "purchasing_api": PurchasingApi.from_environment(),
-        "support_api": SupportApi.from_environment(),
+        "storage": storage,
+        "accounting_api": AccountingApi.from_environment(storage),
+        "purchasing_api": PurchasingApi.from_environment(storage),
+        "support_api": SupportApi.from_environment(storage),
     },
     tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
     raise_on_error=False,

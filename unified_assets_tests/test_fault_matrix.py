@@ -25,14 +25,16 @@ import duckdb
 import pytest
 from dagster import materialize
 
-from unified_assets.assets.raw import raw_assets
-from unified_assets.assets.transform import dbt_cli, dbt_models
+from unified_assets.defs.ingestion.assets import raw_assets
+from unified_assets.defs.transform.assets import dbt_models
 from unified_assets.lake import Lake
-from unified_assets.resources import AccountingApi, PurchasingApi, SupportApi
+from unified_assets.lib.source_apis import AccountingApi, PurchasingApi, SupportApi
+from unified_assets.lib.storage import DATA_DIR_VAR, PlatformStorage
 from unified_assets.settings import PROJECT_ROOT
-from unified_assets.simulator import FaultPlan
-from unified_assets_tests.conftest import FROZEN_AT, frozen_world, serving, source_resources
-from unified_assets_tests.truth import TABLE_SYSTEM
+from unified_assets.simulator.faults import FaultPlan
+from unified_assets_tests.support.resources import dbt_resources, source_resources
+from unified_assets_tests.support.simulators import FROZEN_AT, frozen_world, serving
+from unified_assets_tests.support.truth import TABLE_SYSTEM
 
 pytestmark = pytest.mark.slow
 
@@ -114,25 +116,32 @@ elif fault == "mid_dbt_build":  # some models built and committed, others being 
 
     DbtCliInvocation.stream_raw_events = stream_until_killed
 
+# Configured as a deployment is, from this process's environment (the data folder included).
+from unified_assets.lib.storage import PlatformStorage
+
+storage = PlatformStorage.from_environment()
 if stage == "extract":
-    from unified_assets.assets.raw import build_raw_asset, RAW_SOURCES
-    from unified_assets.resources import AccountingApi, PurchasingApi, SupportApi
+    from unified_assets.defs.ingestion.assets import build_raw_asset, RAW_SOURCES
+    from unified_assets.lib.source_apis import AccountingApi, PurchasingApi, SupportApi
 
     result = materialize(
         [build_raw_asset(source, retry_policy=None) for source in RAW_SOURCES],
         resources={  # small pages, so a kill can fall between two pages of one window
-            "accounting_api": AccountingApi.from_environment(page_size=20),
-            "purchasing_api": PurchasingApi.from_environment(page_size=20),
-            "support_api": SupportApi.from_environment(page_size=20),
+            "storage": storage,
+            "accounting_api": AccountingApi.from_environment(storage, page_size=20),
+            "purchasing_api": PurchasingApi.from_environment(storage, page_size=20),
+            "support_api": SupportApi.from_environment(storage, page_size=20),
         },
         tags={"dagster/asset_partition_range_start": sys.argv[3],
               "dagster/asset_partition_range_end": sys.argv[4]},
         raise_on_error=False,
     )
 else:
-    from unified_assets.assets.transform import dbt_cli, dbt_models
+    from unified_assets.defs.transform.assets import dbt_models
+    from unified_assets.lib.dbt_project import dbt_cli_resource
 
-    result = materialize([dbt_models], resources={"dbt": dbt_cli()}, raise_on_error=False)
+    resources = {"dbt": dbt_cli_resource(), "storage": storage}
+    result = materialize([dbt_models], resources=resources, raise_on_error=False)
 for event in result.all_events:
     if event.is_step_failure:
         print(f"STEP FAILED {event.step_key}: {event.step_failure_data.error.message}")
@@ -181,12 +190,12 @@ def rows_hash(con: duckdb.DuckDBPyConnection, source: str) -> tuple[int, int]:
     return count, int(digest)
 
 
-def simulator_environment(server, data_dir: Path) -> dict[str, str]:
+def simulator_environment(server, storage: PlatformStorage) -> dict[str, str]:
     """The child's environment: the data folder and the simulator's URLs and credentials, set as a
     deployment sets the real services'."""
-    resources = source_resources(server)
+    resources = source_resources(server, storage)
     env = {key: value for key, value in os.environ.items() if not key.startswith("UNIFIED_ASSETS_")}
-    env["UNIFIED_ASSETS_DATA_DIR"] = str(data_dir)
+    env[DATA_DIR_VAR] = str(storage.root)
     for api_class, api in (
         (AccountingApi, resources["accounting_api"]),
         (PurchasingApi, resources["purchasing_api"]),
@@ -243,18 +252,18 @@ def world(demo_config):
 def golden(tmp_path_factory, world) -> tuple[Path, dict, dict]:
     """The range landed and built with no fault: (data folder, lake hashes, warehouse hashes)."""
     data_dir = tmp_path_factory.mktemp("golden") / "data"
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        monkeypatch.setenv("UNIFIED_ASSETS_DATA_DIR", str(data_dir))
-        extract_fault_free(world)
-        assert materialize([dbt_models], resources={"dbt": dbt_cli()}).success
+    storage = PlatformStorage(data_dir=str(data_dir))
+    extract_fault_free(world, storage)
+    assert materialize([dbt_models], resources=dbt_resources(storage)).success
     lake, warehouse = lake_hashes(data_dir), warehouse_hashes(data_dir)
     assert len(lake) == 3 * 3 and len(warehouse) > 10, (lake, warehouse)
     return data_dir, lake, warehouse
 
 
-def extract_fault_free(world) -> None:
+def extract_fault_free(world, storage: PlatformStorage) -> None:
     with serving(world) as server:
-        assert materialize(raw_assets, resources=source_resources(server), tags=RANGE).success
+        resources = source_resources(server, storage)
+        assert materialize(raw_assets, resources=resources, tags=RANGE).success
 
 
 def assert_every_published_partition_is_whole(data_dir: Path, golden_lake: dict) -> dict:
@@ -263,13 +272,12 @@ def assert_every_published_partition_is_whole(data_dir: Path, golden_lake: dict)
     return landed
 
 
-def test_api_faults_on_every_source_land_the_golden_lake(golden, world, tmp_path, monkeypatch):
+def test_api_faults_on_every_source_land_the_golden_lake(golden, world, data_dir, storage):
     _, golden_lake, _ = golden
-    monkeypatch.setenv("UNIFIED_ASSETS_DATA_DIR", str(tmp_path / "data"))
     plan = FaultPlan.parse(API_FAULTS)
     with serving(world, faults=plan, rate_limits=NO_RATE_LIMITS) as server:
         result = materialize(
-            raw_assets, resources=source_resources(server, page_size=5), tags=RANGE
+            raw_assets, resources=source_resources(server, storage, page_size=5), tags=RANGE
         )
         injected = {system: set(stats["faults"]) for system, stats in server.stats.items()}
     assert result.success
@@ -279,17 +287,16 @@ def test_api_faults_on_every_source_land_the_golden_lake(golden, world, tmp_path
     failures = {spec.kind for spec in plan.specs} - {"duplicate_records", "expired_token"}
     assert all(failures <= kinds for kinds in injected.values()), injected
     assert "duplicate_records" in injected["support"] and "expired_token" in injected["accounting"]
-    assert lake_hashes(tmp_path / "data") == golden_lake
+    assert lake_hashes(data_dir) == golden_lake
 
 
 @pytest.mark.parametrize("fault", ["mid_fetch", "before_publishing", "before_rename", "disk_full"])
 def test_an_extraction_killed_or_out_of_disk_leaves_whole_partitions_and_a_rerun_converges(
-    fault, golden, world, tmp_path, monkeypatch
+    fault, golden, world, data_dir, storage
 ):
     _, golden_lake, _ = golden
-    data_dir = tmp_path / "data"
     with serving(world) as server:
-        child = run_child("extract", fault, simulator_environment(server, data_dir))
+        child = run_child("extract", fault, simulator_environment(server, storage))
 
     if fault == "disk_full":
         # The run fails and says what and where: the asset, the file it could not write, and why.
@@ -307,21 +314,19 @@ def test_an_extraction_killed_or_out_of_disk_leaves_whole_partitions_and_a_rerun
     elif fault != "disk_full":
         assert landed == {}
 
-    monkeypatch.setenv("UNIFIED_ASSETS_DATA_DIR", str(data_dir))
-    extract_fault_free(world)
+    extract_fault_free(world, storage)
     assert lake_hashes(data_dir) == golden_lake
     assert not list((data_dir / "lake" / "_staging").glob("*.ndjson")), "the dead run's staging"
 
 
 @pytest.mark.parametrize("models_before_kill", [3, 12])
 def test_a_dbt_build_killed_mid_way_leaves_whole_tables_and_a_rerun_converges(
-    models_before_kill, golden, tmp_path, monkeypatch
+    models_before_kill, golden, data_dir, storage
 ):
     golden_dir, _, golden_warehouse = golden
-    data_dir = tmp_path / "data"
     shutil.copytree(golden_dir / "lake", data_dir / "lake")
     env = {key: value for key, value in os.environ.items() if not key.startswith("UNIFIED_ASSETS_")}
-    env.update(UNIFIED_ASSETS_DATA_DIR=str(data_dir), KILL_AFTER_MODELS=str(models_before_kill))
+    env.update({DATA_DIR_VAR: str(storage.root), "KILL_AFTER_MODELS": str(models_before_kill)})
 
     child = run_child("build", "mid_dbt_build", env)
 
@@ -331,6 +336,5 @@ def test_a_dbt_build_killed_mid_way_leaves_whole_tables_and_a_rerun_converges(
     assert {table: built[table] for table in built if built[table] != golden_warehouse[table]} == {}
     assert len(built) < len(golden_warehouse)
 
-    monkeypatch.setenv("UNIFIED_ASSETS_DATA_DIR", str(data_dir))
-    assert materialize([dbt_models], resources={"dbt": dbt_cli()}).success
+    assert materialize([dbt_models], resources=dbt_resources(storage)).success
     assert warehouse_hashes(data_dir) == golden_warehouse

@@ -16,57 +16,63 @@ import pandas as pd
 import pytest
 from dagster import AssetKey, DagsterInstance, Definitions, build_sensor_context, materialize
 
-from unified_assets.assets import ml
-from unified_assets.assets.replenishment import (
+from unified_assets.defs.forecast import assets as forecast_module
+from unified_assets.defs.forecast import sensors as forecast_sensors
+from unified_assets.defs.forecast.assets import active_skus, demand_forecast, forecast_assets
+from unified_assets.defs.forecast.demand_history import model_registry, read_weekly_demand
+from unified_assets.defs.forecast.sensors import demand_model_retraining
+from unified_assets.defs.replenishment.assets import (
+    RECOMMENDATIONS_TABLE,
     REPORT,
     SYNC,
-    recommendations_path,
     replenishment_assets,
 )
-from unified_assets.assets.transform import dbt_cli, dbt_models
-from unified_assets.sensors import retraining as retraining_sensors
-from unified_assets.sensors.retraining import (
-    REASON_TAG,
-    demand_model_retraining,
-    sentiment_model_retraining,
-)
+from unified_assets.defs.sentiment import sensors as sentiment_sensors
+from unified_assets.defs.sentiment.assets import ticket_sentiment
+from unified_assets.defs.sentiment.sensors import sentiment_model_retraining
+from unified_assets.defs.sentiment.tickets import read_labelled_tickets
+from unified_assets.defs.transform.assets import dbt_models
+from unified_assets.lib.handoffs import DEMAND_FORECAST_TABLE, TICKET_SENTIMENT_TABLE
+from unified_assets.lib.keys import DEMAND_FORECAST, DEMAND_FORECAST_MODEL, TICKET_SENTIMENT
+from unified_assets.lib.storage import DATA_DIR_VAR, PlatformStorage
+from unified_assets.retraining import REASON_TAG
 from unified_assets.settings import PROJECT_ROOT
-from unified_assets.simulator import SimClock, World
-from unified_assets_tests.conftest import (
-    build_warehouse,
-    copy_of_warehouse,
-    serving,
-    source_resources,
-)
+from unified_assets.simulator.clock import SimClock
+from unified_assets.simulator.world import World
+from unified_assets_tests.support.resources import dbt_resources, source_resources
+from unified_assets_tests.support.simulators import serving
+from unified_assets_tests.support.warehouse import build_warehouse, copy_of_warehouse
 
 AS_OF = datetime.fromisoformat("2026-07-27T06:00:00+00:00")  # 30 weeks of history
-MODEL, FORECAST = ml.FORECAST_MODEL, ml.FORECAST
+MODEL, FORECAST = DEMAND_FORECAST_MODEL, DEMAND_FORECAST
+# What the `ml` group's modelling assets were before the move: the forecast's two and ticket sentiment.
+ML_ASSETS = [*forecast_assets, ticket_sentiment]
 
 
 @pytest.fixture(scope="module")
 def built_warehouse(tmp_path_factory, demo_config):
     """Seven months landed and built once for the module; each test gets its own copy."""
     world = World(demo_config, clock=SimClock.frozen(AS_OF))
-    return build_warehouse(
-        tmp_path_factory.mktemp("ml") / "data", world, "2026-01-01", "2026-07-26"
-    )
+    storage = PlatformStorage(data_dir=str(tmp_path_factory.mktemp("ml") / "data"))
+    return build_warehouse(storage, world, "2026-01-01", "2026-07-26")
 
 
 @pytest.fixture
-def data_dir(built_warehouse, tmp_path, monkeypatch):
-    return copy_of_warehouse(built_warehouse, tmp_path, monkeypatch)
+def storage(built_warehouse, tmp_path) -> PlatformStorage:
+    return copy_of_warehouse(built_warehouse, tmp_path)
 
 
 # Two backtest origins instead of three: the same code paths, a third less fitting in the suite.
 QUICK = {"ops": {"ml__demand_forecast_model": {"config": {"backtest_cutoffs": 2}}}}
 
 
-def run_ml(**kwargs):
+def run_ml(storage: PlatformStorage, **kwargs):
     return materialize(
-        ml.ml_assets,
+        ML_ASSETS,
         instance=DagsterInstance.ephemeral(),
         raise_on_error=False,
         run_config=QUICK,
+        resources={"storage": storage},
         **kwargs,
     )
 
@@ -76,28 +82,32 @@ def metadata(result, key: AssetKey) -> dict:
     return {name: value.value for name, value in event.materialization.metadata.items()}
 
 
-def test_the_first_model_is_promoted_and_forecasts_every_active_sku(data_dir):
-    result = run_ml()
+def test_the_first_model_is_promoted_and_forecasts_every_active_sku(storage):
+    result = run_ml(storage)
     assert result.success
     [check] = result.get_asset_check_evaluations()
     assert check.check_name == "promotable" and check.passed
     model = metadata(result, MODEL)
     assert model["promoted"] is True and "beats seasonal naive" in model["decision"]
-    registry = ml.model_registry()
+    registry = model_registry(storage)
     production = registry.production()
     assert production.version == model["model_version"]
     card = production.card
     assert card["training_data"]["fingerprint"] == model["training_data_fingerprint"]
     naive = [m for m in card["backtest"] if (m["method"], m["cutoff"]) == ("seasonal_naive", "all")]
-    assert card["method"] in ml.CHALLENGERS and card["metrics"]["wape"] < naive[0]["wape"]
+    assert (
+        card["method"] in forecast_module.CHALLENGERS and card["metrics"]["wape"] < naive[0]["wape"]
+    )
     assert "open_order_quantity_due_week_1_lag_0" in card["features"]
     assert len(card["backtest_origins"]) == 2 and card["horizon"] == 4
     assert "| seasonal_naive |" in model["backtest"]
     assert model["backtest_plot"].startswith("![backtest](data:image/png;base64,")
 
-    forecast = pd.DataFrame(duckdb.sql(f"select * from '{ml.forecast_path()}'").df())
-    weekly = ml.read_weekly_demand()
-    assert set(forecast["product_sku"]) == ml.active_skus(weekly)
+    forecast = pd.DataFrame(
+        duckdb.sql(f"select * from '{DEMAND_FORECAST_TABLE.path(storage)}'").df()
+    )
+    weekly = read_weekly_demand(storage)
+    assert set(forecast["product_sku"]) == active_skus(weekly)
     assert forecast.groupby("product_sku").size().eq(4).all()
     assert (forecast["model_version"] == production.version).all()
     values = forecast[["q50", "q90", "q95"]].to_numpy()
@@ -118,7 +128,8 @@ import json, os, signal, sys
 from dagster import DagsterInstance, materialize
 
 import unified_assets.model_registry as model_registry
-from unified_assets.assets import ml
+from unified_assets.defs.forecast.assets import demand_forecast_model
+from unified_assets.lib.storage import PlatformStorage
 
 
 def write_half_then_die(path, payload):
@@ -130,20 +141,21 @@ def write_half_then_die(path, payload):
 
 
 model_registry.write_durably = write_half_then_die
-materialize([ml.demand_forecast_model], instance=DagsterInstance.ephemeral(),
-            run_config=json.loads(sys.argv[1]))
+materialize([demand_forecast_model], instance=DagsterInstance.ephemeral(),
+            run_config=json.loads(sys.argv[1]),
+            resources={"storage": PlatformStorage.from_environment()})
 """
 
 
-def test_a_challenger_killed_while_written_or_no_better_leaves_the_champion_serving(data_dir):
-    assert run_ml().success
-    registry = ml.model_registry()
+def test_a_challenger_killed_while_written_or_no_better_leaves_the_champion_serving(storage):
+    assert run_ml(storage).success
+    registry = model_registry(storage)
     champion = registry.production_version()
 
     killed = subprocess.run(
         [sys.executable, "-c", KILLED_WHILE_WRITING_THE_MODEL, json.dumps(QUICK)],
         cwd=PROJECT_ROOT,
-        env=os.environ,  # the test's data folder
+        env={**os.environ, DATA_DIR_VAR: str(storage.root)},  # the child's data folder: the test's
         capture_output=True,
         text=True,
         timeout=300,
@@ -156,7 +168,7 @@ def test_a_challenger_killed_while_written_or_no_better_leaves_the_champion_serv
     assert registry.versions() == [champion]  # the half-written challenger is not a version
     assert registry.production().version == champion  # it loads: the artifact's hash is checked
 
-    again = run_ml()
+    again = run_ml(storage)
     assert again.success  # a losing challenger warns; the forecast goes on with the champion
     [check] = again.get_asset_check_evaluations()
     assert not check.passed and check.severity.value == "WARN"
@@ -188,33 +200,39 @@ class Zeros:
 
 
 def test_a_first_model_worse_than_seasonal_naive_stops_the_run_before_the_forecast(
-    data_dir, monkeypatch
+    storage, monkeypatch
 ):
-    monkeypatch.setattr(ml, "CHALLENGERS", {"demand_forecaster": Zeros})
-    result = run_ml()
+    monkeypatch.setattr(forecast_module, "CHALLENGERS", {"demand_forecaster": Zeros})
+    result = run_ml(storage)
     assert not result.success
     [check] = result.get_asset_check_evaluations()
     assert not check.passed and check.severity.value == "ERROR"
     assert "does not beat seasonal naive" in check.metadata["decision"].value
     assert FORECAST not in {e.asset_key for e in result.get_asset_materialization_events()}
-    assert ml.model_registry().production_version() is None
-    assert not ml.forecast_path().exists()
+    assert model_registry(storage).production_version() is None
+    assert not DEMAND_FORECAST_TABLE.path(storage).exists()
 
 
-def test_forecasting_without_a_production_model_says_what_to_run(data_dir):
+def test_forecasting_without_a_production_model_says_what_to_run(storage):
     result = materialize(
-        [ml.demand_forecast], instance=DagsterInstance.ephemeral(), raise_on_error=False
+        [demand_forecast],
+        instance=DagsterInstance.ephemeral(),
+        raise_on_error=False,
+        resources={"storage": storage},
     )
     assert not result.success
     [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     assert "materialize ml/demand_forecast_model first" in str(failure.event_specific_data.error)
 
 
-def test_safety_stock_reaches_the_purchasing_system_once(data_dir, demo_config):
-    assert run_ml().success
+def test_safety_stock_reaches_the_purchasing_system_once(storage, demo_config):
+    assert run_ml(storage).success
     world = World(demo_config, clock=SimClock.frozen(AS_OF))
     with serving(world) as server:
-        resources = {"purchasing_api": source_resources(server)["purchasing_api"]}
+        resources = {
+            "storage": storage,
+            "purchasing_api": source_resources(server, storage)["purchasing_api"],
+        }
         first = materialize(
             replenishment_assets, instance=DagsterInstance.ephemeral(), resources=resources
         )
@@ -223,7 +241,7 @@ def test_safety_stock_reaches_the_purchasing_system_once(data_dir, demo_config):
             replenishment_assets, instance=DagsterInstance.ephemeral(), resources=resources
         )
         assert server.items.updates() == written  # nothing written twice
-        table = duckdb.sql(f"select * from '{recommendations_path()}'").df()
+        table = duckdb.sql(f"select * from '{RECOMMENDATIONS_TABLE.path(storage)}'").df()
         for row in table.itertuples():
             assert server.items.custom_fields(int(row.purchasing_item_id)) == {
                 "safety-stock": row.safety_stock,
@@ -243,11 +261,13 @@ def test_safety_stock_reaches_the_purchasing_system_once(data_dir, demo_config):
     assert report["report"].startswith(f"**{report['skus_at_risk']} of {len(table)} SKUs**")
 
 
-def test_every_ticket_gets_a_sentiment_from_the_model_with_the_better_f1(data_dir):
-    result = materialize([ml.ticket_sentiment], instance=DagsterInstance.ephemeral())
-    shown = metadata(result, ml.SENTIMENT)
-    scored = duckdb.sql(f"select * from '{ml.sentiment_path()}'").df()
-    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+def test_every_ticket_gets_a_sentiment_from_the_model_with_the_better_f1(storage):
+    result = materialize(
+        [ticket_sentiment], instance=DagsterInstance.ephemeral(), resources={"storage": storage}
+    )
+    shown = metadata(result, TICKET_SENTIMENT)
+    scored = duckdb.sql(f"select * from '{TICKET_SENTIMENT_TABLE.path(storage)}'").df()
+    with duckdb.connect(str(storage.warehouse_path), read_only=True) as con:
         [(tickets,)] = con.execute(
             "select count(*) from staging.stg_support__tickets where not is_deleted"
         ).fetchall()
@@ -258,8 +278,8 @@ def test_every_ticket_gets_a_sentiment_from_the_model_with_the_better_f1(data_di
     assert shown["labelled_tickets"] > 100
 
 
-def product_sentiment(data_dir) -> pd.Series:
-    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+def product_sentiment(storage) -> pd.Series:
+    with duckdb.connect(str(storage.warehouse_path), read_only=True) as con:
         return (
             con.execute(
                 "select customer_id, product_sku, avg_product_sentiment from marts.unified_demand"
@@ -269,23 +289,23 @@ def product_sentiment(data_dir) -> pd.Series:
         )
 
 
-def test_the_sentiment_scores_feed_the_unified_demand_mart(data_dir):
+def test_the_sentiment_scores_feed_the_unified_demand_mart(storage):
     """Before any scoring the mart builds with sentiment null; after, each customer x SKU carries the
     mean model score of its tickets, built downstream of ml/ticket_sentiment in one run."""
-    assert product_sentiment(data_dir).isna().all()
+    assert product_sentiment(storage).isna().all()
     marts = [
         AssetKey(["staging", "stg_ml__ticket_sentiment"]),
         AssetKey(["marts", "unified_demand"]),
     ]
     result = materialize(
-        [dbt_models, ml.ticket_sentiment],
-        selection=[ml.SENTIMENT, *marts],
-        resources={"dbt": dbt_cli()},
+        [dbt_models, ticket_sentiment],
+        selection=[TICKET_SENTIMENT, *marts],
+        resources=dbt_resources(storage),
         instance=DagsterInstance.ephemeral(),
     )
     assert result.success
-    scores = duckdb.sql(f"select * from '{ml.sentiment_path()}'").df()
-    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+    scores = duckdb.sql(f"select * from '{TICKET_SENTIMENT_TABLE.path(storage)}'").df()
+    with duckdb.connect(str(storage.warehouse_path), read_only=True) as con:
         mentions = con.execute(
             "select ticket_id, customer_id, product_sku from intermediate.int_ticket_mentions"
         ).df()
@@ -294,64 +314,75 @@ def test_the_sentiment_scores_feed_the_unified_demand_mart(data_dir):
         .groupby(["customer_id", "product_sku"])["sentiment_score"]
         .mean()
     )
-    shown = product_sentiment(data_dir).dropna()
+    shown = product_sentiment(storage).dropna()
     assert len(shown) == len(expected) > 50
     np.testing.assert_allclose(shown.sort_index(), expected.sort_index())
     assert shown.between(-1, 1).all()
 
 
-def evaluate(sensor_def, cursor=None):
+def evaluate(storage: PlatformStorage, sensor_def, cursor=None):
     with DagsterInstance.ephemeral() as instance:
         context = build_sensor_context(
             instance=instance,
             cursor=cursor,
-            definitions=Definitions(assets=ml.ml_assets, sensors=[sensor_def]),
+            definitions=Definitions(
+                assets=ML_ASSETS, sensors=[sensor_def], resources={"storage": storage}
+            ),
+            resources={"storage": storage},  # what the sensor itself is given
         )
         return sensor_def.evaluate_tick(context)
 
 
-def test_the_retraining_sensor_skips_until_new_weeks_arrive_then_asks_once(data_dir, monkeypatch):
-    assert "no production demand model" in evaluate(demand_model_retraining).skip_message
-    full = ml.read_weekly_demand()
+def test_the_retraining_sensor_skips_until_new_weeks_arrive_then_asks_once(storage, monkeypatch):
+    assert "no production demand model" in evaluate(storage, demand_model_retraining).skip_message
+    full = read_weekly_demand(storage)
     last_weeks = sorted(full["period"].unique())[-3:]
     earlier = full[~full["period"].isin(last_weeks)]
-    monkeypatch.setattr(ml, "read_weekly_demand", lambda: earlier)
-    monkeypatch.setattr(retraining_sensors, "read_weekly_demand", lambda: earlier)
-    assert run_ml(selection=[MODEL]).success  # trained three weeks ago
-    unchanged = evaluate(demand_model_retraining)
+    monkeypatch.setattr(forecast_module, "read_weekly_demand", lambda storage: earlier)
+    monkeypatch.setattr(forecast_sensors, "read_weekly_demand", lambda storage: earlier)
+    assert run_ml(storage, selection=[MODEL]).success  # trained three weeks ago
+    unchanged = evaluate(storage, demand_model_retraining)
     assert "no complete period since" in unchanged.skip_message
-    again = evaluate(demand_model_retraining, cursor=unchanged.cursor)
+    again = evaluate(storage, demand_model_retraining, cursor=unchanged.cursor)
     assert "no new complete week since" in again.skip_message
 
-    monkeypatch.setattr(ml, "read_weekly_demand", lambda: full)
-    monkeypatch.setattr(retraining_sensors, "read_weekly_demand", lambda: full)
-    fresh = evaluate(demand_model_retraining)
+    monkeypatch.setattr(forecast_module, "read_weekly_demand", lambda storage: full)
+    monkeypatch.setattr(forecast_sensors, "read_weekly_demand", lambda storage: full)
+    fresh = evaluate(storage, demand_model_retraining)
     [request] = fresh.run_requests  # three new weeks are 10% more rows, whatever the accuracy
-    assert request.run_key.startswith(ml.model_registry().production_version())
-    assert request.run_key == evaluate(demand_model_retraining).run_requests[0].run_key
+    assert request.run_key.startswith(model_registry(storage).production_version())
+    assert request.run_key == evaluate(storage, demand_model_retraining).run_requests[0].run_key
 
     surge = full.assign(y=full["y"].where(~full["period"].isin(last_weeks), full["y"] * 4))
-    monkeypatch.setattr(retraining_sensors, "read_weekly_demand", lambda: surge)
-    [degraded] = evaluate(demand_model_retraining).run_requests
+    monkeypatch.setattr(forecast_sensors, "read_weekly_demand", lambda storage: surge)
+    [degraded] = evaluate(storage, demand_model_retraining).run_requests
     assert "realized WAPE above 1.2 x backtest" in degraded.tags[REASON_TAG]
 
 
-def test_the_retraining_sensor_says_when_the_warehouse_cannot_be_read(data_dir):
-    assert run_ml(selection=[MODEL]).success
-    (data_dir / "warehouse.duckdb").unlink()
-    assert "cannot read the weekly demand now" in evaluate(demand_model_retraining).skip_message
+def test_the_retraining_sensor_says_when_the_warehouse_cannot_be_read(storage):
+    assert run_ml(storage, selection=[MODEL]).success
+    storage.warehouse_path.unlink()
+    assert (
+        "cannot read the weekly demand now"
+        in evaluate(storage, demand_model_retraining).skip_message
+    )
 
 
-def test_the_sentiment_sensor_retrains_when_new_labels_disagree(data_dir, monkeypatch):
-    assert "no production sentiment model" in evaluate(sentiment_model_retraining).skip_message
-    materialize([ml.ticket_sentiment], instance=DagsterInstance.ephemeral())
-    assert "0 newly labelled tickets" in evaluate(sentiment_model_retraining).skip_message
-    labelled = ml.read_labelled_tickets()
+def test_the_sentiment_sensor_retrains_when_new_labels_disagree(storage, monkeypatch):
+    assert (
+        "no production sentiment model"
+        in evaluate(storage, sentiment_model_retraining).skip_message
+    )
+    materialize(
+        [ticket_sentiment], instance=DagsterInstance.ephemeral(), resources={"storage": storage}
+    )
+    assert "0 newly labelled tickets" in evaluate(storage, sentiment_model_retraining).skip_message
+    labelled = read_labelled_tickets(storage)
     flipped = labelled.head(60).assign(
         agent_sentiment=labelled["agent_sentiment"]
         .head(60)
         .map({"positive": "negative", "negative": "positive", "neutral": "negative"})
     )
-    monkeypatch.setattr(retraining_sensors, "read_labelled_tickets", lambda since: flipped)
-    [request] = evaluate(sentiment_model_retraining).run_requests
+    monkeypatch.setattr(sentiment_sensors, "read_labelled_tickets", lambda storage, since: flipped)
+    [request] = evaluate(storage, sentiment_model_retraining).run_requests
     assert "below 0.82" in request.tags[REASON_TAG]

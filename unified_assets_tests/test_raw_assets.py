@@ -9,17 +9,18 @@ import duckdb
 import pytest
 from dagster import AssetKey, DagsterInstance, materialize
 
-from unified_assets.assets.raw import RAW_RETRY_POLICY, RAW_SOURCES, build_raw_asset, raw_assets
-from unified_assets.lake import Lake
-from unified_assets.resources import with_fields
-from unified_assets.simulator import FaultPlan, FaultSpec, SimCredentials
-from unified_assets_tests.conftest import (
-    FROZEN_AT,
-    frozen_world,
-    serving,
-    source_resources,
+from unified_assets.defs.ingestion.assets import (
+    RAW_RETRY_POLICY,
+    RAW_SOURCES,
+    build_raw_asset,
+    raw_assets,
 )
-from unified_assets_tests.truth import TABLE_SYSTEM, landed_versions, true_versions
+from unified_assets.lake import Lake
+from unified_assets.simulator.credentials import SimCredentials
+from unified_assets.simulator.faults import FaultPlan, FaultSpec
+from unified_assets_tests.support.resources import source_resources, with_fields
+from unified_assets_tests.support.simulators import FROZEN_AT, frozen_world, serving
+from unified_assets_tests.support.truth import TABLE_SYSTEM, landed_versions, true_versions
 
 FIRST, LAST = date(2026, 3, 2), date(2026, 3, 4)
 RANGE_TAGS = {
@@ -37,10 +38,10 @@ def error_chain(failure_event) -> str:
     return "\n".join(messages)
 
 
-def materialize_range(server, instance=None, assets=raw_assets, **resource_overrides):
+def materialize_range(server, storage, instance=None, assets=raw_assets, **resource_overrides):
     return materialize(
         assets,
-        resources=source_resources(server, **resource_overrides),
+        resources=source_resources(server, storage, **resource_overrides),
         tags=RANGE_TAGS,
         instance=instance,
         raise_on_error=False,
@@ -55,11 +56,11 @@ def lake_rows_digest(data_dir, table: str, day: date) -> str:
     return hashlib.sha256(repr(rows).encode()).hexdigest()
 
 
-def test_a_range_of_partitions_lands_exactly_the_ground_truth(demo_config, data_dir):
+def test_a_range_of_partitions_lands_exactly_the_ground_truth(demo_config, data_dir, storage):
     world = frozen_world(demo_config)
     instance = DagsterInstance.ephemeral()
     with serving(world) as server:
-        result = materialize_range(server, instance)
+        result = materialize_range(server, storage, instance)
     assert result.success
 
     for table in TABLE_SYSTEM:
@@ -80,10 +81,10 @@ def test_a_range_of_partitions_lands_exactly_the_ground_truth(demo_config, data_
         assert metadata["pages"].value >= 1
 
 
-def test_ticket_pii_is_redacted_in_every_landed_column(demo_config, data_dir):
+def test_ticket_pii_is_redacted_in_every_landed_column(demo_config, data_dir, storage):
     world = frozen_world(demo_config)
     with serving(world) as server:
-        result = materialize_range(server)
+        result = materialize_range(server, storage)
     assert result.success
     glob = Lake(data_dir / "lake").table_glob("support_tickets")
     landed = duckdb.sql(f"select id, subject, description, _raw from read_parquet('{glob}')")
@@ -105,12 +106,12 @@ def test_ticket_pii_is_redacted_in_every_landed_column(demo_config, data_dir):
     assert sum(redacted.values()) > 0
 
 
-def test_rerunning_a_partition_gives_identical_rows(demo_config, data_dir):
+def test_rerunning_a_partition_gives_identical_rows(demo_config, data_dir, storage):
     world = frozen_world(demo_config)
     with serving(world) as server:
-        assert materialize_range(server).success
+        assert materialize_range(server, storage).success
         before = {t: lake_rows_digest(data_dir, t, LAST) for t in TABLE_SYSTEM}
-        assert materialize_range(server).success
+        assert materialize_range(server, storage).success
     assert {t: lake_rows_digest(data_dir, t, LAST) for t in TABLE_SYSTEM} == before
 
 
@@ -122,10 +123,10 @@ def test_rerunning_a_partition_gives_identical_rows(demo_config, data_dir):
         "duplicate_records=0.4,read_timeout=0.1,expired_token@accounting=0.3",
     ],
 )
-def test_injected_api_faults_lose_nothing(demo_config, data_dir, plan):
+def test_injected_api_faults_lose_nothing(demo_config, data_dir, plan, storage):
     world = frozen_world(demo_config)
     with serving(world, faults=FaultPlan.parse(plan, seed=11)) as server:
-        result = materialize_range(server, page_size=10)
+        result = materialize_range(server, storage, page_size=10)
         injected = sum(sum(s["faults"].values()) for s in server.stats.values())
     assert result.success
     assert injected > 0, "the plan should have injected faults"
@@ -138,13 +139,15 @@ def test_the_raw_assets_retry_a_failed_extraction(demo_config):
     assert all(a.op.retry_policy == RAW_RETRY_POLICY for a in raw_assets)
 
 
-def test_a_source_that_keeps_failing_fails_its_asset_with_a_clear_error(demo_config, data_dir):
+def test_a_source_that_keeps_failing_fails_its_asset_with_a_clear_error(
+    demo_config, data_dir, storage
+):
     """Dagster's own retry policy is left out here: its delays are minutes long by design."""
     world = frozen_world(demo_config)
     plan = FaultPlan((FaultSpec("server_error", probability=1.0, systems=("purchasing",)),))
     without_dagster_retries = [build_raw_asset(s, retry_policy=None) for s in RAW_SOURCES]
     with serving(world, faults=plan) as server:
-        result = materialize_range(server, assets=without_dagster_retries, max_retries=2)
+        result = materialize_range(server, storage, assets=without_dagster_retries, max_retries=2)
     assert not result.success
     failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     assert [e.step_key for e in failures] == ["raw__purchase_orders"]
@@ -156,11 +159,11 @@ def test_a_source_that_keeps_failing_fails_its_asset_with_a_clear_error(demo_con
     assert lake.partition_file("invoices", FIRST).exists()
 
 
-def test_rejected_credentials_say_so_without_the_secret(demo_config, data_dir):
+def test_rejected_credentials_say_so_without_the_secret(demo_config, data_dir, storage):
     world = frozen_world(demo_config)
     canary = "canary-token-8d1e"
     with serving(world) as server:
-        resources = source_resources(server)
+        resources = source_resources(server, storage)
         resources["support_api"] = with_fields(resources["support_api"], api_token=canary)
         result = materialize(
             [a for a in raw_assets if a.key == AssetKey(["raw", "support_tickets"])],
@@ -176,10 +179,10 @@ def test_rejected_credentials_say_so_without_the_secret(demo_config, data_dir):
         assert canary not in str(event), event.event_type_value
 
 
-def test_a_bad_base_url_fails_before_any_request(demo_config, data_dir):
+def test_a_bad_base_url_fails_before_any_request(demo_config, data_dir, storage):
     world = frozen_world(demo_config)
     with serving(world) as server:
-        resources = source_resources(server)
+        resources = source_resources(server, storage)
         resources["accounting_api"] = with_fields(
             resources["accounting_api"], base_url="ftp//quickbooks"
         )
@@ -196,21 +199,25 @@ def test_a_bad_base_url_fails_before_any_request(demo_config, data_dir):
     assert requests == 0
 
 
-def test_a_partition_before_the_history_is_refused_before_any_request(demo_config, data_dir):
+def test_a_partition_before_the_history_is_refused_before_any_request(
+    demo_config, data_dir, storage
+):
     world = frozen_world(demo_config)
     with serving(world) as server:
         with pytest.raises(Exception, match="2025-12-31"):
-            materialize(raw_assets, resources=source_resources(server), partition_key="2025-12-31")
+            materialize(
+                raw_assets, resources=source_resources(server, storage), partition_key="2025-12-31"
+            )
         assert all(stats["requests"] == 0 for stats in server.stats.values())
 
 
-def test_no_credential_appears_in_events_run_config_or_the_lake(demo_config, data_dir):
+def test_no_credential_appears_in_events_run_config_or_the_lake(demo_config, data_dir, storage):
     canaries = SimCredentials.generate(seed=2026)
     world = frozen_world(demo_config)
     instance = DagsterInstance.ephemeral()
     plan = FaultPlan.parse("expired_token@accounting=at:2,server_error=0.2", seed=5)
     with serving(world, faults=plan, credentials=canaries) as server:
-        result = materialize_range(server, instance, credentials=canaries, page_size=20)
+        result = materialize_range(server, storage, instance, credentials=canaries, page_size=20)
         refreshes = server.stats["accounting"]["token_refreshes"]
     assert result.success
     assert refreshes >= 2, "the token refresh path should have run"

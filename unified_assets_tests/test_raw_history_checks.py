@@ -15,11 +15,13 @@ from dagster import (
     materialize,
 )
 
-from unified_assets.assets.raw import RAW_SOURCES, build_raw_asset
-from unified_assets.checks.raw_extract import build_extract_checks
-from unified_assets.resources import AccountingApi
-from unified_assets.simulator import WorldConfig
-from unified_assets_tests.conftest import frozen_world, serving, source_resources
+from unified_assets.defs.ingestion.assets import RAW_SOURCES, build_raw_asset
+from unified_assets.defs.ingestion.checks import build_extract_checks
+from unified_assets.lib.source_apis import AccountingApi
+from unified_assets.lib.storage import PlatformStorage
+from unified_assets.simulator.config import WorldConfig
+from unified_assets_tests.support.resources import source_resources
+from unified_assets_tests.support.simulators import frozen_world, serving
 
 INVOICES = next(source for source in RAW_SOURCES if source.table == "invoices")
 HISTORY = {
@@ -30,12 +32,12 @@ NEXT_DAY = "2026-03-09"  # a Monday, after five full weeks of history
 INVOICE_CHECKS = build_extract_checks(INVOICES)
 
 
-def land(instance, config, source=INVOICES, **tags):
+def land(instance, storage, config, source=INVOICES, **tags):
     """Materialize raw/invoices (optionally a doctored variant) with its history checks."""
     with serving(frozen_world(config)) as server:
         result = materialize(
             [build_raw_asset(source, retry_policy=None), INVOICE_CHECKS],
-            resources=source_resources(server),
+            resources=source_resources(server, storage),
             instance=instance,
             tags=tags,
             raise_on_error=False,
@@ -48,22 +50,21 @@ def land(instance, config, source=INVOICES, **tags):
 def clean_history(tmp_path_factory, demo_config):
     """Five weeks of invoices landed in one backfill run, in an instance and lake kept on disk."""
     root = tmp_path_factory.mktemp("history")
-    monkeypatch = pytest.MonkeyPatch()
-    monkeypatch.setenv("UNIFIED_ASSETS_DATA_DIR", str(root / "data"))
+    storage = PlatformStorage(data_dir=str(root / "data"))
     (root / "dagster").mkdir()
     with DagsterInstance.local_temp(str(root / "dagster")) as instance:
-        first = land(instance, demo_config, **HISTORY)
-    monkeypatch.undo()
+        first = land(instance, storage, demo_config, **HISTORY)
     return root, first
 
 
 @pytest.fixture
-def instance(clean_history, tmp_path, monkeypatch):
-    """A private copy of the clean history, so each test's bad day affects no other test."""
+def instance(clean_history, tmp_path, data_dir):
+    """A private copy of the clean history, so each test's bad day affects no other test: the instance,
+    with the lake in the test's own data folder (the `storage` fixture's)."""
     root, _ = clean_history
-    shutil.copytree(root, tmp_path / "copy")
-    monkeypatch.setenv("UNIFIED_ASSETS_DATA_DIR", str(tmp_path / "copy" / "data"))
-    with DagsterInstance.local_temp(str(tmp_path / "copy" / "dagster")) as copied:
+    shutil.copytree(root / "data", data_dir)
+    shutil.copytree(root / "dagster", tmp_path / "dagster")
+    with DagsterInstance.local_temp(str(tmp_path / "dagster")) as copied:
         yield copied
 
 
@@ -85,23 +86,20 @@ def test_a_first_backfill_passes_every_check(clean_history):
     assert volume["anomalies"].value == 0
 
 
-def test_a_first_small_extract_does_not_make_optional_fields_new(
-    tmp_path, monkeypatch, demo_config
-):
+def test_a_first_small_extract_does_not_make_optional_fields_new(tmp_path, storage, demo_config):
     """A quiet Sunday landed first (as the new-data sensor does on a first look), then weeks of backfill:
     the fields the Sunday's few invoices happened not to carry are not "new"."""
-    monkeypatch.setenv("UNIFIED_ASSETS_DATA_DIR", str(tmp_path / "data"))
     (tmp_path / "dagster").mkdir()
     with DagsterInstance.local_temp(str(tmp_path / "dagster")) as instance:
-        land(instance, demo_config, **day("2026-03-08"))
-        evaluations = land(instance, demo_config, **HISTORY)
+        land(instance, storage, demo_config, **day("2026-03-08"))
+        evaluations = land(instance, storage, demo_config, **HISTORY)
     schema = evaluations["source_schema_unchanged"]
     assert schema.passed, schema.description
     assert schema.metadata["baseline_extracts"].value == 1
 
 
-def test_a_clean_day_passes_against_its_history(instance, demo_config):
-    evaluations = land(instance, demo_config, **day(NEXT_DAY))
+def test_a_clean_day_passes_against_its_history(instance, storage, demo_config):
+    evaluations = land(instance, storage, demo_config, **day(NEXT_DAY))
     assert {name: e.passed for name, e in evaluations.items()} == {
         "row_count_in_usual_range": True,
         "no_numeric_drift": True,
@@ -115,16 +113,16 @@ def test_a_clean_day_passes_against_its_history(instance, demo_config):
 
 
 @pytest.mark.parametrize(("scale", "status"), [(0.1, "collapse"), (6.0, "spike")])
-def test_a_collapse_or_spike_in_volume_warns(instance, scale, status):
+def test_a_collapse_or_spike_in_volume_warns(instance, storage, scale, status):
     """The source suddenly serves a tenth (or six times) of its usual invoices for the day."""
-    evaluations = land(instance, WorldConfig.demo(scale=scale), **day(NEXT_DAY))
+    evaluations = land(instance, storage, WorldConfig.demo(scale=scale), **day(NEXT_DAY))
     volume = evaluations["row_count_in_usual_range"]
     assert not volume.passed
     assert volume.severity.value == "WARN"
     assert f"{NEXT_DAY}:" in volume.description and status in volume.description
 
 
-def test_quantities_sent_in_another_unit_warn_as_drift(instance, demo_config):
+def test_quantities_sent_in_another_unit_warn_as_drift(instance, storage, demo_config):
     """The accounting system starts sending quantities in units of 1/100 (and amounts in cents)."""
 
     def in_hundredths(record):
@@ -144,7 +142,7 @@ def test_quantities_sent_in_another_unit_warn_as_drift(instance, demo_config):
         return {**record, "Line": lines}, {}
 
     doctored = replace(INVOICES, prepare=in_hundredths)
-    evaluations = land(instance, demo_config, source=doctored, **day(NEXT_DAY))
+    evaluations = land(instance, storage, demo_config, source=doctored, **day(NEXT_DAY))
     drift = evaluations["no_numeric_drift"]
     assert not drift.passed
     assert drift.severity.value == "WARN"
@@ -153,7 +151,7 @@ def test_quantities_sent_in_another_unit_warn_as_drift(instance, demo_config):
     assert evaluations["source_schema_unchanged"].passed, "same fields, only different values"
 
 
-def test_a_renamed_field_warns_as_a_schema_change(instance, demo_config):
+def test_a_renamed_field_warns_as_a_schema_change(instance, storage, demo_config):
     def renamed_total(record):
         renamed = {
             ("TotalAmount" if name == "TotalAmt" else name): value for name, value in record.items()
@@ -161,7 +159,7 @@ def test_a_renamed_field_warns_as_a_schema_change(instance, demo_config):
         return renamed, {}
 
     doctored = replace(INVOICES, prepare=renamed_total)
-    evaluations = land(instance, demo_config, source=doctored, **day(NEXT_DAY))
+    evaluations = land(instance, storage, demo_config, source=doctored, **day(NEXT_DAY))
     schema = evaluations["source_schema_unchanged"]
     assert not schema.passed
     assert schema.severity.value == "WARN"
@@ -170,14 +168,16 @@ def test_a_renamed_field_warns_as_a_schema_change(instance, demo_config):
     assert "New fields: TotalAmount; Missing fields: TotalAmt" in schema.description
 
 
-def test_a_materialization_without_a_row_count_is_left_out_of_the_history(instance, demo_config):
+def test_a_materialization_without_a_row_count_is_left_out_of_the_history(
+    instance, storage, demo_config
+):
     """A partition reported by hand (no row count) neither breaks the check nor counts as zero rows."""
     instance.report_runless_asset_event(AssetMaterialization(INVOICES.key, partition="2026-03-02"))
-    evaluations = land(instance, demo_config, **day(NEXT_DAY))
+    evaluations = land(instance, storage, demo_config, **day(NEXT_DAY))
     assert evaluations["row_count_in_usual_range"].passed
 
 
-def test_a_check_run_alone_from_the_ui_evaluates_only_that_check(instance):
+def test_a_check_run_alone_from_the_ui_evaluates_only_that_check(instance, storage):
     """The checks of a source share one step; selecting one (the UI's "Execute" on a check) runs only it,
     against the latest extract already in the instance."""
     check = AssetCheckKey(INVOICES.key, "row_count_in_usual_range")
@@ -185,7 +185,8 @@ def test_a_check_run_alone_from_the_ui_evaluates_only_that_check(instance):
         [build_raw_asset(INVOICES, retry_policy=None), INVOICE_CHECKS],
         selection=AssetSelection.checks(check),
         instance=instance,
-        resources={"accounting_api": AccountingApi()},  # required by the asset, not called
+        # The source is required by the asset, not called.
+        resources={"storage": storage, "accounting_api": AccountingApi(storage=storage)},
     )
     assert [(e.asset_key, e.check_name) for e in result.get_asset_check_evaluations()] == [
         (check.asset_key, check.name)

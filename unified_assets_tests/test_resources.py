@@ -8,20 +8,32 @@ import pytest
 from dagster import EnvVar
 
 from unified_assets import settings
-from unified_assets.resources import AccountingApi, PurchasingApi, SupportApi
+from unified_assets.lib.source_apis import AccountingApi, PurchasingApi, SupportApi
+from unified_assets.lib.storage import DATA_DIR_VAR, PlatformStorage
 from unified_assets.settings import SettingError
 from unified_assets.simulator.environment import simulator_world_config
 
 LOG = logging.getLogger("test")
 CANARY = "canary-secret-3f9c2"
+# Where an embedded simulator would keep its state; these resources fail before starting one.
+UNUSED_STORAGE = PlatformStorage(data_dir="/nonexistent/unified-assets-test-data")
 
 
 @pytest.mark.parametrize(
     ("resource", "variable"),
     [
-        (AccountingApi(base_url="quickbooks.example.com"), "UNIFIED_ASSETS_ACCOUNTING_BASE_URL"),
-        (PurchasingApi(base_url="htp:/coupa"), "UNIFIED_ASSETS_PURCHASING_BASE_URL"),
-        (SupportApi(base_url="https://"), "UNIFIED_ASSETS_SUPPORT_BASE_URL"),
+        (
+            AccountingApi(storage=UNUSED_STORAGE, base_url="quickbooks.example.com"),
+            "UNIFIED_ASSETS_ACCOUNTING_BASE_URL",
+        ),
+        (
+            PurchasingApi(storage=UNUSED_STORAGE, base_url="htp:/coupa"),
+            "UNIFIED_ASSETS_PURCHASING_BASE_URL",
+        ),
+        (
+            SupportApi(storage=UNUSED_STORAGE, base_url="https://"),
+            "UNIFIED_ASSETS_SUPPORT_BASE_URL",
+        ),
     ],
 )
 def test_an_unparseable_base_url_names_its_variable(resource, variable):
@@ -30,7 +42,11 @@ def test_an_unparseable_base_url_names_its_variable(resource, variable):
 
 
 def test_credentials_inside_a_base_url_are_refused_without_echoing_them():
-    resource = SupportApi(base_url=f"https://agent:{CANARY}@acme.zendesk.example", api_token="t")
+    resource = SupportApi(
+        storage=UNUSED_STORAGE,
+        base_url=f"https://agent:{CANARY}@acme.zendesk.example",
+        api_token="t",
+    )
     with pytest.raises(SettingError) as raised:
         resource.open_client(LOG)
     assert "must not contain credentials" in str(raised.value)
@@ -41,7 +57,9 @@ def test_credentials_inside_a_base_url_are_refused_without_echoing_them():
     ("resource", "missing"),
     [
         (
-            AccountingApi(base_url="https://quickbooks.example.com", realm_id="1"),
+            AccountingApi(
+                storage=UNUSED_STORAGE, base_url="https://quickbooks.example.com", realm_id="1"
+            ),
             [
                 "UNIFIED_ASSETS_ACCOUNTING_CLIENT_ID",
                 "UNIFIED_ASSETS_ACCOUNTING_CLIENT_SECRET",
@@ -49,11 +67,15 @@ def test_credentials_inside_a_base_url_are_refused_without_echoing_them():
             ],
         ),
         (
-            PurchasingApi(base_url="https://acme.coupahost.example"),
+            PurchasingApi(storage=UNUSED_STORAGE, base_url="https://acme.coupahost.example"),
             ["UNIFIED_ASSETS_PURCHASING_API_KEY"],
         ),
         (
-            SupportApi(base_url="https://acme.zendesk.example", email="a@example.com"),
+            SupportApi(
+                storage=UNUSED_STORAGE,
+                base_url="https://acme.zendesk.example",
+                email="a@example.com",
+            ),
             ["UNIFIED_ASSETS_SUPPORT_API_TOKEN"],
         ),
     ],
@@ -70,7 +92,7 @@ def test_missing_credentials_for_a_real_endpoint_name_every_missing_variable(res
 def test_from_environment_binds_set_variables_through_envvar(monkeypatch):
     monkeypatch.setenv("UNIFIED_ASSETS_PURCHASING_BASE_URL", "https://acme.coupahost.example")
     monkeypatch.setenv("UNIFIED_ASSETS_PURCHASING_API_KEY", CANARY)
-    resource = PurchasingApi.from_environment()
+    resource = PurchasingApi.from_environment(UNUSED_STORAGE)
     assert resource.api_key == EnvVar("UNIFIED_ASSETS_PURCHASING_API_KEY")
     assert CANARY not in repr(resource)
 
@@ -78,7 +100,7 @@ def test_from_environment_binds_set_variables_through_envvar(monkeypatch):
 def test_unset_variables_leave_the_embedded_simulator_in_charge(monkeypatch):
     for variable in AccountingApi.ENV_VARS.values():
         monkeypatch.delenv(variable, raising=False)
-    assert AccountingApi.from_environment().uses_simulator
+    assert AccountingApi.from_environment(UNUSED_STORAGE).uses_simulator
 
 
 def test_history_start_must_be_an_iso_date(monkeypatch):
@@ -100,22 +122,26 @@ def test_bad_simulator_settings_name_the_variable(monkeypatch, variable, value):
 
 
 def test_data_dir_defaults_to_the_project_and_follows_the_variable(monkeypatch, tmp_path):
-    monkeypatch.delenv(settings.DATA_DIR_VAR, raising=False)
-    assert settings.data_dir() == settings.PROJECT_ROOT / "data"
-    monkeypatch.setenv(settings.DATA_DIR_VAR, str(tmp_path))
-    assert settings.lake_dir() == tmp_path / "lake"
+    monkeypatch.delenv(DATA_DIR_VAR, raising=False)
+    assert PlatformStorage.outside_dagster().root == settings.PROJECT_ROOT / "data"
+    monkeypatch.setenv(DATA_DIR_VAR, str(tmp_path))
+    assert PlatformStorage.outside_dagster().lake_dir == tmp_path / "lake"
 
 
-def test_with_no_base_url_the_embedded_simulator_starts_and_serves(monkeypatch):
+def test_with_no_base_url_the_embedded_simulator_starts_and_serves(monkeypatch, storage):
     """What `dagster dev` does with no settings: the simulator comes up in-process on a loopback port."""
     from datetime import UTC, datetime, timedelta
 
-    from unified_assets.resources import embedded_simulator
+    from unified_assets.lib.source_apis import embedded_simulator
     from unified_assets.sources.paging import Window
 
     monkeypatch.setenv("UNIFIED_ASSETS_SIM_CLOCK", "frozen:2026-03-15T12:00:00Z")
-    monkeypatch.setattr("unified_assets.resources._embedded", None)
-    for resource in (AccountingApi(), PurchasingApi(), SupportApi()):
+    monkeypatch.setattr("unified_assets.lib.source_apis._embedded", None)
+    for resource in (
+        AccountingApi(storage=storage),
+        PurchasingApi(storage=storage),
+        SupportApi(storage=storage),
+    ):
         client = resource.open_client(LOG)
         start = datetime(2026, 3, 2, tzinfo=UTC)
         pages = list(client.extract(Window(start, start + timedelta(days=1))))
@@ -124,27 +150,27 @@ def test_with_no_base_url_the_embedded_simulator_starts_and_serves(monkeypatch):
         assert resource.now() == datetime(2026, 3, 15, 12, tzinfo=UTC), (
             "the simulated system's time"
         )
-    real = AccountingApi(base_url="https://quickbooks.api.intuit.com")
+    real = AccountingApi(storage=UNUSED_STORAGE, base_url="https://quickbooks.api.intuit.com")
     assert abs((real.now() - datetime.now(UTC)).total_seconds()) < 5
-    server = embedded_simulator()
+    server = embedded_simulator(storage)
     assert server.url.startswith("http://127.0.0.1:")
     server.stop()
 
 
 def test_a_run_says_it_uses_the_simulator_and_a_sensor_probe_does_not_repeat_it(
-    monkeypatch, caplog
+    monkeypatch, caplog, storage
 ):
-    from unified_assets.resources import embedded_simulator
+    from unified_assets.lib.source_apis import embedded_simulator
 
-    monkeypatch.setattr("unified_assets.resources._embedded", None)
+    monkeypatch.setattr("unified_assets.lib.source_apis._embedded", None)
     with caplog.at_level(logging.INFO, logger=LOG.name):
-        SupportApi().open_probe(LOG).close()
+        SupportApi(storage=storage).open_probe(LOG).close()
         assert "embedded simulator" not in caplog.text
-        SupportApi().open_client(LOG).close()
+        SupportApi(storage=storage).open_client(LOG).close()
         assert (
             "support (Zendesk): no base URL configured; using the embedded simulator" in caplog.text
         )
-    server = embedded_simulator()
+    server = embedded_simulator(storage)
     assert server.url.startswith("http://127.0.0.1:")
     server.stop()
 
@@ -155,4 +181,4 @@ def test_a_run_says_it_uses_the_simulator_and_a_sensor_probe_does_not_repeat_it(
 )
 def test_window_slices_out_of_range_name_the_system_and_the_range(resource, slices, allowed):
     with pytest.raises(SettingError, match=f"window_slices must be {allowed}, got {slices}"):
-        resource(window_slices=slices).open_extractor(LOG)
+        resource(storage=UNUSED_STORAGE, window_slices=slices).open_extractor(LOG)

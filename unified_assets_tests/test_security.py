@@ -22,16 +22,20 @@ import duckdb
 import pytest
 from dagster import DagsterInstance, materialize
 
-from unified_assets import settings
-from unified_assets.assets.raw import RAW_SOURCES, build_raw_asset, raw_assets
-from unified_assets.assets.transform import DBT_PROJECT_DIR, dbt_cli, dbt_models
 from unified_assets.confined_duckdb import confined_duckdb
 from unified_assets.dbt_confinement import Plugin
+from unified_assets.defs.ingestion.assets import RAW_SOURCES, build_raw_asset, raw_assets
+from unified_assets.defs.transform.assets import dbt_models
 from unified_assets.lake import Lake, RawTable
-from unified_assets.resources import AccountingApi, PurchasingApi, SupportApi
-from unified_assets.simulator import FaultPlan, SimCredentials
+from unified_assets.lib.dbt_project import DBT_PROJECT_DIR
+from unified_assets.lib.source_apis import AccountingApi, PurchasingApi, SupportApi
+from unified_assets.lib.storage import DATA_DIR_VAR, PlatformStorage
+from unified_assets.settings import SettingError
+from unified_assets.simulator.credentials import SimCredentials
+from unified_assets.simulator.faults import FaultPlan
 from unified_assets.sources import quickbooks
-from unified_assets_tests.conftest import FAST_RETRIES, frozen_world, serving
+from unified_assets_tests.support.resources import FAST_RETRIES, dbt_resources
+from unified_assets_tests.support.simulators import frozen_world, serving
 
 RANGE = {
     "dagster/asset_partition_range_start": "2026-03-12",
@@ -59,8 +63,10 @@ def set_credentials_in_environment(monkeypatch, server, credentials: SimCredenti
         monkeypatch.setenv(variable, value)
 
 
-def resources_from_environment(**overrides) -> dict:
-    return {key: api.from_environment(**overrides) for key, api in APIS.items()}
+def resources_from_environment(storage: PlatformStorage, **overrides) -> dict:
+    """The source resources as the definitions bind them (`EnvVar`), and the storage they land into."""
+    apis = {key: api.from_environment(storage, **overrides) for key, api in APIS.items()}
+    return {"storage": storage, **apis}
 
 
 def texts_under(*folders: Path) -> list[tuple[Path, str]]:
@@ -73,7 +79,7 @@ def texts_under(*folders: Path) -> list[tuple[Path, str]]:
 
 
 def test_canary_credentials_appear_nowhere_after_runs_that_succeed_and_fail(
-    demo_config, data_dir, tmp_path, monkeypatch
+    demo_config, data_dir, storage, tmp_path, monkeypatch
 ):
     canaries = SimCredentials.generate(seed=7)
     # The purchasing system fails every request: the failure path, with its error messages, runs too.
@@ -84,7 +90,7 @@ def test_canary_credentials_appear_nowhere_after_runs_that_succeed_and_fail(
             set_credentials_in_environment(monkeypatch, server, canaries)
             landed = materialize(
                 [build_raw_asset(source, retry_policy=None) for source in RAW_SOURCES],
-                resources=resources_from_environment(**FAST_RETRIES, page_size=20),
+                resources=resources_from_environment(storage, **FAST_RETRIES, page_size=20),
                 instance=instance,
                 tags=RANGE,
                 raise_on_error=False,
@@ -93,7 +99,7 @@ def test_canary_credentials_appear_nowhere_after_runs_that_succeed_and_fail(
         # With no purchase orders landed, dbt fails too: its error path, with the credentials in its
         # environment as a deployment has them.
         built = materialize(
-            [dbt_models], resources={"dbt": dbt_cli()}, instance=instance, raise_on_error=False
+            [dbt_models], resources=dbt_resources(storage), instance=instance, raise_on_error=False
         )
         runs = [landed.run_id, built.run_id]
         stored = [repr(entry) for run_id in runs for entry in instance.all_logs(run_id)]
@@ -130,15 +136,19 @@ def test_canary_credentials_appear_nowhere_after_runs_that_succeed_and_fail(
     ],
     ids=["sql-in-partition", "path-in-partition", "path-in-range"],
 )
-def test_crafted_partition_keys_are_refused_before_any_request(tags, demo_config, data_dir):
+def test_crafted_partition_keys_are_refused_before_any_request(
+    tags, demo_config, data_dir, storage
+):
     with serving(frozen_world(demo_config)) as server:
         resources = {
             key: api(
+                storage=storage,
                 base_url=server.base_urls[key.split("_")[0]],
                 **({"token_url": server.token_url} if api is AccountingApi else {}),
             )
             for key, api in APIS.items()
         }
+        resources["storage"] = storage
         with pytest.raises(Exception, match=r"does not match format|unconverted data remains"):
             materialize(raw_assets, resources=resources, tags=tags)
         assert all(stats["requests"] == 0 for stats in server.stats.values())
@@ -197,10 +207,11 @@ def test_a_confined_connection_reaches_nothing_outside_its_folders(statement, tm
     assert not (outside / "written.csv").exists() and not (outside / "other.duckdb").exists()
 
 
-def test_dbts_connection_reaches_nothing_outside_the_lake_ml_files_and_seeds(tmp_path):
+def test_dbts_connection_reaches_nothing_outside_the_lake_ml_files_and_seeds(
+    tmp_path, data_dir, storage
+):
     """profiles.yml confines dbt's connection (the dbt_confinement plugin): a model, or a macro from a
     package, cannot read a file beside the lake, even in the data folder."""
-    data_dir = tmp_path / "data"
     (data_dir / "lake").mkdir(parents=True)
     (data_dir / "lake" / "readable.csv").write_text("a\n1\n")
     (data_dir / "secret.csv").write_text("a\n1\n")
@@ -209,12 +220,12 @@ def test_dbts_connection_reaches_nothing_outside_the_lake_ml_files_and_seeds(tmp
         f"union all select a from read_csv('{data_dir}/secret.csv')"
     )
     env = {key: value for key, value in os.environ.items() if not key.startswith("UNIFIED_ASSETS_")}
-    env.update(UNIFIED_ASSETS_DATA_DIR=str(data_dir), DBT_TARGET_PATH=str(tmp_path / "target"))
-    env.update(DBT_LOG_PATH=str(tmp_path / "logs"))
+    env.update(DBT_TARGET_PATH=str(tmp_path / "target"), DBT_LOG_PATH=str(tmp_path / "logs"))
     dbt = Path(sys.executable).with_name("dbt")
+    where = ["--vars", json.dumps(storage.dbt_vars())]
 
     shown = subprocess.run(
-        [str(dbt), "show", "--inline", union, "--profiles-dir", "."],
+        [str(dbt), "show", "--inline", union, "--profiles-dir", ".", *where],
         cwd=DBT_PROJECT_DIR,
         env=env,
         capture_output=True,
@@ -240,15 +251,13 @@ def test_the_dbt_plugin_refuses_a_profile_without_its_folders(allowed):
 @pytest.mark.parametrize(
     "folder", ["data') union select * from read_csv('/etc/passwd", "/srv/*/data", "/srv/da\nta"]
 )
-def test_a_data_folder_crafted_as_sql_or_a_pattern_is_refused(folder, monkeypatch):
+def test_a_data_folder_crafted_as_sql_or_a_pattern_is_refused(folder):
     """The data folder's path reaches SQL text (dbt's sources) and DuckDB's file patterns."""
-    monkeypatch.setenv(settings.DATA_DIR_VAR, folder)
-    with pytest.raises(settings.SettingError, match=f"^{settings.DATA_DIR_VAR}=") as refused:
-        settings.data_dir()
+    with pytest.raises(SettingError, match=f"^{DATA_DIR_VAR}=") as refused:
+        _ = PlatformStorage(data_dir=folder).root
     assert "must not contain" in str(refused.value)
 
 
-def test_a_plain_data_folder_with_spaces_and_accents_is_accepted(tmp_path, monkeypatch):
+def test_a_plain_data_folder_with_spaces_and_accents_is_accepted(tmp_path):
     folder = tmp_path / "données du lac" / "data-2026"
-    monkeypatch.setenv(settings.DATA_DIR_VAR, str(folder))
-    assert settings.data_dir() == folder.resolve()
+    assert PlatformStorage(data_dir=str(folder)).root == folder.resolve()

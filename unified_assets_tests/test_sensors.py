@@ -12,11 +12,14 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from dagster import DagsterInstance, SensorResult, build_sensor_context
 
-from unified_assets.resources import with_fields
-from unified_assets.sensors.new_data import FIRST_LOOK, SETTLE, build_new_data_sensor
-from unified_assets.simulator import SimClock, World
-from unified_assets_tests.conftest import serving, source_resources
-from unified_assets_tests.truth import TABLE_SYSTEM
+from unified_assets.defs.ingestion.sensors import FIRST_LOOK, build_new_data_sensor
+from unified_assets.lib.source_apis import SourceApi
+from unified_assets.simulator.clock import SimClock
+from unified_assets.simulator.world import World
+from unified_assets.sources.changes import SETTLE
+from unified_assets_tests.support.resources import source_resources, with_fields
+from unified_assets_tests.support.simulators import serving
+from unified_assets_tests.support.truth import TABLE_SYSTEM
 
 TUESDAY_MORNING = datetime(2026, 3, 17, 17, 0, tzinfo=UTC)  # 10:00 in the company's zone
 
@@ -27,14 +30,16 @@ def world(demo_config):
 
 
 @pytest.fixture
-def resources(world):
+def resources(world, storage):
     with serving(world) as server:
-        yield source_resources(server)
+        yield source_resources(server, storage)
 
 
 def tick(sensor, resources, cursor=None) -> SensorResult:
-    with DagsterInstance.ephemeral() as instance:
-        context = build_sensor_context(instance=instance, cursor=cursor, resources=resources)
+    with (
+        DagsterInstance.ephemeral() as instance,
+        build_sensor_context(instance=instance, cursor=cursor, resources=resources) as context,
+    ):
         return sensor(context)
 
 
@@ -154,6 +159,8 @@ def test_an_unreachable_system_alone_is_a_skip_naming_it(world, resources):
     sensor = build_new_data_sensor(now=world.now)
     down = {
         key: with_fields(api, base_url="http://127.0.0.1:9", connect_timeout_s=0.5)
+        if isinstance(api, SourceApi)
+        else api
         for key, api in resources.items()
     }
     result = tick(sensor, down)
@@ -182,8 +189,8 @@ def test_the_sensor_never_looks_before_the_first_day_of_history(world, resources
 
 
 def test_sources_share_a_run_only_when_they_changed_on_the_same_days():
-    from unified_assets.assets.raw import RAW_SOURCES
-    from unified_assets.sensors.new_data import run_requests
+    from unified_assets.defs.ingestion.assets import RAW_SOURCES
+    from unified_assets.defs.ingestion.sensors import run_requests
 
     invoices, orders, tickets = RAW_SOURCES
     d1, d2, d3 = date(2026, 3, 15), date(2026, 3, 16), date(2026, 3, 17)

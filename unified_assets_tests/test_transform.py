@@ -13,28 +13,27 @@ from collections import Counter, defaultdict
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import duckdb
 import pytest
 from dagster import AssetKey, AssetSelection, DagsterInstance, materialize
 
-from unified_assets.assets.raw import raw_assets
-from unified_assets.assets.transform import (
-    WAREHOUSE_POOL,
-    _manifest_is_stale,
-    dbt_cli,
-    dbt_models,
-    prune_build_targets,
-)
-from unified_assets.checks.ingestion import no_uncastable_values
+from unified_assets.dbt_manifest import manifest_is_stale
+from unified_assets.defs.ingestion.assets import raw_assets
+from unified_assets.defs.ingestion.landed_checks import no_uncastable_values
+from unified_assets.defs.transform.assets import dbt_models, prune_build_targets
 from unified_assets.lake import Lake, RawTable
+from unified_assets.lib.dbt_project import dbt_cli_resource
+from unified_assets.lib.storage import PlatformStorage
+from unified_assets.lib.warehouse import WAREHOUSE_POOL
 from unified_assets.settings import PROJECT_ROOT
-from unified_assets.simulator import SimClock, World
+from unified_assets.simulator.clock import SimClock
+from unified_assets.simulator.world import World
 from unified_assets.simulator.zendesk import DEFAULT_EXPORT_LAG_S
 from unified_assets.sources import quickbooks
-from unified_assets_tests.conftest import FROZEN_AT, frozen_world, serving, source_resources
+from unified_assets_tests.support.resources import dbt_resources, source_resources
+from unified_assets_tests.support.simulators import FROZEN_AT, frozen_world, serving
 
 INVOICES = AssetKey(["raw", "invoices"])
 HISTORY = {
@@ -45,25 +44,29 @@ HISTORY = {
 
 @pytest.fixture(scope="module")
 def built_warehouse(tmp_path_factory, demo_config):
-    """The whole simulated history landed and `dbt build` run over it, once for this module."""
-    data_dir = tmp_path_factory.mktemp("warehouse") / "data"
-    monkeypatch = pytest.MonkeyPatch()
-    monkeypatch.setenv("UNIFIED_ASSETS_DATA_DIR", str(data_dir))
+    """The whole simulated history landed and `dbt build` run over it, once for this module:
+    (world, storage, the build's result)."""
+    storage = PlatformStorage(data_dir=str(tmp_path_factory.mktemp("warehouse") / "data"))
     world = frozen_world(demo_config)
     with serving(world) as server:
-        landed = materialize(raw_assets, resources=source_resources(server), tags=HISTORY)
+        landed = materialize(raw_assets, resources=source_resources(server, storage), tags=HISTORY)
     assert landed.success
-    built = materialize(
-        [dbt_models],
-        resources={"dbt": dbt_cli()},
-    )
-    yield world, data_dir, built
-    monkeypatch.undo()
+    built = materialize([dbt_models], resources=dbt_resources(storage))
+    return world, storage, built
 
 
-def query(data_dir, sql: str) -> list[tuple]:
-    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+def query(storage: PlatformStorage, sql: str) -> list[tuple]:
+    with duckdb.connect(str(storage.warehouse_path), read_only=True) as con:
         return con.execute(sql).fetchall()
+
+
+def dbt_by_hand(storage: PlatformStorage, args: list[str], **more_vars: Any):
+    """A dbt command run as a person would, told where `storage` keeps the lake and the warehouse (and
+    any other `more_vars`); returns the finished invocation."""
+    dbt_vars = json.dumps({**storage.dbt_vars(), **more_vars})
+    invocation = dbt_cli_resource().cli([*args, "--vars", dbt_vars], raise_on_error=False)
+    invocation.wait()
+    return invocation
 
 
 def truth(world, system: str):
@@ -88,14 +91,14 @@ def test_dbt_build_succeeds_with_every_check_passing(built_warehouse):
 
 
 def test_staging_keeps_exactly_the_latest_version_of_every_record(built_warehouse):
-    world, data_dir, _ = built_warehouse
+    world, storage, _ = built_warehouse
     for system, model, key in [
         ("accounting", "stg_accounting__invoices", "invoice_id"),
         ("purchasing", "stg_purchasing__purchase_orders", "purchase_order_id"),
         ("support", "stg_support__tickets", "ticket_id"),
     ]:
         expected = truth(world, system)
-        rows = query(data_dir, f"select {key}, updated_at from staging.{model}")
+        rows = query(storage, f"select {key}, updated_at from staging.{model}")
         assert {(i, t.timestamp()) for i, t in rows} == {
             (i, t.timestamp()) for i, t in zip(expected["id"], expected["updated_at"], strict=True)
         }, model
@@ -103,7 +106,7 @@ def test_staging_keeps_exactly_the_latest_version_of_every_record(built_warehous
 
 def test_invoiced_quantity_and_usd_amount_match_the_ground_truth(built_warehouse):
     """Computed independently from the simulator's wire records, not from the lake."""
-    world, data_dir, _ = built_warehouse
+    world, storage, _ = built_warehouse
     quantity = amount_usd = 0.0
     for invoice in truth(world, "accounting")["record"]:
         rate = 1.0 if invoice["CurrencyRef"]["value"] == "USD" else invoice["ExchangeRate"]
@@ -112,42 +115,42 @@ def test_invoiced_quantity_and_usd_amount_match_the_ground_truth(built_warehouse
             if line["DetailType"] == "SalesItemLineDetail":
                 quantity += line["SalesItemLineDetail"]["Qty"]
     [(landed_quantity,)] = query(
-        data_dir, "select sum(quantity) from staging.stg_accounting__invoice_lines"
+        storage, "select sum(quantity) from staging.stg_accounting__invoice_lines"
     )
     [(landed_amount,)] = query(
-        data_dir, "select sum(total_amount_usd) from staging.stg_accounting__invoices"
+        storage, "select sum(total_amount_usd) from staging.stg_accounting__invoices"
     )
     assert landed_quantity == pytest.approx(quantity)
     assert float(landed_amount) == pytest.approx(amount_usd, abs=0.01)
 
 
 def test_deleted_tickets_and_voided_invoices_are_flagged_not_dropped(built_warehouse):
-    world, data_dir, _ = built_warehouse
+    world, storage, _ = built_warehouse
     tickets = truth(world, "support")["record"]
     deleted = sum(1 for ticket in tickets if ticket["status"] == "deleted")
     assert deleted > 0
-    assert query(
-        data_dir, "select count(*) from staging.stg_support__tickets where is_deleted"
-    ) == [(deleted,)]
+    assert query(storage, "select count(*) from staging.stg_support__tickets where is_deleted") == [
+        (deleted,)
+    ]
     voided = sum(
         1 for i in truth(world, "accounting")["record"] if i.get("PrivateNote") == "Voided"
     )
     assert voided > 0
     assert query(
-        data_dir,
+        storage,
         "select count(*) from staging.stg_accounting__invoices where invoice_status = 'voided'",
     ) == [(voided,)]
 
 
 @contextmanager
-def injected_invoice(world, data_dir, changes: dict[str, Any], day: date = date(2026, 3, 10)):
+def injected_invoice(world, storage, changes: dict[str, Any], day: date = date(2026, 3, 10)):
     """The lake's file for `day` with one more invoice (a copy of a real one with `changes`), as if the
     API had sent it. Afterwards the day is re-extracted without it and the warehouse rebuilt
     (incrementally: the invoice leaves staging as a record deleted at the source would), so the module's
     other tests see clean data whatever the order."""
     bad = {**dict(truth(world, "accounting")["record"].iloc[0]), **changes}
     bad["MetaData"] = {**bad["MetaData"], "LastUpdatedTime": f"{day.isoformat()}T12:00:00Z"}
-    lake = Lake(data_dir / "lake")
+    lake = storage.lake()
     day_file = lake.partition_file("invoices", day)
     records = [
         json.loads(raw) for (raw,) in duckdb.sql(f"select _raw from '{day_file}'").fetchall()
@@ -157,8 +160,8 @@ def injected_invoice(world, data_dir, changes: dict[str, Any], day: date = date(
         yield bad
     finally:
         land_invoices(lake, day, records)
-        rebuild = dbt_cli().cli(["build", "--select", "source:raw.invoices+"], raise_on_error=False)
-        assert rebuild.wait().is_successful()
+        rebuild = dbt_by_hand(storage, ["build", "--select", "source:raw.invoices+"])
+        assert rebuild.is_successful()
 
 
 # What an injected invoice can change: the invoice models and everything built from them (dbt's
@@ -170,9 +173,12 @@ FROM_INVOICES = AssetSelection.keys(
 ).downstream()
 
 
-def build_from_invoices():
+def build_from_invoices(storage):
     return materialize(
-        [dbt_models], resources={"dbt": dbt_cli()}, selection=FROM_INVOICES, raise_on_error=False
+        [dbt_models],
+        resources=dbt_resources(storage),
+        selection=FROM_INVOICES,
+        raise_on_error=False,
     )
 
 
@@ -186,31 +192,27 @@ def land_invoices(lake: Lake, day: date, records: list[dict[str, Any]]) -> None:
         )
 
 
-def test_a_bad_source_record_turns_its_check_red(built_warehouse, monkeypatch):
+def test_a_bad_source_record_turns_its_check_red(built_warehouse):
     """A negative invoice total (a bad record from the API) fails `non_negative`, and the run fails."""
-    world, data_dir, _ = built_warehouse
-    monkeypatch.setenv("UNIFIED_ASSETS_DATA_DIR", str(data_dir))
-    with injected_invoice(world, data_dir, {"Id": "999999", "TotalAmt": -50.0, "Balance": 0}):
-        result = build_from_invoices()
+    world, storage, _ = built_warehouse
+    with injected_invoice(world, storage, {"Id": "999999", "TotalAmt": -50.0, "Balance": 0}):
+        result = build_from_invoices(storage)
     assert not result.success
     failed = {e.check_name for e in result.get_asset_check_evaluations() if not e.passed}
     assert any("non_negative" in name and "total_amount" in name for name in failed), failed
 
 
-def test_a_value_that_does_not_cast_is_counted_and_kept_out_of_staging(
-    built_warehouse, monkeypatch
-):
+def test_a_value_that_does_not_cast_is_counted_and_kept_out_of_staging(built_warehouse):
     """A total in a European number format is not read as a missing total: the invoice stays out of
     staging, the build goes on, and the check on raw/invoices names the field and the invoice."""
-    world, data_dir, _ = built_warehouse
-    monkeypatch.setenv("UNIFIED_ASSETS_DATA_DIR", str(data_dir))
-    lake = Lake(data_dir / "lake")
+    world, storage, _ = built_warehouse
+    lake = storage.lake()
     assert no_uncastable_values(lake, "invoices").passed
-    with injected_invoice(world, data_dir, {"Id": "999998", "TotalAmt": "1.234,50"}):
-        result = build_from_invoices()
+    with injected_invoice(world, storage, {"Id": "999998", "TotalAmt": "1.234,50"}):
+        result = build_from_invoices(storage)
         check = no_uncastable_values(lake, "invoices")
         kept_out = query(
-            data_dir,
+            storage,
             "select (select count(*) from staging.stg_accounting__invoices where invoice_id = '999998'),"
             " (select count(*) from staging.stg_accounting__invoice_lines where invoice_id = '999998')",
         )
@@ -237,22 +239,19 @@ def line_without_id(line: dict) -> list[dict]:
         (line_without_id, "not_null_stg_accounting__invoice_lines_invoice_line_id"),
     ],
 )
-def test_broken_keys_after_staging_stop_the_marts(
-    built_warehouse, monkeypatch, bad_lines, failing_test
-):
+def test_broken_keys_after_staging_stop_the_marts(built_warehouse, bad_lines, failing_test):
     """An invoice whose payload repeats a line id (or omits one) would double (or lose) demand
     downstream: the key test on staging fails (ERROR) and dbt builds nothing that depends on it."""
-    world, data_dir, _ = built_warehouse
-    monkeypatch.setenv("UNIFIED_ASSETS_DATA_DIR", str(data_dir))
+    world, storage, _ = built_warehouse
     template = dict(truth(world, "accounting")["record"].iloc[0])
     sales_line = next(
         line for line in template["Line"] if line["DetailType"] == "SalesItemLineDetail"
     )
-    with injected_invoice(world, data_dir, {"Id": "999997", "Line": bad_lines(sales_line)}):
-        result = build_from_invoices()
+    with injected_invoice(world, storage, {"Id": "999997", "Line": bad_lines(sales_line)}):
+        result = build_from_invoices(storage)
     gone = "select count(*) from staging.{} where invoice_id = '999997'"
-    assert query(data_dir, gone.format("stg_accounting__invoices")) == [(0,)]
-    assert query(data_dir, gone.format("stg_accounting__invoice_lines")) == [(0,)]
+    assert query(storage, gone.format("stg_accounting__invoices")) == [(0,)]
+    assert query(storage, gone.format("stg_accounting__invoice_lines")) == [(0,)]
     assert not result.success
     failed = {e.check_name for e in result.get_asset_check_evaluations() if not e.passed}
     assert failing_test in failed
@@ -270,11 +269,9 @@ def test_broken_keys_after_staging_stop_the_marts(
     )
 
 
-def test_dbt_source_freshness_reads_when_each_source_was_extracted(built_warehouse, monkeypatch):
-    _, data_dir, _ = built_warehouse
-    monkeypatch.setenv("UNIFIED_ASSETS_DATA_DIR", str(data_dir))
-    invocation = dbt_cli().cli(["source", "freshness"], raise_on_error=False)
-    invocation.wait()
+def test_dbt_source_freshness_reads_when_each_source_was_extracted(built_warehouse):
+    _, storage, _ = built_warehouse
+    invocation = dbt_by_hand(storage, ["source", "freshness"])
     results = invocation.get_artifact("sources.json")["results"]
     statuses = {r["unique_id"].rsplit(".", 1)[-1]: r["status"] for r in results}
     assert statuses == {"invoices": "pass", "purchase_orders": "pass", "support_tickets": "pass"}
@@ -292,20 +289,19 @@ connection.close()
 """
 
 
-def test_dbt_waits_for_another_process_holding_the_warehouse(built_warehouse, monkeypatch):
+def test_dbt_waits_for_another_process_holding_the_warehouse(built_warehouse):
     """A notebook or CLI holding the file must delay a build, not fail it (DuckDB allows one writer)."""
-    _, data_dir, _ = built_warehouse
-    monkeypatch.setenv("UNIFIED_ASSETS_DATA_DIR", str(data_dir))
+    _, storage, _ = built_warehouse
     hold_s = 10.0
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_LOCK, str(data_dir / "warehouse.duckdb"), str(hold_s)],
+        [sys.executable, "-c", HOLD_LOCK, str(storage.warehouse_path), str(hold_s)],
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
         started = time.monotonic()
-        result = materialize([dbt_models], resources={"dbt": dbt_cli()}, raise_on_error=False)
+        result = materialize([dbt_models], resources=dbt_resources(storage), raise_on_error=False)
         waited = time.monotonic() - started
     finally:
         holder.wait(timeout=30)
@@ -362,10 +358,10 @@ def expected_unified_demand(world) -> dict[tuple[str, str], dict[str, float]]:
 
 
 def test_unified_demand_matches_the_ground_truth(built_warehouse):
-    world, data_dir, _ = built_warehouse
+    world, storage, _ = built_warehouse
     expected = expected_unified_demand(world)
     rows = query(
-        data_dir,
+        storage,
         "select customer_id, product_sku, total_invoiced_amount, total_ordered_quantity "
         "from marts.unified_demand",
     )
@@ -380,9 +376,9 @@ def test_unified_demand_matches_the_ground_truth(built_warehouse):
 def test_unified_demand_is_aggregated_before_joining(built_warehouse):
     """Regression guard for double counting: pairs with several invoice lines, order lines and tickets
     exist, and their totals still equal the per-source sums."""
-    _, data_dir, _ = built_warehouse
+    _, storage, _ = built_warehouse
     [(crowded,)] = query(
-        data_dir,
+        storage,
         """
         with lines as (
             select i.accounting_customer_id as customer_id, l.product_sku_text as product_sku,
@@ -403,7 +399,7 @@ def test_unified_demand_is_aggregated_before_joining(built_warehouse):
 
 
 def test_the_daily_demand_series_matches_the_ground_truth_and_has_no_gaps(built_warehouse):
-    world, data_dir, _ = built_warehouse
+    world, storage, _ = built_warehouse
     expected: dict[tuple[str, str], float] = {}
     for invoice in truth(world, "accounting")["record"]:
         if invoice.get("PrivateNote") == "Voided":
@@ -413,14 +409,14 @@ def test_the_daily_demand_series_matches_the_ground_truth_and_has_no_gaps(built_
                 key = (line["SalesItemLineDetail"]["ItemRef"]["name"], invoice["TxnDate"])
                 expected[key] = expected.get(key, 0.0) + line["SalesItemLineDetail"]["Qty"]
     rows = query(
-        data_dir,
+        storage,
         "select product_sku, cast(demand_date as varchar), invoiced_quantity "
         "from marts.sku_demand_daily where invoiced_quantity > 0",
     )
     assert {(sku, day): quantity for sku, day, quantity in rows} == pytest.approx(expected)
 
     gaps = query(
-        data_dir,
+        storage,
         """
         select product_sku from marts.sku_demand_daily group by product_sku
         having count(*) != date_diff('day', min(demand_date), max(demand_date)) + 1
@@ -428,15 +424,15 @@ def test_the_daily_demand_series_matches_the_ground_truth_and_has_no_gaps(built_
     )
     assert gaps == []
     [(zero_days,)] = query(
-        data_dir, "select count(*) from marts.sku_demand_daily where invoiced_quantity = 0"
+        storage, "select count(*) from marts.sku_demand_daily where invoiced_quantity = 0"
     )
     assert zero_days > 0, "quiet days must be explicit zeros"
 
 
 def test_the_weekly_series_sums_the_daily_one(built_warehouse):
-    _, data_dir, _ = built_warehouse
+    _, storage, _ = built_warehouse
     mismatches = query(
-        data_dir,
+        storage,
         """
         select w.product_sku, w.week_start
         from marts.sku_demand_weekly w
@@ -449,23 +445,20 @@ def test_the_weekly_series_sums_the_daily_one(built_warehouse):
         """,
     )
     assert mismatches == []
-    [(weeks,)] = query(data_dir, "select count(*) from marts.sku_demand_weekly")
+    [(weeks,)] = query(storage, "select count(*) from marts.sku_demand_weekly")
     assert weeks > 0
 
 
-def test_identity_coverage_warns_when_too_few_customers_resolve(built_warehouse, monkeypatch):
+def test_identity_coverage_warns_when_too_few_customers_resolve(built_warehouse):
     """On the simulator about 95% of purchasing and support customers resolve (the rest are spellings
     no normalization recovers, or customers not invoiced yet): above the 0.9 default, below 0.99."""
-    _, data_dir, built = built_warehouse
+    _, storage, built = built_warehouse
     coverage = [e for e in built.get_asset_check_evaluations() if "resolved_share" in e.check_name]
     assert len(coverage) == 2 and all(e.passed for e in coverage)
 
-    monkeypatch.setenv("UNIFIED_ASSETS_DATA_DIR", str(data_dir))
-    strict = '{"identity_min_resolved_share": 0.99}'
-    invocation = dbt_cli().cli(
-        ["test", "--select", "int_customer_identity", "--vars", strict], raise_on_error=False
+    invocation = dbt_by_hand(
+        storage, ["test", "--select", "int_customer_identity"], identity_min_resolved_share=0.99
     )
-    invocation.wait()
     results = invocation.get_artifact("run_results.json")["results"]
     statuses = {r["unique_id"].split(".")[2]: r["status"] for r in results}
     [coverage_test] = [name for name in statuses if name.startswith("resolved_share_at_least")]
@@ -545,10 +538,10 @@ CUSTOMER_360_MEASURES = (
 
 
 def test_customer_360_matches_the_ground_truth(built_warehouse):
-    world, data_dir, _ = built_warehouse
+    world, storage, _ = built_warehouse
     expected = expected_customer_360(world)
     rows = query(
-        data_dir, f"select customer_id, {', '.join(CUSTOMER_360_MEASURES)} from marts.customer_360"
+        storage, f"select customer_id, {', '.join(CUSTOMER_360_MEASURES)} from marts.customer_360"
     )
     landed = {row[0]: dict(zip(CUSTOMER_360_MEASURES, row[1:], strict=True)) for row in rows}
     assert set(landed) == set(expected)
@@ -571,13 +564,14 @@ def test_two_overlapping_runs_take_turns_on_the_warehouse(built_warehouse, tmp_p
     milliseconds can both succeed on Dagster's SQLite storage (`_claim_concurrency_slot` selects a free
     slot and updates it in two statements, and SQLite ignores FOR UPDATE SKIP LOCKED). Then dbt's
     lock wait is what keeps them apart (test_dbt_waits_for_another_process_holding_the_warehouse)."""
-    _, data_dir, _ = built_warehouse
+    _, storage, _ = built_warehouse
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(PROJECT_ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
     with DagsterInstance.local_temp(str(home)):
         pass  # create the instance's storage once: two processes creating it at once would race
-    env = {**os.environ, "DAGSTER_HOME": str(home), "UNIFIED_ASSETS_DATA_DIR": str(data_dir)}
+    # The runs are child processes: the data folder reaches them as the platform's configuration.
+    env = {**os.environ, "DAGSTER_HOME": str(home), "UNIFIED_ASSETS_DATA_DIR": str(storage.root)}
     command = [
         str(Path(sys.executable).with_name("dagster")),
         "asset",
@@ -644,10 +638,10 @@ STAGING = (
 )
 
 
-def staging_fingerprints(data_dir) -> dict[str, tuple[int, int]]:
+def staging_fingerprints(storage) -> dict[str, tuple[int, int]]:
     """Row count and an order-independent hash of every row, per staging model."""
     return {
-        model: query(data_dir, f"select count(*), sum(hash(t)::hugeint) from staging.{model} as t")[
+        model: query(storage, f"select count(*), sum(hash(t)::hugeint) from staging.{model} as t")[
             0
         ]
         for model in STAGING
@@ -655,51 +649,42 @@ def staging_fingerprints(data_dir) -> dict[str, tuple[int, int]]:
 
 
 def test_an_incremental_build_equals_a_full_refresh(
-    built_warehouse, demo_config, tmp_path, monkeypatch
+    built_warehouse, demo_config, data_dir, storage
 ):
     """Five days later, with an old day re-extracted too (its versions are superseded), an incremental
     build of staging reads only the changed records and gives exactly the tables a full refresh (the
     `full_refresh` run config in Dagster) gives."""
-    _, data_dir, _ = built_warehouse
-    copy = tmp_path / "data"
-    shutil.copytree(data_dir, copy)
-    monkeypatch.setenv("UNIFIED_ASSETS_DATA_DIR", str(copy))
+    _, built_storage, _ = built_warehouse
+    shutil.copytree(built_storage.root, data_dir)  # the test's own copy: `storage` is over it
     later = World(demo_config, clock=SimClock.frozen(FROZEN_AT + timedelta(days=5)))
     with serving(later) as server:
         for first, last in (("2026-03-01", "2026-03-01"), ("2026-03-14", "2026-03-20")):
             landed = materialize(
                 raw_assets,
-                resources=source_resources(server),
+                resources=source_resources(server, storage),
                 tags={
                     "dagster/asset_partition_range_start": first,
                     "dagster/asset_partition_range_end": last,
                 },
             )
             assert landed.success
-    before = staging_fingerprints(copy)
+    before = staging_fingerprints(storage)
 
     # Without the lookback: everything in this test was extracted within the last minutes.
-    no_lookback = ["--vars", "{staging_lookback_hours: 0}"]
-    incremental = dbt_cli().cli(
-        ["build", "--select", "staging", *no_lookback], raise_on_error=False
-    )
-    incremental.wait()
+    incremental = dbt_by_hand(storage, ["build", "--select", "staging"], staging_lookback_hours=0)
     assert incremental.is_successful()
-    after_incremental = staging_fingerprints(copy)
+    after_incremental = staging_fingerprints(storage)
     inserted = {  # what each model's incremental select returned (its watermark is a literal in it)
         r["unique_id"].rsplit(".", 1)[-1]: query(
-            copy, f"select count(*) from ({r['compiled_code']})"
+            storage, f"select count(*) from ({r['compiled_code']})"
         )[0][0]
         for r in incremental.get_artifact("run_results.json")["results"]
         if r["unique_id"].startswith("model.")
     }
 
-    refresh = dbt_cli().cli(
-        ["build", "--select", "staging", "--full-refresh"], raise_on_error=False
-    )
-    refresh.wait()
+    refresh = dbt_by_hand(storage, ["build", "--select", "staging", "--full-refresh"])
     assert refresh.is_successful()
-    assert staging_fingerprints(copy) == after_incremental
+    assert staging_fingerprints(storage) == after_incremental
     assert after_incremental != before, "the later extraction changed staging"
     for model in STAGING:
         assert 0 < inserted[model] < after_incremental[model][0], (model, inserted[model])
@@ -715,16 +700,14 @@ def touch(path: Path, mtime: float) -> Path:
 def test_the_manifest_is_reparsed_only_when_a_project_file_is_newer(tmp_path):
     """Every step process asks this; dbt's own outputs (one folder per build) must not count, or be walked."""
     now = time.time()
-    project = SimpleNamespace(
-        project_dir=tmp_path, manifest_path=touch(tmp_path / "target" / "manifest.json", now - 60)
-    )
+    manifest = touch(tmp_path / "target" / "manifest.json", now - 60)
     touch(tmp_path / "models" / "staging" / "stg_x.sql", now - 120)
     touch(tmp_path / "target" / "dbt_models-abc-123" / "run_results.json", now)
     touch(tmp_path / "logs" / "dbt.log", now)
-    assert not _manifest_is_stale(project)
+    assert not manifest_is_stale(tmp_path, manifest)
 
     touch(tmp_path / "models" / "staging" / "stg_x.sql", now)
-    assert _manifest_is_stale(project)
+    assert manifest_is_stale(tmp_path, manifest)
 
 
 def test_old_build_folders_are_pruned_and_the_newest_or_recent_ones_kept(tmp_path):

@@ -3,7 +3,7 @@
     been written yet: a fresh data folder has none until the Python asset first runs.
 -#}
 {% macro ml_output_path(name) -%}
-    {{ env_var("UNIFIED_ASSETS_DATA_DIR", "../data") }}/ml/{{ name }}.parquet
+    {{ var("handoff_dir") }}/{{ name }}.parquet
 {%- endmacro %}
 
 {% macro ml_output_exists(name) -%}

@@ -14,6 +14,10 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from unified_assets.sources.paging import SourceClient, Window
 
+# How far behind the present a watcher reads a source: Zendesk's incremental export hides the last minute,
+# and a record committed late must not fall behind a cursor that has already moved past its timestamp.
+SETTLE = timedelta(minutes=2)
+
 
 def day_slices(window: Window) -> Iterator[Window]:
     """`window` cut at UTC midnights, so that each slice lies in one raw partition."""

@@ -13,6 +13,7 @@ from typing import Any
 
 from unified_assets.sources.http import HttpPolicy, JsonApi, SourceError, describe_endpoint
 from unified_assets.sources.paging import (
+    ClosedOnExit,
     KeysetCursor,
     Page,
     Window,
@@ -61,7 +62,7 @@ def purchase_order_updated_at(order: dict[str, Any]) -> datetime:
     return record_timestamp(order, ("updated-at",), SYSTEM, id_field="id")
 
 
-class CoupaClient:
+class CoupaClient(ClosedOnExit):
     """Reads purchase orders updated in a window, oldest update first; reads and writes items' custom
     fields (where safety stock goes back)."""
 

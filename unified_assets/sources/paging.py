@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from unified_assets.sources.http import SourceError
 
@@ -64,11 +64,28 @@ class Page:
 
 
 class SourceClient(Protocol):
-    """What the raw assets need from a vendor client."""
+    """What the raw assets need from a vendor client. Used as a context manager, which closes it."""
 
     def extract(self, window: Window) -> Iterator[Page]: ...
 
     def close(self) -> None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
+
+
+class ClosedOnExit:
+    """`with client:` closes the client's connections however the block ends."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 @dataclass
@@ -219,7 +236,7 @@ def extract_concurrently(
                 pages.get(timeout=0.1)
 
 
-class SlicedClient:
+class SlicedClient(ClosedOnExit):
     """A `SourceClient` that reads a window of the past as `slices` windows at once, each with a client
     of its own from `open_client`. A window that reaches the system's present (`now`) is read as one, in
     order: a record updated during the run moves to the newest timestamps, which one walk reaches last,

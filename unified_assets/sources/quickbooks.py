@@ -26,6 +26,7 @@ from unified_assets.sources.http import (
     describe_endpoint,
 )
 from unified_assets.sources.paging import (
+    ClosedOnExit,
     KeysetCursor,
     Page,
     Window,
@@ -132,7 +133,7 @@ ACCESS_TOKENS = AccessTokens()
 DEFAULT_TOKEN_LIFETIME_S = 3600
 
 
-class QuickBooksClient:
+class QuickBooksClient(ClosedOnExit):
     """Reads invoices updated in a window, refreshing the access token when QuickBooks says it expired."""
 
     def __init__(

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from unified_assets.sources.http import HttpPolicy, JsonApi, SourceError, describe_endpoint
-from unified_assets.sources.paging import Page, Window, record_timestamp
+from unified_assets.sources.paging import ClosedOnExit, Page, Window, record_timestamp
 from unified_assets.sources.projection import Column, projection
 
 SYSTEM = "support (Zendesk)"
@@ -51,7 +51,7 @@ def ticket_updated_at(ticket: dict[str, Any]) -> datetime:
     return record_timestamp(ticket, ("updated_at",), SYSTEM, id_field="id")
 
 
-class ZendeskClient:
+class ZendeskClient(ClosedOnExit):
     """Reads tickets updated in a window from the incremental export."""
 
     def __init__(

@@ -20,7 +20,7 @@ import signal
 import sys
 import threading
 
-from unified_assets import settings
+from unified_assets.lib.storage import PlatformStorage
 from unified_assets.settings import SettingError
 from unified_assets.webhooks.inbox import Inbox
 from unified_assets.webhooks.receiver import Verifier, WebhookReceiver
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signum, lambda *_: stopped.set())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s webhooks %(levelname)s %(message)s")
     try:
-        inbox = Inbox(settings.inbox_dir())
+        inbox = Inbox(PlatformStorage.outside_dagster().inbox_dir)
         receiver = WebhookReceiver(inbox, verifiers(), host=args.host, port=args.port)
     except (OSError, SettingError) as error:
         logger.error(f"cannot start the webhook receiver on {args.host}:{args.port}: {error}")

@@ -1,1 +1,0 @@
-"""Data-quality checks beyond dbt tests, one module per layer they watch."""

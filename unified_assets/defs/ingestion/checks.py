@@ -1,0 +1,95 @@
+"""Every check on a raw extract, run together in one step per source after its extract.
+
+One step per source, not one per check: every step is a process that loads the whole code location (a
+few seconds), while a source's checks together take about a second. Each check still shows, passes and
+fails on its own in the UI and can be run alone from there (the step evaluates only the checks selected).
+A failed blocking check fails the step once every selected check has reported, so nothing reads the
+asset downstream.
+"""
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetChecksDefinition,
+    AssetCheckSpec,
+    multi_asset_check,
+)
+
+from unified_assets.defs.ingestion.assets import RAW_SOURCES, RawSource
+from unified_assets.defs.ingestion.history_checks import (
+    DRIFT_FIELDS,
+    no_numeric_drift,
+    numeric_drift_spec,
+    row_count_in_usual_range,
+    row_count_spec,
+    source_schema_spec,
+    source_schema_unchanged,
+)
+from unified_assets.defs.ingestion.landed_checks import (
+    NO_PII_IN_LANDED_TEXT,
+    no_pii_in_landed_text,
+    no_uncastable_values,
+    uncastable_values_spec,
+)
+from unified_assets.lake import Lake
+from unified_assets.lib.storage import PlatformStorage
+
+
+@dataclass(frozen=True)
+class ExtractCheck:
+    spec: AssetCheckSpec
+    evaluate: Callable[[AssetCheckExecutionContext, Lake], AssetCheckResult]
+
+
+def extract_checks_for(source: RawSource) -> list[ExtractCheck]:
+    """The source's checks, the blocking one first: a leak is reported before anything slower runs."""
+    key, table = source.key, source.table
+    checks = []
+    if key == NO_PII_IN_LANDED_TEXT.asset_key:
+        checks.append(
+            ExtractCheck(NO_PII_IN_LANDED_TEXT, lambda _, lake: no_pii_in_landed_text(lake))
+        )
+    checks += [
+        ExtractCheck(
+            uncastable_values_spec(key), lambda _, lake: no_uncastable_values(lake, table)
+        ),
+        ExtractCheck(row_count_spec(key), lambda c, _: row_count_in_usual_range(c.instance, key)),
+        ExtractCheck(
+            source_schema_spec(key), lambda c, _: source_schema_unchanged(c.instance, key)
+        ),
+    ]
+    if table in DRIFT_FIELDS:
+        checks.append(
+            ExtractCheck(
+                numeric_drift_spec(key, table),
+                lambda c, lake: no_numeric_drift(c.instance, lake, key, table),
+            )
+        )
+    return checks
+
+
+def build_extract_checks(source: RawSource) -> AssetChecksDefinition:
+    checks = extract_checks_for(source)
+
+    @multi_asset_check(
+        name=f"{source.table}_extract_checks",
+        specs=[check.spec for check in checks],
+        can_subset=True,
+        description=f"The checks on each extract of {source.table}, in one step.",
+    )
+    def extract_checks(
+        context: AssetCheckExecutionContext, storage: PlatformStorage
+    ) -> Iterator[AssetCheckResult]:
+        lake = storage.lake()
+        for check in checks:
+            if check.spec.key in context.selected_asset_check_keys:
+                result = check.evaluate(context, lake)
+                yield result._replace(asset_key=check.spec.asset_key, check_name=check.spec.name)
+
+    return extract_checks
+
+
+raw_extract_checks = [build_extract_checks(source) for source in RAW_SOURCES]

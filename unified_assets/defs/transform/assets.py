@@ -1,0 +1,79 @@
+"""The dbt project as Dagster assets: staging, intermediate and mart models, dbt tests as asset checks.
+
+`dbt build` runs models and their tests together, so every dbt test shows up in the UI as a check on
+its model. dbt is the only process that writes the warehouse file: every dbt asset is in the `warehouse`
+pool, which the local instance limits to one step at a time (deploy/dagster.yaml), and dbt itself waits
+for the file's lock rather than failing (profiles.yml). Where the lake and the warehouse are reaches dbt
+as `--vars` from the storage resource.
+"""
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+from dagster import AssetExecutionContext, Config
+from dagster_dbt import DbtCliResource, dbt_assets
+from pydantic import Field
+
+from unified_assets.lib.dbt_project import DbtLayers, dbt_project
+from unified_assets.lib.storage import PlatformStorage
+from unified_assets.lib.warehouse import WAREHOUSE_POOL
+
+# dagster-dbt gives every `dbt build` a target folder of its own (compiled SQL, manifest, run results:
+# several MB), and a platform that rebuilds on every change would fill its disk with them. The newest are
+# kept for debugging; older ones go once nothing can still be writing them.
+KEEP_BUILD_TARGETS = 20
+BUILD_TARGET_MIN_AGE_S = 3600
+
+
+def prune_build_targets(
+    target_dir: Path, keep: int = KEEP_BUILD_TARGETS, min_age_s: float = BUILD_TARGET_MIN_AGE_S
+) -> list[Path]:
+    """Remove the build target folders beyond the newest `keep` that are older than `min_age_s`; returns
+    what was removed. dbt's own files in `target/` (the parsed manifest the definitions read) are files,
+    not folders, and are never touched."""
+    if not target_dir.is_dir():
+        return []
+    builds = sorted(
+        (path for path in target_dir.iterdir() if path.is_dir() and not path.is_symlink()),
+        key=lambda path: path.stat().st_mtime,
+        reverse=True,
+    )
+    cutoff = time.time() - min_age_s
+    removed = [path for path in builds[keep:] if path.stat().st_mtime < cutoff]
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+    return removed
+
+
+class DbtBuildConfig(Config):
+    full_refresh: bool = Field(
+        default=False,
+        description=(
+            "Rebuild the incremental staging models from the whole lake (dbt --full-refresh): after a "
+            "model's columns change, or when partition files were removed from the lake by hand."
+        ),
+    )
+
+
+@dbt_assets(
+    manifest=dbt_project().manifest_path,
+    project=dbt_project(),
+    dagster_dbt_translator=DbtLayers(),
+    pool=WAREHOUSE_POOL,
+)
+def dbt_models(
+    context: AssetExecutionContext,
+    dbt: DbtCliResource,
+    storage: PlatformStorage,
+    config: DbtBuildConfig,
+):
+    args = ["build", "--vars", json.dumps(storage.dbt_vars())]
+    if config.full_refresh:
+        args.append("--full-refresh")
+    project = dbt_project()
+    target_dir = Path(project.project_dir) / project.target_path
+    if removed := prune_build_targets(target_dir):
+        context.log.info(f"Removed {len(removed)} old dbt build folders from {target_dir}")
+    yield from dbt.cli(args, context=context).stream()

@@ -1,0 +1,14 @@
+"""The asset keys one domain reads from another, and who owns what.
+
+A domain never imports another domain's module: what crosses is data, named here once. The keys of dbt
+models come from the dbt manifest (`unified_assets.lib.dbt_project.dbt_model_key`), not from here.
+"""
+
+from dagster import AssetKey
+
+DATA_PLATFORM = "team:data-platform"
+DEMAND_PLANNING = "team:demand-planning"
+
+DEMAND_FORECAST_MODEL = AssetKey(["ml", "demand_forecast_model"])
+DEMAND_FORECAST = AssetKey(["ml", "demand_forecast"])
+TICKET_SENTIMENT = AssetKey(["ml", "ticket_sentiment"])

@@ -1,0 +1,125 @@
+"""Where the platform keeps everything it writes, as the one resource every asset, check and sensor receives.
+
+The lake, the warehouse, the model registry, the hand-off files between steps, the webhook inbox and the
+alerts log all live under one data folder today (`data/` in the project, or `UNIFIED_ASSETS_DATA_DIR`).
+Nothing else in the platform knows that folder: code asks the `storage` resource for a location, so a
+deployment that keeps the lake somewhere else changes this resource's configuration, not the assets.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from dagster import ConfigurableResource, EnvVar
+from pydantic import Field
+
+from unified_assets.lake import Lake
+from unified_assets.model_registry import ModelRegistry
+from unified_assets.settings import PROJECT_ROOT, SettingError
+
+DATA_DIR_VAR = "UNIFIED_ASSETS_DATA_DIR"
+DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
+
+# The data folder's path is written into SQL text (dbt's sources read `read_parquet('<folder>/lake/...')`,
+# where it cannot be a parameter) and DuckDB globs it: a quote would end the string, a glob character would
+# read other folders. Such a path is refused rather than escaped.
+UNSAFE_PATH_CHARACTERS = frozenset("'\"`\\*?[]{}") | {chr(code) for code in range(32)}
+
+
+class PlatformStorage(ConfigurableResource):
+    """Every location the platform writes, derived from one data folder."""
+
+    data_dir: str = Field(
+        default="",
+        description=(
+            f"The folder everything the platform writes goes under ({DATA_DIR_VAR}). Empty: data/ in "
+            "the project. A plain path: no quotes, backslashes, glob or control characters."
+        ),
+    )
+
+    @classmethod
+    def from_environment(cls, **overrides: Any) -> PlatformStorage:
+        """Bound to `UNIFIED_ASSETS_DATA_DIR` through `EnvVar` when it is set (Dagster resolves it when a
+        run starts), the project's data/ folder otherwise."""
+        bound = {"data_dir": EnvVar(DATA_DIR_VAR)} if os.environ.get(DATA_DIR_VAR) else {}
+        return cls(**{**bound, **overrides})
+
+    @classmethod
+    def outside_dagster(cls) -> PlatformStorage:
+        """The same setting for a process Dagster does not start (the webhook receiver, scripts), which
+        has no run to resolve an `EnvVar` in."""
+        return cls(data_dir=os.environ.get(DATA_DIR_VAR, ""))
+
+    @property
+    def root(self) -> Path:
+        configured = self.data_dir.strip()
+        folder = Path(configured).expanduser().resolve() if configured else DEFAULT_DATA_DIR
+        unsafe = sorted(set(str(folder)) & UNSAFE_PATH_CHARACTERS)
+        if unsafe:
+            raise SettingError(
+                f"{DATA_DIR_VAR}={configured!r}: the data folder's path must not contain "
+                f"{' '.join(repr(c) for c in unsafe)} (quotes, backslashes, glob characters and "
+                "control characters would reach SQL text and file patterns); choose a plainer path"
+            )
+        return folder
+
+    @property
+    def lake_dir(self) -> Path:
+        """Raw extracts as Parquet, one file per day; dbt reads them as external sources."""
+        return self.root / "lake"
+
+    @property
+    def warehouse_path(self) -> Path:
+        """The DuckDB file dbt builds and is the only writer of."""
+        return self.root / "warehouse.duckdb"
+
+    @property
+    def models_dir(self) -> Path:
+        """The model registry: versioned models and their production pointers."""
+        return self.root / "models"
+
+    @property
+    def handoff_dir(self) -> Path:
+        """Tables Python assets hand to each other and to dbt, one Parquet file each."""
+        return self.root / "ml"
+
+    @property
+    def operations_dir(self) -> Path:
+        """What the business-event assets write: enriched P1 tickets, closed months."""
+        return self.root / "operations"
+
+    @property
+    def inbox_dir(self) -> Path:
+        """Verified webhook deliveries waiting for the business-event sensors."""
+        return self.root / "inbox"
+
+    @property
+    def alerts_log_path(self) -> Path:
+        """Every failure alert, one JSON line each: the sink that always takes an alert."""
+        return self.root / "alerts" / "alerts.jsonl"
+
+    @property
+    def simulator_dir(self) -> Path:
+        """What the embedded simulator must remember across processes, as a real system would (the
+        custom fields written to purchasing items)."""
+        return self.root / "simulator"
+
+    def lake(self) -> Lake:
+        return Lake(self.lake_dir)
+
+    def model_registry(self, model: str) -> ModelRegistry:
+        return ModelRegistry(self.models_dir, model)
+
+    def handoff_path(self, name: str) -> Path:
+        return self.handoff_dir / f"{name}.parquet"
+
+    def dbt_vars(self) -> dict[str, str]:
+        """The locations dbt reads and writes, as `--vars` (profiles.yml and the sources use them; run
+        by hand, dbt falls back to the defaults in dbt_project.yml, the project's data/ folder)."""
+        return {
+            "lake_dir": str(self.lake_dir),
+            "handoff_dir": str(self.handoff_dir),
+            "warehouse_path": str(self.warehouse_path),
+        }

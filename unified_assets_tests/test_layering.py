@@ -1,0 +1,183 @@
+"""The house rules of the package's imports (docs/architecture.md, "The house"), read from the code itself:
+
+- plain libraries at the bottom know nothing of Dagster, nor of the layers above them;
+- `lib/` (what several domains share) knows nothing of the domains;
+- a domain (`defs/<domain>/`) never imports another domain: what crosses is data, named in `lib/`;
+- nothing imports the definitions, which only gather;
+- imports run one way: no cycle anywhere in the package;
+- only the storage resource knows the data folder's variable.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from unified_assets.settings import PROJECT_ROOT
+
+PACKAGE = PROJECT_ROOT / "unified_assets"
+
+PLAIN = [
+    "settings.py",
+    "simulator",
+    "sources",
+    "redaction.py",
+    "durable.py",
+    "confined_duckdb.py",
+    "dbt_confinement.py",
+    "dbt_manifest.py",
+    "lake.py",
+    "quality.py",
+    "forecasting",
+    "model_registry.py",
+    "inventory.py",
+    "sentiment.py",
+    "retraining.py",
+    "webhooks",
+    "alerts.py",
+]
+# A plain package's command-line entry point wires it to the platform (the webhook receiver finds its inbox
+# through the storage resource); the library modules it runs stay plain.
+ENTRY_POINTS = {"webhooks/__main__.py"}
+DAGSTER_LAYERS = ("dagster", "dagster_dbt", "unified_assets.lib", "unified_assets.defs")
+DAGSTER_LAYERS += ("unified_assets.definitions",)
+DOMAINS = sorted(path.name for path in (PACKAGE / "defs").iterdir() if path.is_dir())
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PROJECT_ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(path: Path) -> set[str]:
+    """Every module `path` imports, at any depth of its code (functions and TYPE_CHECKING blocks
+    included); `from package import name` counts as `package.name` too, which may be a module."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def within(name: str, layers: tuple[str, ...]) -> bool:
+    return any(name == layer or name.startswith(layer + ".") for layer in layers)
+
+
+def package_files() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+@pytest.mark.parametrize("entry", PLAIN)
+def test_plain_libraries_know_nothing_of_dagster_or_the_layers_above(entry):
+    root = PACKAGE / entry
+    files = sorted(root.rglob("*.py")) if root.is_dir() else [root]
+    assert files
+    for path in files:
+        if str(path.relative_to(PACKAGE)) in ENTRY_POINTS:
+            continue
+        upward = {name for name in imports_of(path) if within(name, DAGSTER_LAYERS)}
+        assert not upward, f"{path.relative_to(PROJECT_ROOT)} imports {sorted(upward)}"
+
+
+def test_lib_knows_nothing_of_the_domains():
+    for path in sorted((PACKAGE / "lib").rglob("*.py")):
+        upward = {
+            name
+            for name in imports_of(path)
+            if within(name, ("unified_assets.defs", "unified_assets.definitions"))
+        }
+        assert not upward, f"{path.relative_to(PROJECT_ROOT)} imports {sorted(upward)}"
+
+
+@pytest.mark.parametrize("domain", DOMAINS)
+def test_a_domain_imports_no_other_domain(domain):
+    others = tuple(f"unified_assets.defs.{other}" for other in DOMAINS if other != domain)
+    for path in sorted((PACKAGE / "defs" / domain).rglob("*.py")):
+        crossing = {name for name in imports_of(path) if within(name, others)}
+        assert not crossing, f"{path.relative_to(PROJECT_ROOT)} imports {sorted(crossing)}"
+
+
+def test_the_domains_are_the_ones_the_readme_describes():
+    assert (
+        sorted(
+            [
+                "alerts",
+                "forecast",
+                "ingestion",
+                "operations",
+                "replenishment",
+                "sentiment",
+                "transform",
+            ]
+        )
+        == DOMAINS
+    )
+
+
+def test_nothing_imports_the_definitions():
+    for path in package_files():
+        assert "unified_assets.definitions" not in imports_of(path), path
+
+
+def test_imports_run_one_way():
+    """No cycle among the package's modules (an import of a package counts as one of its __init__)."""
+    modules = {module_name(path): path for path in package_files()}
+    graph = {
+        name: {
+            imported for imported in imports_of(path) if imported in modules and imported != name
+        }
+        for name, path in modules.items()
+    }
+    cycles = find_cycles(graph)
+    assert not cycles, "import cycles: " + "; ".join(" -> ".join(cycle) for cycle in cycles)
+
+
+def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """One cycle through each strongly connected component that has one (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for successor in sorted(graph[node]):
+            if successor not in index:
+                visit(successor)
+                low[node] = min(low[node], low[successor])
+            elif successor in on_stack:
+                low[node] = min(low[node], index[successor])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return cycles
+
+
+def test_only_the_storage_resource_knows_the_data_folder_variable():
+    """Where the platform keeps its data is passed in (the `storage` resource), never read from the
+    environment deep in the code."""
+    readers = [
+        path.relative_to(PROJECT_ROOT).as_posix()
+        for path in package_files()
+        if "UNIFIED_ASSETS_DATA_DIR" in path.read_text()
+    ]
+    assert readers == ["unified_assets/lib/storage.py"]

@@ -1,6 +1,6 @@
 """The simulator as a separate process, the way a remote API is: its CPU is not the extractor's.
 
-Each benchmark starts its own (`python -m unified_assets.simulator`) with an explicit clock, world size,
+Each benchmark starts its own (`python -m saas_simulator`) with an explicit clock, world size,
 page latency and rate limits, and reads the base URLs it prints.
 """
 
@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from unified_assets.simulator.credentials import SimCredentials
+from saas_simulator.credentials import SimCredentials
 
 # The vendors' documented limits (Zendesk's export: 10 requests a minute) would make a benchmark measure
 # the limiter, not the pipeline: at the benchmark world's 300k tickets, 1,000 a page, 30 minutes of waiting.
@@ -56,7 +56,7 @@ class RunningSimulator:
 
 
 def _command(settings: SimSettings) -> list[str]:
-    command = [sys.executable, "-m", "unified_assets.simulator", "--port", "0"]
+    command = [sys.executable, "-m", "saas_simulator", "--port", "0"]
     command += ["--clock", settings.clock, "--scale", str(settings.scale)]
     command += ["--page-latency-ms", str(settings.page_latency_ms)]
     if settings.rate_limits:

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
+from saas_simulator.config import WorldConfig
 from unified_assets.lib.storage import PlatformStorage
-from unified_assets.simulator.config import WorldConfig
 
 # scikit-learn's gradient boosting runs one OpenMP thread per core, and idle OpenMP threads spin. Two test
 # processes each doing that on a two-core machine slowed the forecasting tests from 20 s to ten minutes:

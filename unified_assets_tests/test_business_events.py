@@ -23,6 +23,10 @@ from dagster import (
     materialize,
 )
 
+from saas_simulator.clock import SimClock
+from saas_simulator.credentials import SimCredentials
+from saas_simulator.webhooks import WebhookEmitter, urgent_ticket_events
+from saas_simulator.world import World
 from unified_assets import settings
 from unified_assets.defs.operations.assets import (
     MARTS,
@@ -38,10 +42,6 @@ from unified_assets.defs.operations.sensors import (
     months_closed_between,
 )
 from unified_assets.lib.storage import PlatformStorage
-from unified_assets.simulator.clock import SimClock
-from unified_assets.simulator.credentials import SimCredentials
-from unified_assets.simulator.webhooks import WebhookEmitter, urgent_ticket_events
-from unified_assets.simulator.world import World
 from unified_assets.sources.changes import SETTLE
 from unified_assets.webhooks.inbox import Inbox
 from unified_assets.webhooks.receiver import WebhookReceiver

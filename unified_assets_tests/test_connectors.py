@@ -11,10 +11,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from unified_assets.simulator.clock import SimClock
-from unified_assets.simulator.credentials import SimCredentials
-from unified_assets.simulator.faults import FAULT_KINDS, FaultPlan, FaultSpec
-from unified_assets.simulator.world import World
+from saas_simulator.clock import SimClock
+from saas_simulator.credentials import SimCredentials
+from saas_simulator.faults import FAULT_KINDS, FaultPlan, FaultSpec
+from saas_simulator.world import World
 from unified_assets.sources import coupa, quickbooks, zendesk
 from unified_assets.sources.http import CredentialsRejected, SourceError
 from unified_assets.sources.paging import TIE_OVERLAP, Window
@@ -240,7 +240,7 @@ def test_a_fault_that_never_clears_names_system_endpoint_and_page(demo_config, k
 
 def test_rate_limits_are_honoured_not_fatal(demo_config, storage):
     """Zendesk's export allows 10 requests a minute; a tighter limit here forces real 429s."""
-    from unified_assets.simulator.ratelimit import RateLimit
+    from saas_simulator.ratelimit import RateLimit
 
     world = frozen_world(demo_config)
     limit = {"support": RateLimit(3, 1, retry_after=True)}

@@ -25,11 +25,11 @@ from pathlib import Path
 
 import pytest
 
+from saas_simulator.clock import SimClock
+from saas_simulator.environment import SIM_CLOCK_VAR, simulator_world_config
+from saas_simulator.world import World
 from unified_assets.lib.storage import DATA_DIR_VAR
 from unified_assets.settings import HISTORY_START_VAR, PROJECT_ROOT
-from unified_assets.simulator.clock import SimClock
-from unified_assets.simulator.environment import SIM_CLOCK_VAR, simulator_world_config
-from unified_assets.simulator.world import World
 from unified_assets_tests.support.browser import (
     DagsterUi,
     materialize_from_asset_page,

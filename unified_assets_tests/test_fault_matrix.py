@@ -25,13 +25,13 @@ import duckdb
 import pytest
 from dagster import materialize
 
+from saas_simulator.faults import FaultPlan
 from unified_assets.defs.ingestion.assets import raw_assets
 from unified_assets.defs.transform.assets import dbt_models
 from unified_assets.lake import Lake
 from unified_assets.lib.source_apis import AccountingApi, PurchasingApi, SupportApi
 from unified_assets.lib.storage import DATA_DIR_VAR, PlatformStorage
 from unified_assets.settings import PROJECT_ROOT
-from unified_assets.simulator.faults import FaultPlan
 from unified_assets_tests.support.resources import dbt_resources, source_resources
 from unified_assets_tests.support.simulators import FROZEN_AT, frozen_world, serving
 from unified_assets_tests.support.truth import TABLE_SYSTEM

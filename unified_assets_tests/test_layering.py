@@ -1,10 +1,12 @@
-"""The house rules of the package's imports (docs/architecture.md, "The house"), read from the code itself:
+"""The house rules of the imports (docs/architecture.md, "The house"), read from the code itself:
 
 - plain libraries at the bottom know nothing of Dagster, nor of the layers above them;
 - `lib/` (what several domains share) knows nothing of the domains;
 - a domain (`defs/<domain>/`) never imports another domain: what crosses is data, named in `lib/`;
 - nothing imports the definitions, which only gather;
-- imports run one way: no cycle anywhere in the package;
+- the simulator (`saas_simulator/`) knows nothing of the platform, and the platform reaches it through
+  one seam, `unified_assets/embedded_simulator.py`;
+- imports run one way: no cycle anywhere in either package;
 - only the storage resource knows the data folder's variable.
 """
 
@@ -18,10 +20,12 @@ import pytest
 from unified_assets.settings import PROJECT_ROOT
 
 PACKAGE = PROJECT_ROOT / "unified_assets"
+SIMULATOR = PROJECT_ROOT / "saas_simulator"
+SIMULATOR_SEAM = "unified_assets/embedded_simulator.py"
 
 PLAIN = [
     "settings.py",
-    "simulator",
+    "embedded_simulator.py",
     "sources",
     "redaction.py",
     "durable.py",
@@ -51,17 +55,40 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imports_of(path: Path) -> set[str]:
-    """Every module `path` imports, at any depth of its code (functions and TYPE_CHECKING blocks
-    included); `from package import name` counts as `package.name` too, which may be a module."""
+def source_files() -> list[Path]:
+    return sorted([*PACKAGE.rglob("*.py"), *SIMULATOR.rglob("*.py")])
+
+
+MODULES = {module_name(path) for path in source_files()}
+
+
+def imports_of(path: Path, *, type_checking: bool = True) -> set[str]:
+    """Every module `path` imports, at any depth of its code (functions included; TYPE_CHECKING blocks
+    unless `type_checking` is false). `from package import name` is `package.name` when that is a module
+    (importing a sibling, as Python does after running the package's __init__ once), else `package`."""
+    tree = ast.parse(path.read_text())
+    skipped = set() if type_checking else _type_checking_nodes(tree)
     names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(tree):
+        if node in skipped:
+            continue
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+            for alias in node.names:
+                submodule = f"{node.module}.{alias.name}"
+                names.add(submodule if submodule in MODULES else node.module)
     return names
+
+
+def _type_checking_nodes(tree: ast.AST) -> set[ast.AST]:
+    blocks = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If)
+        and ast.unparse(node.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING")
+    ]
+    return {inner for block in blocks for statement in block.body for inner in ast.walk(statement)}
 
 
 def within(name: str, layers: tuple[str, ...]) -> bool:
@@ -124,9 +151,30 @@ def test_nothing_imports_the_definitions():
         assert "unified_assets.definitions" not in imports_of(path), path
 
 
+def test_the_simulator_knows_nothing_of_the_platform():
+    """`saas_simulator` could ship on its own: no import of the platform, nor of Dagster."""
+    for path in sorted(SIMULATOR.rglob("*.py")):
+        platform = {
+            name
+            for name in imports_of(path)
+            if within(name, ("unified_assets", "dagster", "dagster_dbt"))
+        }
+        assert not platform, f"{path.relative_to(PROJECT_ROOT)} imports {sorted(platform)}"
+
+
+def test_the_platform_reaches_the_simulator_through_one_seam():
+    """Only the seam imports the simulator at run time; elsewhere it may appear in type hints."""
+    reaching = sorted(
+        path.relative_to(PROJECT_ROOT).as_posix()
+        for path in package_files()
+        if any(within(name, ("saas_simulator",)) for name in imports_of(path, type_checking=False))
+    )
+    assert reaching == [SIMULATOR_SEAM]
+
+
 def test_imports_run_one_way():
-    """No cycle among the package's modules (an import of a package counts as one of its __init__)."""
-    modules = {module_name(path): path for path in package_files()}
+    """No cycle among the modules of the platform and the simulator."""
+    modules = {module_name(path): path for path in source_files()}
     graph = {
         name: {
             imported for imported in imports_of(path) if imported in modules and imported != name

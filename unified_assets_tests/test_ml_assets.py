@@ -16,6 +16,8 @@ import pandas as pd
 import pytest
 from dagster import AssetKey, DagsterInstance, Definitions, build_sensor_context, materialize
 
+from saas_simulator.clock import SimClock
+from saas_simulator.world import World
 from unified_assets.defs.forecast import assets as forecast_module
 from unified_assets.defs.forecast import sensors as forecast_sensors
 from unified_assets.defs.forecast.assets import active_skus, demand_forecast, forecast_assets
@@ -37,8 +39,6 @@ from unified_assets.lib.keys import DEMAND_FORECAST, DEMAND_FORECAST_MODEL, TICK
 from unified_assets.lib.storage import DATA_DIR_VAR, PlatformStorage
 from unified_assets.retraining import REASON_TAG
 from unified_assets.settings import PROJECT_ROOT
-from unified_assets.simulator.clock import SimClock
-from unified_assets.simulator.world import World
 from unified_assets_tests.support.resources import dbt_resources, source_resources
 from unified_assets_tests.support.simulators import serving
 from unified_assets_tests.support.warehouse import build_warehouse, copy_of_warehouse

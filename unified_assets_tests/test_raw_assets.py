@@ -9,6 +9,8 @@ import duckdb
 import pytest
 from dagster import AssetKey, DagsterInstance, materialize
 
+from saas_simulator.credentials import SimCredentials
+from saas_simulator.faults import FaultPlan, FaultSpec
 from unified_assets.defs.ingestion.assets import (
     RAW_RETRY_POLICY,
     RAW_SOURCES,
@@ -16,8 +18,6 @@ from unified_assets.defs.ingestion.assets import (
     raw_assets,
 )
 from unified_assets.lake import Lake
-from unified_assets.simulator.credentials import SimCredentials
-from unified_assets.simulator.faults import FaultPlan, FaultSpec
 from unified_assets_tests.support.resources import source_resources, with_fields
 from unified_assets_tests.support.simulators import FROZEN_AT, frozen_world, serving
 from unified_assets_tests.support.truth import TABLE_SYSTEM, landed_versions, true_versions

@@ -15,11 +15,11 @@ from dagster import (
     materialize,
 )
 
+from saas_simulator.config import WorldConfig
 from unified_assets.defs.ingestion.assets import RAW_SOURCES, build_raw_asset
 from unified_assets.defs.ingestion.checks import build_extract_checks
 from unified_assets.lib.source_apis import AccountingApi
 from unified_assets.lib.storage import PlatformStorage
-from unified_assets.simulator.config import WorldConfig
 from unified_assets_tests.support.resources import source_resources
 from unified_assets_tests.support.simulators import frozen_world, serving
 

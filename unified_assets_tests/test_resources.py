@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import logging
+from datetime import date
 
 import pytest
 from dagster import EnvVar
 
 from unified_assets import settings
+from unified_assets.embedded_simulator import simulated_world
 from unified_assets.lib.source_apis import AccountingApi, PurchasingApi, SupportApi
 from unified_assets.lib.storage import DATA_DIR_VAR, PlatformStorage
 from unified_assets.settings import SettingError
-from unified_assets.simulator.environment import simulator_world_config
 
 LOG = logging.getLogger("test")
 CANARY = "canary-secret-3f9c2"
@@ -118,7 +119,7 @@ def test_history_start_must_be_an_iso_date(monkeypatch):
 def test_bad_simulator_settings_name_the_variable(monkeypatch, variable, value):
     monkeypatch.setenv(variable, value)
     with pytest.raises(SettingError, match=f"{variable}='{value}' is not valid"):
-        simulator_world_config()
+        simulated_world(date(2026, 1, 1))
 
 
 def test_data_dir_defaults_to_the_project_and_follows_the_variable(monkeypatch, tmp_path):
@@ -136,7 +137,7 @@ def test_with_no_base_url_the_embedded_simulator_starts_and_serves(monkeypatch, 
     from unified_assets.sources.paging import Window
 
     monkeypatch.setenv("UNIFIED_ASSETS_SIM_CLOCK", "frozen:2026-03-15T12:00:00Z")
-    monkeypatch.setattr("unified_assets.lib.source_apis._embedded", None)
+    monkeypatch.setattr("unified_assets.embedded_simulator._server", None)
     for resource in (
         AccountingApi(storage=storage),
         PurchasingApi(storage=storage),
@@ -162,7 +163,7 @@ def test_a_run_says_it_uses_the_simulator_and_a_sensor_probe_does_not_repeat_it(
 ):
     from unified_assets.lib.source_apis import embedded_simulator
 
-    monkeypatch.setattr("unified_assets.lib.source_apis._embedded", None)
+    monkeypatch.setattr("unified_assets.embedded_simulator._server", None)
     with caplog.at_level(logging.INFO, logger=LOG.name):
         SupportApi(storage=storage).open_probe(LOG).close()
         assert "embedded simulator" not in caplog.text

@@ -22,6 +22,8 @@ import duckdb
 import pytest
 from dagster import DagsterInstance, materialize
 
+from saas_simulator.credentials import SimCredentials
+from saas_simulator.faults import FaultPlan
 from unified_assets.confined_duckdb import confined_duckdb
 from unified_assets.dbt_confinement import Plugin
 from unified_assets.defs.ingestion.assets import RAW_SOURCES, build_raw_asset, raw_assets
@@ -31,8 +33,6 @@ from unified_assets.lib.dbt_project import DBT_PROJECT_DIR
 from unified_assets.lib.source_apis import AccountingApi, PurchasingApi, SupportApi
 from unified_assets.lib.storage import DATA_DIR_VAR, PlatformStorage
 from unified_assets.settings import SettingError
-from unified_assets.simulator.credentials import SimCredentials
-from unified_assets.simulator.faults import FaultPlan
 from unified_assets.sources import quickbooks
 from unified_assets_tests.support.resources import FAST_RETRIES, dbt_resources
 from unified_assets_tests.support.simulators import frozen_world, serving

@@ -12,10 +12,10 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from dagster import DagsterInstance, SensorResult, build_sensor_context
 
+from saas_simulator.clock import SimClock
+from saas_simulator.world import World
 from unified_assets.defs.ingestion.sensors import FIRST_LOOK, build_new_data_sensor
 from unified_assets.lib.source_apis import SourceApi
-from unified_assets.simulator.clock import SimClock
-from unified_assets.simulator.world import World
 from unified_assets.sources.changes import SETTLE
 from unified_assets_tests.support.resources import source_resources, with_fields
 from unified_assets_tests.support.simulators import serving

@@ -19,6 +19,9 @@ import duckdb
 import pytest
 from dagster import AssetKey, AssetSelection, DagsterInstance, materialize
 
+from saas_simulator.clock import SimClock
+from saas_simulator.world import World
+from saas_simulator.zendesk import DEFAULT_EXPORT_LAG_S
 from unified_assets.dbt_manifest import manifest_is_stale
 from unified_assets.defs.ingestion.assets import raw_assets
 from unified_assets.defs.ingestion.landed_checks import no_uncastable_values
@@ -28,9 +31,6 @@ from unified_assets.lib.dbt_project import dbt_cli_resource
 from unified_assets.lib.storage import PlatformStorage
 from unified_assets.lib.warehouse import WAREHOUSE_POOL
 from unified_assets.settings import PROJECT_ROOT
-from unified_assets.simulator.clock import SimClock
-from unified_assets.simulator.world import World
-from unified_assets.simulator.zendesk import DEFAULT_EXPORT_LAG_S
 from unified_assets.sources import quickbooks
 from unified_assets_tests.support.resources import dbt_resources, source_resources
 from unified_assets_tests.support.simulators import FROZEN_AT, frozen_world, serving

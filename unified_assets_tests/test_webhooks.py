@@ -311,10 +311,10 @@ def test_signed_bodies_of_the_wrong_shape_say_what_is_missing(reader, body, mess
 def test_the_simulators_webhooks_verify_and_say_what_happened(tmp_path, demo_config):
     """The simulated vendors sign as the real ones: the receiver's verifiers accept them, a copy sent
     with another key is refused, and the bodies name the urgent ticket and the changed preferences."""
-    from unified_assets.simulator.clock import SimClock
-    from unified_assets.simulator.credentials import SimCredentials
-    from unified_assets.simulator.webhooks import WebhookEmitter
-    from unified_assets.simulator.world import World
+    from saas_simulator.clock import SimClock
+    from saas_simulator.credentials import SimCredentials
+    from saas_simulator.webhooks import WebhookEmitter
+    from saas_simulator.world import World
 
     demo = SimCredentials.demo()
     world = World(demo_config, clock=SimClock.frozen("2026-08-04T00:00:00Z"))
@@ -361,7 +361,7 @@ def test_the_webhook_companion_of_dagster_dev_receives_and_stops_cleanly(tmp_pat
     import sys
     import time
 
-    from unified_assets.simulator.credentials import SimCredentials
+    from saas_simulator.credentials import SimCredentials
 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("UNIFIED_ASSETS_")}

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import threading
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
@@ -22,6 +21,7 @@ from urllib.parse import urlsplit
 from dagster import ConfigurableResource, EnvVar
 from pydantic import Field
 
+from unified_assets import settings
 from unified_assets.lib.storage import PlatformStorage
 from unified_assets.settings import SettingError
 from unified_assets.sources import coupa, quickbooks, zendesk
@@ -32,39 +32,17 @@ from unified_assets.sources.quickbooks import QuickBooksClient, QuickBooksCreden
 from unified_assets.sources.zendesk import ZendeskClient
 
 if TYPE_CHECKING:
-    from unified_assets.simulator import SimulatorServer
+    from saas_simulator import SimulatorServer
 
 INTUIT_TOKEN_URL = "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer"
 
-_embedded: SimulatorServer | None = None
-_embedded_lock = threading.Lock()
-
 
 def embedded_simulator(storage: PlatformStorage) -> SimulatorServer:
-    """The simulator this process serves, started on first use from the UNIFIED_ASSETS_SIM_* settings.
-    Imported here, not at module level: a deployment against the real services never pays for it."""
-    from unified_assets.simulator import SimulatorServer, World
-    from unified_assets.simulator.environment import (
-        simulator_clock,
-        simulator_faults,
-        simulator_page_latency_s,
-        simulator_world_config,
-    )
+    """The simulator this process serves. Imported here, not at module level: a deployment against the
+    real services never pays for it."""
+    from unified_assets.embedded_simulator import embedded_server
 
-    global _embedded
-    with _embedded_lock:
-        if _embedded is None:
-            world = World(simulator_world_config(), clock=simulator_clock())
-            _embedded = SimulatorServer(
-                world,
-                faults=simulator_faults(),
-                host="127.0.0.1",
-                port=0,
-                state_dir=storage.simulator_dir,
-                page_latency_s=simulator_page_latency_s(),
-            )
-            _embedded.start()
-        return _embedded
+    return embedded_server(storage.simulator_dir, settings.history_start())
 
 
 class SourceApi(ConfigurableResource):

@@ -20,6 +20,7 @@ import signal
 import sys
 import threading
 
+from unified_assets import settings
 from unified_assets.lib.storage import PlatformStorage
 from unified_assets.settings import SettingError
 from unified_assets.webhooks.inbox import Inbox
@@ -47,10 +48,9 @@ def on_simulator(source: str) -> bool:
 
 
 def verifiers() -> list[Verifier]:
-    from unified_assets.simulator import SimCredentials
+    from unified_assets.embedded_simulator import demo_webhook_keys
 
-    demo = SimCredentials.demo()
-    demo_keys = {"support": demo.zendesk_webhook_secret, "accounting": demo.accounting_webhook_key}
+    demo_keys = demo_webhook_keys()
     found: list[Verifier] = []
     for source, (_, key_var, verifier) in SYSTEMS.items():
         key = os.environ.get(key_var, "").strip()
@@ -65,9 +65,7 @@ def verifiers() -> list[Verifier]:
 
 def start_simulator_events(receiver: WebhookReceiver):
     """The simulator's webhook sender for the systems it serves, subscribed to `receiver`."""
-    from unified_assets.simulator import World
-    from unified_assets.simulator.environment import simulator_clock, simulator_world_config
-    from unified_assets.simulator.webhooks import WebhookEmitter
+    from unified_assets.embedded_simulator import webhook_sender
 
     subscriptions = {
         source: f"{receiver.url}/webhooks/{source}"
@@ -76,9 +74,8 @@ def start_simulator_events(receiver: WebhookReceiver):
     }
     if not subscriptions:
         return None
-    world = World(simulator_world_config(), clock=simulator_clock())
     logger.info(f"simulator webhooks for {', '.join(subscriptions)} go to {receiver.url}")
-    return WebhookEmitter(world, subscriptions).start()
+    return webhook_sender(subscriptions, settings.history_start())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import pandas as pd
 import requests
 
-from unified_assets.simulator import SimulatorServer
+from saas_simulator import SimulatorServer
 
 
 def iso(moment: datetime) -> str:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from unified_assets.simulator import SimClock, SimulatorServer, World, WorldConfig
+from saas_simulator import SimClock, SimulatorServer, World, WorldConfig
 
 FROZEN_AT = datetime(2026, 4, 15, 12, 0, tzinfo=UTC)
 NO_LIMITS = {"accounting": None, "purchasing": None, "support": None}

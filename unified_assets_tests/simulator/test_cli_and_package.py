@@ -1,4 +1,4 @@
-"""`python -m unified_assets.simulator`, and the package's promise to stay light, Dagster-free."""
+"""`python -m saas_simulator`, and the package's promise to stay light, Dagster-free."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import requests
 
-import unified_assets.simulator as simulator
-from unified_assets.simulator.__main__ import build_parser
+import saas_simulator as simulator
+from saas_simulator.__main__ import build_parser
 
 PACKAGE_DIR = Path(simulator.__file__).parent
 
@@ -45,7 +45,7 @@ def test_no_module_imports_dagster():
 def test_import_is_light():
     code = (
         "import sys, time; import numpy, pandas, requests; started = time.perf_counter();"
-        "import unified_assets.simulator;"
+        "import saas_simulator;"
         "print(time.perf_counter() - started, 'dagster' in sys.modules)"
     )
     out = subprocess.run(
@@ -70,7 +70,7 @@ def test_the_cli_serves_and_prints_what_to_export():
         [
             sys.executable,
             "-m",
-            "unified_assets.simulator",
+            "saas_simulator",
             "--port",
             "0",
             "--clock",

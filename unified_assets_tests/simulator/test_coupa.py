@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pandas as pd
 import requests
 
-from unified_assets.simulator import SimulatorServer
+from saas_simulator import SimulatorServer
 
 from .clients import coupa_all, coupa_get, coupa_window, iso
 from .conftest import FROZEN_AT, NO_LIMITS

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import requests
 
-from unified_assets.simulator import (
+from saas_simulator import (
     FaultPlan,
     FaultSpec,
     RateLimit,

@@ -8,10 +8,13 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from unified_assets.settings import SettingError
-from unified_assets.simulator import SimulatorServer, World
-from unified_assets.simulator.__main__ import build_parser
-from unified_assets.simulator.environment import SIM_PAGE_LATENCY_VAR, simulator_page_latency_s
+from saas_simulator import SimulatorServer, World
+from saas_simulator.__main__ import build_parser
+from saas_simulator.environment import (
+    SIM_PAGE_LATENCY_VAR,
+    SimSettingError,
+    simulator_page_latency_s,
+)
 from unified_assets_tests.simulator.clients import qbo_query, qbo_token
 from unified_assets_tests.simulator.conftest import NO_LIMITS
 
@@ -45,7 +48,7 @@ def test_latency_from_the_environment_and_the_cli(monkeypatch):
     monkeypatch.setenv(SIM_PAGE_LATENCY_VAR, "100")
     assert simulator_page_latency_s() == pytest.approx(0.1)
     monkeypatch.setenv(SIM_PAGE_LATENCY_VAR, "-5")
-    with pytest.raises(SettingError, match="-5"):
+    with pytest.raises(SimSettingError, match="-5"):
         simulator_page_latency_s()
     assert build_parser().parse_args(["--page-latency-ms", "250"]).page_latency_ms == 250
     with pytest.raises(SystemExit):

@@ -187,7 +187,7 @@ def test_keywords_are_case_insensitive_and_id_lookups_work(server, world):
 
 
 def test_an_invoice_seen_later_has_a_higher_sync_token(fresh_world):
-    from unified_assets.simulator import SimulatorServer
+    from saas_simulator import SimulatorServer
 
     with SimulatorServer(fresh_world) as server:
         token = qbo_token(server)

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from saas_simulator import SimClock, World, WorldConfig
 from unified_assets.redaction import iban_valid, luhn_valid
-from unified_assets.simulator import SimClock, World, WorldConfig
 
 YEAR_END = datetime(2026, 11, 24, tzinfo=UTC)
 SKU_FIELD, SENTIMENT_FIELD = 360001234501, 360001234503

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from unified_assets.simulator import (
+from saas_simulator import (
     FaultPlan,
     FaultSpec,
     RateLimit,
@@ -15,7 +15,7 @@ from unified_assets.simulator import (
     SimCredentials,
     WorldConfig,
 )
-from unified_assets.simulator.ratelimit import parse_rate_limits
+from saas_simulator.ratelimit import parse_rate_limits
 
 
 def test_frozen_clock_stands_still_until_moved():

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from unified_assets.simulator import SYSTEMS, SimClock, World, WorldConfig
+from saas_simulator import SYSTEMS, SimClock, World, WorldConfig
 
 from .conftest import FROZEN_AT
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import requests
 
-from unified_assets.simulator import SimulatorServer
+from saas_simulator import SimulatorServer
 
 from .clients import zendesk_all, zendesk_auth, zendesk_export
 from .conftest import FROZEN_AT, NO_LIMITS

@@ -8,10 +8,10 @@ from typing import Any, Protocol
 
 from dagster import ConfigurableResource
 
+from saas_simulator.credentials import SimCredentials
 from unified_assets.lib.dbt_project import dbt_cli_resource
 from unified_assets.lib.source_apis import AccountingApi, PurchasingApi, SourceApi, SupportApi
 from unified_assets.lib.storage import PlatformStorage
-from unified_assets.simulator.credentials import SimCredentials
 
 # Patient enough for every injected fault, quick enough for a test suite.
 FAST_RETRIES = {

@@ -6,11 +6,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
-from unified_assets.simulator.clock import SimClock
-from unified_assets.simulator.config import WorldConfig
-from unified_assets.simulator.faults import FaultPlan
-from unified_assets.simulator.server import SimulatorServer
-from unified_assets.simulator.world import World
+from saas_simulator.clock import SimClock
+from saas_simulator.config import WorldConfig
+from saas_simulator.faults import FaultPlan
+from saas_simulator.server import SimulatorServer
+from saas_simulator.world import World
 
 FROZEN_AT = datetime.fromisoformat("2026-03-15T12:00:00+00:00")
 

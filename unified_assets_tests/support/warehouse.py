@@ -7,10 +7,10 @@ from pathlib import Path
 
 from dagster import materialize
 
+from saas_simulator.world import World
 from unified_assets.defs.ingestion.assets import raw_assets
 from unified_assets.defs.transform.assets import dbt_models
 from unified_assets.lib.storage import PlatformStorage
-from unified_assets.simulator.world import World
 from unified_assets_tests.support.resources import dbt_resources, source_resources
 from unified_assets_tests.support.simulators import serving
 

@@ -10,9 +10,12 @@ value for scoring redaction.
 from __future__ import annotations
 
 import random
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from unified_assets.simulator import pii
+from saas_simulator import pii
 
 TASKS = (
     "download copies of past invoices",
@@ -312,3 +315,25 @@ TOPIC_WRITERS = {
     "late_delivery": _late_delivery,
     "churn_risk": _churn_risk,
 }
+
+
+class TextCache:
+    """Ticket texts by ticket record (every version shares its ticket's text); bounded, thread-safe."""
+
+    def __init__(self, size: int = 50_000):
+        self.size = size
+        self._items: OrderedDict[int, TicketText] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, record: int, write: Callable[[], TicketText]) -> TicketText:
+        """The cached text of `record`, or the one `write` makes (then kept, oldest evicted first)."""
+        with self._lock:
+            cached = self._items.get(record)
+        if cached is not None:
+            return cached
+        text = write()
+        with self._lock:
+            self._items[record] = text
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return text

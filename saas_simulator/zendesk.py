@@ -11,14 +11,12 @@ updates.
 from __future__ import annotations
 
 import base64
-import threading
-from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from unified_assets.simulator.coupa import po_number
-from unified_assets.simulator.generate import (
+from saas_simulator.coupa import po_number
+from saas_simulator.generate import (
     CHANNELS,
     PRIORITIES,
     TICKET_EVENTS,
@@ -26,13 +24,13 @@ from unified_assets.simulator.generate import (
     TONES,
     TOPIC_NAMES,
 )
-from unified_assets.simulator.protocol import ApiRequest, ApiResponse, BadRequest, ServeContext
-from unified_assets.simulator.tables import ID_FACTOR, TOUCH, SystemView
-from unified_assets.simulator.text import TicketFacts, TicketText, ticket_text
-from unified_assets.simulator.timeutil import iso_z
+from saas_simulator.protocol import ApiRequest, ApiResponse, BadRequest, ServeContext
+from saas_simulator.tables import ID_FACTOR, TOUCH, SystemView
+from saas_simulator.text import TicketFacts, TicketText, ticket_text
+from saas_simulator.timeutil import iso_z
 
 if TYPE_CHECKING:
-    from unified_assets.simulator.world import World
+    from saas_simulator.worldview import WorldView
 
 SYSTEM = "support"
 MAX_PER_PAGE = 1000
@@ -66,28 +64,14 @@ STATUS_OF_EVENT = {
 # ---------------------------------------------------------------------------------------- rendering
 
 
-class TextCache:
-    """Ticket texts by ticket id (every version shares its ticket's text); bounded, thread-safe."""
-
-    def __init__(self, size: int = 50_000):
-        self.size = size
-        self._items: OrderedDict[int, TicketText] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, world: World, columns: dict[str, np.ndarray], record: int) -> TicketText:
-        with self._lock:
-            cached = self._items.get(record)
-        if cached is not None:
-            return cached
-        text = ticket_text(world.config.seed, ticket_facts(world, columns, record))
-        with self._lock:
-            self._items[record] = text
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-        return text
+def cached_ticket_text(world: WorldView, cols: dict[str, np.ndarray], record: int) -> TicketText:
+    """A ticket's text (every version shares it), written once per world and then kept."""
+    return world.ticket_text_cache.get(
+        record, lambda: ticket_text(world.config.seed, ticket_facts(world, cols, record))
+    )
 
 
-def ticket_facts(world: World, cols: dict[str, np.ndarray], record: int) -> TicketFacts:
+def ticket_facts(world: WorldView, cols: dict[str, np.ndarray], record: int) -> TicketFacts:
     catalog = world.catalog
     customer = int(cols["customer"][record])
     contact = int(cols["contact"][record])
@@ -117,7 +101,7 @@ def ticket_facts(world: World, cols: dict[str, np.ndarray], record: int) -> Tick
 
 
 def render_tickets(
-    world: World, view: SystemView, records: np.ndarray, versions: np.ndarray
+    world: WorldView, view: SystemView, records: np.ndarray, versions: np.ndarray
 ) -> list[dict]:
     """The wire dicts of the given (record, version) pairs, exactly as the export returns them."""
     cols = view.table.records
@@ -126,7 +110,7 @@ def render_tickets(
     for record, version in zip(records.tolist(), versions.tolist(), strict=True):
         events = view.events(record, version)
         kinds = [kind for _, kind in events]
-        text = world.ticket_text_cache.get(world, cols, record)
+        text = cached_ticket_text(world, cols, record)
         customer = int(cols["customer"][record])
         contact = int(cols["contact"][record])
         topic = TOPIC_NAMES[int(cols["topic"][record])]

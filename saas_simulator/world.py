@@ -17,19 +17,20 @@ from datetime import date, datetime
 import numpy as np
 import pandas as pd
 
-from unified_assets.simulator.catalog import NEVER_DAY, Catalog, build_catalog
-from unified_assets.simulator.clock import SimClock
-from unified_assets.simulator.config import WorldConfig
-from unified_assets.simulator.demand import Demand
-from unified_assets.simulator.generate import (
+from saas_simulator.catalog import NEVER_DAY, Catalog, build_catalog
+from saas_simulator.clock import SimClock
+from saas_simulator.config import WorldConfig
+from saas_simulator.demand import Demand
+from saas_simulator.generate import (
     INVOICE_EVENTS,
     PO_EVENTS,
     TICKET_EVENTS,
     Counters,
     DayGenerator,
 )
-from unified_assets.simulator.tables import SystemTable, SystemView, VersionIndex
-from unified_assets.simulator.timeutil import company_day_of, to_utc_datetime
+from saas_simulator.tables import SystemTable, SystemView, VersionIndex
+from saas_simulator.text import TextCache
+from saas_simulator.timeutil import company_day_of, to_utc_datetime
 
 SYSTEMS = ("accounting", "purchasing", "support")
 EVENT_COLUMNS = {"accounting": INVOICE_EVENTS, "purchasing": PO_EVENTS, "support": TICKET_EVENTS}
@@ -49,8 +50,6 @@ class World:
     """The customers, products and suppliers, and every record they produce over time."""
 
     def __init__(self, config: WorldConfig | None = None, clock: SimClock | None = None):
-        from unified_assets.simulator.zendesk import TextCache
-
         self.config = config or WorldConfig.demo()
         self.clock = clock or SimClock.real()
         self.catalog: Catalog = build_catalog(self.config)
@@ -150,7 +149,7 @@ class World:
 
     def render(self, view: SystemView, records: np.ndarray, versions: np.ndarray) -> list[dict]:
         """Wire dicts for (record, version) pairs of `view`'s system."""
-        from unified_assets.simulator import coupa, quickbooks, zendesk
+        from saas_simulator import coupa, quickbooks, zendesk
 
         renderer = {
             "accounting": quickbooks.render_invoices,
@@ -165,7 +164,9 @@ class World:
         record = int(ticket_id) - 1
         if not 0 <= record < len(view.table):
             raise KeyError(f"no ticket {ticket_id!r} has been generated")
-        return list(self.ticket_text_cache.get(self, view.table.records, record).pii)
+        from saas_simulator.zendesk import cached_ticket_text
+
+        return list(cached_ticket_text(self, view.table.records, record).pii)
 
     # ------------------------------------------------------------------------------------- overlay
 

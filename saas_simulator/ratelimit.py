@@ -8,7 +8,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from unified_assets.simulator.world import SYSTEMS
+from saas_simulator.world import SYSTEMS
 
 
 @dataclass(frozen=True)

@@ -19,12 +19,12 @@ from urllib.parse import parse_qs
 
 import numpy as np
 
-from unified_assets.simulator import closing
-from unified_assets.simulator.generate import INVOICE_EVENTS
-from unified_assets.simulator.names import CURRENCIES, CURRENCY_NAMES
-from unified_assets.simulator.protocol import ApiRequest, ApiResponse, BadRequest, ServeContext
-from unified_assets.simulator.tables import TOUCH, SystemView
-from unified_assets.simulator.timeutil import (
+from saas_simulator import closing
+from saas_simulator.generate import INVOICE_EVENTS
+from saas_simulator.names import CURRENCIES, CURRENCY_NAMES
+from saas_simulator.protocol import ApiRequest, ApiResponse, BadRequest, ServeContext
+from saas_simulator.tables import TOUCH, SystemView
+from saas_simulator.timeutil import (
     COMPANY_ZONE,
     iso_la,
     iso_la_millis,
@@ -33,8 +33,8 @@ from unified_assets.simulator.timeutil import (
 )
 
 if TYPE_CHECKING:
-    from unified_assets.simulator.credentials import SimCredentials
-    from unified_assets.simulator.world import World
+    from saas_simulator.credentials import SimCredentials
+    from saas_simulator.worldview import WorldView
 
 SYSTEM = "accounting"
 MAX_RESULTS = 1000
@@ -48,7 +48,7 @@ TERMS_REF = {15: "2", 30: "3", 60: "4"}
 
 
 def render_invoices(
-    world: World, view: SystemView, records: np.ndarray, versions: np.ndarray
+    world: WorldView, view: SystemView, records: np.ndarray, versions: np.ndarray
 ) -> list[dict]:
     """The wire dicts of the given (record, version) pairs, as the query API serves them."""
     table = view.table

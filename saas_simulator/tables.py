@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from unified_assets.simulator.generate import Chunk
-from unified_assets.simulator.timeutil import NEVER
+from saas_simulator.generate import Chunk
+from saas_simulator.timeutil import NEVER
 
 ID_FACTOR = 2**31  # key = ts * ID_FACTOR + id orders versions by (timestamp, id)
 TOUCH = 100  # event kind of an added version; real kinds are column numbers 0..K-1

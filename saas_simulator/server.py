@@ -22,14 +22,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from unified_assets.simulator import coupa, quickbooks, zendesk
-from unified_assets.simulator.credentials import SimCredentials
-from unified_assets.simulator.faults import FaultPlan, FaultSpec
-from unified_assets.simulator.items import ItemStore
-from unified_assets.simulator.protocol import ApiRequest, ApiResponse, ServeContext
-from unified_assets.simulator.ratelimit import DEFAULT_RATE_LIMITS, RateLimit, RateLimiter
-from unified_assets.simulator.timeutil import iso_z
-from unified_assets.simulator.world import SYSTEMS, World
+from saas_simulator import coupa, quickbooks, zendesk
+from saas_simulator.credentials import SimCredentials
+from saas_simulator.faults import FaultPlan, FaultSpec
+from saas_simulator.items import ItemStore
+from saas_simulator.protocol import ApiRequest, ApiResponse, ServeContext
+from saas_simulator.ratelimit import DEFAULT_RATE_LIMITS, RateLimit, RateLimiter
+from saas_simulator.timeutil import iso_z
+from saas_simulator.world import SYSTEMS, World
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from unified_assets.simulator.world import World
+    from saas_simulator.worldview import WorldView
 
 
 @dataclass
@@ -60,7 +60,7 @@ class ApiResponse:
 class ServeContext:
     """Everything a vendor handler needs for one request."""
 
-    world: World
+    world: WorldView
     now: float
     duplicates: int = 0  # the duplicate_records fault: how many already-served records to re-serve
     drift: str | None = None  # a schema_drift mode in force for this system

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from unified_assets.simulator.timeutil import (
+from saas_simulator.timeutil import (
     COMPANY_ZONE,
     DAY_S,
     EPOCH_ORDINAL,

@@ -1,4 +1,4 @@
-"""`python -m unified_assets.simulator`: serve the three simulated vendors until Ctrl-C.
+"""`python -m saas_simulator`: serve the three simulated vendors until Ctrl-C.
 
 Prints the base URLs and the environment lines that point the platform's connectors at this process.
 """
@@ -12,18 +12,18 @@ import threading
 import time
 from collections.abc import Sequence
 
-from unified_assets.simulator.clock import SimClock
-from unified_assets.simulator.config import WorldConfig
-from unified_assets.simulator.environment import parse_latency_ms
-from unified_assets.simulator.faults import FaultPlan
-from unified_assets.simulator.ratelimit import parse_rate_limits
-from unified_assets.simulator.server import SimulatorServer
-from unified_assets.simulator.world import SYSTEMS, World
+from saas_simulator.clock import SimClock
+from saas_simulator.config import WorldConfig
+from saas_simulator.environment import parse_latency_ms
+from saas_simulator.faults import FaultPlan
+from saas_simulator.ratelimit import parse_rate_limits
+from saas_simulator.server import SimulatorServer
+from saas_simulator.world import SYSTEMS, World
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m unified_assets.simulator",
+        prog="python -m saas_simulator",
         description="Serve simulated QuickBooks Online, Coupa and Zendesk APIs over one world.",
     )
     parser.add_argument(

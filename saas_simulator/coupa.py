@@ -14,15 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from unified_assets.simulator.generate import PO_EVENTS
-from unified_assets.simulator.items import ItemStore
-from unified_assets.simulator.names import CURRENCIES
-from unified_assets.simulator.protocol import ApiRequest, ApiResponse, BadRequest, ServeContext
-from unified_assets.simulator.tables import TOUCH, SystemView
-from unified_assets.simulator.timeutil import iso_z, ordinal_iso, parse_moment
+from saas_simulator.generate import PO_EVENTS
+from saas_simulator.items import ItemStore
+from saas_simulator.names import CURRENCIES
+from saas_simulator.protocol import ApiRequest, ApiResponse, BadRequest, ServeContext
+from saas_simulator.tables import TOUCH, SystemView
+from saas_simulator.timeutil import iso_z, ordinal_iso, parse_moment
 
 if TYPE_CHECKING:
-    from unified_assets.simulator.world import World
+    from saas_simulator.worldview import WorldView
 
 SYSTEM = "purchasing"
 MAX_LIMIT = 50
@@ -57,7 +57,7 @@ def po_number(record: int) -> str:
 
 
 def render_purchase_orders(
-    world: World, view: SystemView, records: np.ndarray, versions: np.ndarray
+    world: WorldView, view: SystemView, records: np.ndarray, versions: np.ndarray
 ) -> list[dict]:
     """The wire dicts of the given (record, version) pairs, exactly as the API returns them."""
     table = view.table

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from unified_assets.simulator import names, rng
-from unified_assets.simulator.config import WorldConfig
+from saas_simulator import names, rng
+from saas_simulator.config import WorldConfig
 
 HARD_SHARE = 0.03
 NEVER_DAY = 10**7  # a day ordinal that never comes
@@ -470,7 +470,7 @@ class _ContactBuild:
 def _contacts(
     country: list[str], domains: list[str], gen: np.random.Generator, text: random.Random
 ) -> _ContactBuild:
-    from unified_assets.simulator import pii
+    from saas_simulator import pii
 
     per_customer = gen.integers(1, 5, len(country))
     offsets = np.concatenate([[0], np.cumsum(per_customer)]).astype(np.int64)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from unified_assets.simulator.world import SYSTEMS
+from saas_simulator.world import SYSTEMS
 
 FAULT_KINDS = (
     "rate_limit",

@@ -18,12 +18,12 @@ from datetime import date
 
 import numpy as np
 
-from unified_assets.simulator import rng
-from unified_assets.simulator.catalog import Catalog
-from unified_assets.simulator.config import WorldConfig
-from unified_assets.simulator.demand import WEEKLY_ORDERS, WEEKLY_TICKETS, Demand, fx_rate
-from unified_assets.simulator.names import CURRENCIES
-from unified_assets.simulator.timeutil import (
+from saas_simulator import rng
+from saas_simulator.catalog import Catalog
+from saas_simulator.config import WorldConfig
+from saas_simulator.demand import WEEKLY_ORDERS, WEEKLY_TICKETS, Demand, fx_rate
+from saas_simulator.names import CURRENCIES
+from saas_simulator.timeutil import (
     COMPANY_ZONE,
     DAY_S,
     EPOCH_ORDINAL,

@@ -5,13 +5,13 @@ each vendor's real wire format, with rate limits and reproducible `FaultPlan`s. 
 Dagster here. See docs/simulator.md.
 """
 
-from unified_assets.simulator.clock import SimClock
-from unified_assets.simulator.config import WorldConfig
-from unified_assets.simulator.credentials import SimCredentials
-from unified_assets.simulator.faults import FaultPlan, FaultSpec
-from unified_assets.simulator.ratelimit import RateLimit
-from unified_assets.simulator.server import SimulatorServer
-from unified_assets.simulator.world import SYSTEMS, World
+from saas_simulator.clock import SimClock
+from saas_simulator.config import WorldConfig
+from saas_simulator.credentials import SimCredentials
+from saas_simulator.faults import FaultPlan, FaultSpec
+from saas_simulator.ratelimit import RateLimit
+from saas_simulator.server import SimulatorServer
+from saas_simulator.world import SYSTEMS, World
 
 __all__ = [
     "SYSTEMS",

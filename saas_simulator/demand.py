@@ -20,10 +20,10 @@ from functools import lru_cache
 
 import numpy as np
 
-from unified_assets.simulator import rng
-from unified_assets.simulator.catalog import Catalog
-from unified_assets.simulator.config import WorldConfig
-from unified_assets.simulator.names import CURRENCIES, CURRENCY_BASE_RATE
+from saas_simulator import rng
+from saas_simulator.catalog import Catalog
+from saas_simulator.config import WorldConfig
+from saas_simulator.names import CURRENCIES, CURRENCY_BASE_RATE
 
 # Monday..Sunday; weekdays average 1.
 WEEKLY_ORDERS = np.array([1.08, 1.12, 1.05, 1.0, 0.75, 0.14, 0.08]) / 1.0

@@ -26,17 +26,11 @@ from dataclasses import dataclass
 import numpy as np
 import requests
 
-from unified_assets.simulator.closing import BookClose, closes_between
-from unified_assets.simulator.credentials import SimCredentials
-from unified_assets.simulator.timeutil import iso_la, iso_z
-from unified_assets.simulator.world import World
-from unified_assets.webhooks.signatures import (
-    XERO_SIGNATURE,
-    ZENDESK_INVOCATION,
-    ZENDESK_SIGNATURE,
-    ZENDESK_TIMESTAMP,
-    hmac_sha256_base64,
-)
+from saas_simulator.closing import BookClose, closes_between
+from saas_simulator.credentials import SimCredentials
+from saas_simulator.signing import XERO_SIGNATURE_HEADER, xero_signature, zendesk_headers
+from saas_simulator.timeutil import iso_la, iso_z
+from saas_simulator.world import World
 
 logger = logging.getLogger(__name__)
 URGENT = "urgent"
@@ -146,8 +140,8 @@ class WebhookEmitter:
             start = self.world.config.history_start
             for close in closes_between(start, after, until):
                 body = _json(book_close_notification(self.credentials.realm_id, close))
-                signature = hmac_sha256_base64(self.credentials.accounting_webhook_key, body)
-                messages.append(Outgoing("accounting", body, {XERO_SIGNATURE: signature}))
+                signature = xero_signature(self.credentials.accounting_webhook_key, body)
+                messages.append(Outgoing("accounting", body, {XERO_SIGNATURE_HEADER: signature}))
         return messages
 
     def deliver(self, after: float, until: float) -> int:
@@ -182,15 +176,8 @@ class WebhookEmitter:
     def _signed_zendesk(self, event: dict) -> Outgoing:
         body = _json(event)
         timestamp = iso_z(int(time.time()))
-        signature = hmac_sha256_base64(
-            self.credentials.zendesk_webhook_secret, timestamp.encode() + body
-        )
-        headers = {
-            ZENDESK_SIGNATURE: signature,
-            ZENDESK_TIMESTAMP: timestamp,
-            ZENDESK_INVOCATION: event["id"],
-        }
-        return Outgoing("support", body, headers)
+        secret = self.credentials.zendesk_webhook_secret
+        return Outgoing("support", body, zendesk_headers(secret, timestamp, event["id"], body))
 
     def _post(self, message: Outgoing, attempts: int = 3) -> int:
         url = self.subscriptions[message.system]

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from datetime import date
 from typing import TypeVar
 
-from unified_assets import settings
-from unified_assets.settings import SettingError
-from unified_assets.simulator.clock import SimClock
-from unified_assets.simulator.config import WorldConfig
-from unified_assets.simulator.faults import FaultPlan
+from saas_simulator.clock import SimClock
+from saas_simulator.config import WorldConfig
+from saas_simulator.faults import FaultPlan
 
 SIM_SEED_VAR = "UNIFIED_ASSETS_SIM_SEED"
 SIM_CLOCK_VAR = "UNIFIED_ASSETS_SIM_CLOCK"
@@ -25,10 +24,17 @@ SIM_PAGE_LATENCY_VAR = "UNIFIED_ASSETS_SIM_PAGE_LATENCY_MS"
 T = TypeVar("T")
 
 
-def simulator_world_config() -> WorldConfig:
-    return WorldConfig.demo(
+class SimSettingError(ValueError):
+    """A UNIFIED_ASSETS_SIM_* variable holds a value the simulator cannot use; the message names it."""
+
+
+def simulator_world_config(history_start: date | None = None) -> WorldConfig:
+    """The demo world at the configured scale and seed; its history begins at `history_start` (the
+    consumer's history window, which the simulator does not own) or at the demo's own start."""
+    config = WorldConfig.demo(
         scale=_setting(SIM_SCALE_VAR, float, "1"), seed=_setting(SIM_SEED_VAR, int, "7")
-    ).replace(history_start=settings.history_start())
+    )
+    return config if history_start is None else config.replace(history_start=history_start)
 
 
 def simulator_clock() -> SimClock:
@@ -57,4 +63,4 @@ def _setting(name: str, parse: Callable[[str], T], default: str) -> T:
     try:
         return parse(raw)
     except ValueError as error:
-        raise SettingError(f"{name}={raw!r} is not valid: {error}") from None
+        raise SimSettingError(f"{name}={raw!r} is not valid: {error}") from None

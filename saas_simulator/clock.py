@@ -10,7 +10,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 
-from unified_assets.simulator.timeutil import parse_moment, to_utc_datetime
+from saas_simulator.timeutil import parse_moment, to_utc_datetime
 
 _FORMS = '"real", "frozen:<ISO time>" or "accelerated:<speed>@<ISO anchor>"'
 

@@ -229,3 +229,27 @@ def test_only_the_storage_resource_knows_the_data_folder_variable():
         if "UNIFIED_ASSETS_DATA_DIR" in path.read_text()
     ]
     assert readers == ["unified_assets/lib/storage.py"]
+
+
+def test_the_tests_mirror_the_house():
+    """Tests of a domain live in `unified_assets_tests/defs/<domain>/`, of the plain libraries in `plain/`,
+    of the shared Dagster machinery in `lib/`, of the simulator in `simulator/`. (The `ml` group's forecast,
+    sentiment and replenishment assets are tested together in `defs/forecast/`, over one built warehouse.)"""
+    tests = PROJECT_ROOT / "unified_assets_tests"
+    folders = {path.parent.relative_to(tests).as_posix() for path in tests.rglob("test_*.py")}
+    domain_folders = {folder for folder in folders if folder.startswith("defs/")}
+    assert {folder.split("/")[1] for folder in domain_folders} <= set(DOMAINS)
+    assert {"plain", "lib", "simulator", "end_to_end"} <= folders
+    assert "support" not in folders
+
+
+def test_conftest_files_hold_fixtures_and_hooks_only():
+    """Helpers the tests import live in `unified_assets_tests/support/`, where an import can find them."""
+    tests = PROJECT_ROOT / "unified_assets_tests"
+    for path in sorted(tests.rglob("conftest.py")):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                decorators = " ".join(ast.unparse(d) for d in node.decorator_list)
+                assert "fixture" in decorators or node.name.startswith("pytest_"), (
+                    f"{path.relative_to(PROJECT_ROOT)}: {node.name} belongs in support/"
+                )

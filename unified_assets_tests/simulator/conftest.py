@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 
 from saas_simulator import SimClock, SimulatorServer, World, WorldConfig
-
-FROZEN_AT = datetime(2026, 4, 15, 12, 0, tzinfo=UTC)
-NO_LIMITS = {"accounting": None, "purchasing": None, "support": None}
+from unified_assets_tests.support.simulators import NO_RATE_LIMITS, SIMULATOR_FROZEN_AT
 
 
 @pytest.fixture(scope="session")
@@ -17,16 +13,16 @@ def world() -> World:
     """The demo world frozen in mid-April 2026; shared, so tests must not move its clock or touch
     it.
     """
-    return World(WorldConfig.demo(), SimClock.frozen(FROZEN_AT))
+    return World(WorldConfig.demo(), SimClock.frozen(SIMULATOR_FROZEN_AT))
 
 
 @pytest.fixture(scope="session")
 def server(world: World):
-    with SimulatorServer(world, rate_limits=NO_LIMITS) as running:
+    with SimulatorServer(world, rate_limits=NO_RATE_LIMITS) as running:
         yield running
 
 
 @pytest.fixture
 def fresh_world() -> World:
     """A world of its own, for tests that move the clock or add versions."""
-    return World(WorldConfig.demo(), SimClock.frozen(FROZEN_AT))
+    return World(WorldConfig.demo(), SimClock.frozen(SIMULATOR_FROZEN_AT))

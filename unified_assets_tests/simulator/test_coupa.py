@@ -9,9 +9,8 @@ import pandas as pd
 import requests
 
 from saas_simulator import SimulatorServer
-
-from .clients import coupa_all, coupa_get, coupa_window, iso
-from .conftest import FROZEN_AT, NO_LIMITS
+from unified_assets_tests.support.simulator_requests import coupa_all, coupa_get, coupa_window, iso
+from unified_assets_tests.support.simulators import NO_RATE_LIMITS, SIMULATOR_FROZEN_AT
 
 MONTH = (datetime(2026, 3, 15, tzinfo=UTC), datetime(2026, 4, 15, tzinfo=UTC))
 
@@ -56,7 +55,7 @@ def test_paging_to_the_end_returns_the_ground_truth_once(server, world):
     keys = [(o["updated-at"], o["id"]) for o in orders]
     assert keys == sorted(keys), "ordered by updated-at, ties by id"
     truth = world.ground_truth(
-        "purchasing", as_of=FROZEN_AT, updated_from=MONTH[0], updated_to=MONTH[1]
+        "purchasing", as_of=SIMULATOR_FROZEN_AT, updated_from=MONTH[0], updated_to=MONTH[1]
     )
     assert [str(i) for i in ids] == truth["id"].tolist()
     assert orders == truth["record"].tolist()
@@ -167,7 +166,7 @@ def test_item_writes_are_refused_like_coupa_refuses_them(server):
 
 def test_item_fields_outlive_the_server_when_it_has_a_state_folder(world, tmp_path):
     for value in (5, None):
-        with SimulatorServer(world, state_dir=tmp_path, rate_limits=NO_LIMITS) as running:
+        with SimulatorServer(world, state_dir=tmp_path, rate_limits=NO_RATE_LIMITS) as running:
             headers = {"X-COUPA-API-KEY": running.credentials.coupa_api_key}
             if value is not None:
                 requests.put(

@@ -19,8 +19,7 @@ from saas_simulator import (
     World,
     WorldConfig,
 )
-
-from .clients import (
+from unified_assets_tests.support.simulator_requests import (
     RetryingClient,
     coupa_get,
     coupa_window,
@@ -29,14 +28,14 @@ from .clients import (
     qbo_window,
     zendesk_export,
 )
-from .conftest import FROZEN_AT, NO_LIMITS
+from unified_assets_tests.support.simulators import NO_RATE_LIMITS, SIMULATOR_FROZEN_AT
 
 WEEK = (datetime(2026, 4, 6, tzinfo=UTC), datetime(2026, 4, 13, tzinfo=UTC))
 PAGE = f"select * from Invoice where {qbo_window(*WEEK)} ORDERBY Metadata.LastUpdatedTime"
 
 
 def serve(world: World, *specs: FaultSpec, **options) -> SimulatorServer:
-    limits = options.pop("rate_limits", NO_LIMITS)
+    limits = options.pop("rate_limits", NO_RATE_LIMITS)
     return SimulatorServer(world, faults=FaultPlan(specs, **options), rate_limits=limits)
 
 
@@ -85,7 +84,7 @@ def test_default_limits_are_the_vendors(world):
 
 def test_the_window_slides(world):
     with SimulatorServer(
-        world, rate_limits={**NO_LIMITS, "purchasing": RateLimit(1, 1.0)}
+        world, rate_limits={**NO_RATE_LIMITS, "purchasing": RateLimit(1, 1.0)}
     ) as server:
         statuses = [coupa_get(server, {"limit": 1}).status_code for _ in range(2)]
         time.sleep(1.05)
@@ -187,16 +186,16 @@ def test_concurrent_update_gives_received_records_a_new_version_in_the_world(fre
         token = qbo_token(server)
         first = page(server, token, 1).json()["QueryResponse"]["Invoice"]
         assert page(server, token, 101).status_code == 200
-    truth = fresh_world.ground_truth("accounting", as_of=FROZEN_AT).set_index("id")
+    truth = fresh_world.ground_truth("accounting", as_of=SIMULATOR_FROZEN_AT).set_index("id")
     touched = [i for i in first if int(truth.loc[i["Id"], "version"]) > int(i["SyncToken"])]
     assert len(touched) == 2
     for invoice in touched:
         row = truth.loc[invoice["Id"]]
-        assert row["updated_at"] == pd.Timestamp(FROZEN_AT)
+        assert row["updated_at"] == pd.Timestamp(SIMULATOR_FROZEN_AT)
         assert row["version"] == int(invoice["SyncToken"]) + 1
         assert row["record"]["MetaData"]["CreateTime"] == invoice["MetaData"]["CreateTime"]
-    replay = World(WorldConfig.demo(), SimClock.frozen(FROZEN_AT)).ground_truth(
-        "accounting", as_of=FROZEN_AT
+    replay = World(WorldConfig.demo(), SimClock.frozen(SIMULATOR_FROZEN_AT)).ground_truth(
+        "accounting", as_of=SIMULATOR_FROZEN_AT
     )
     assert len(replay) == len(truth), "touching adds versions, never records"
 
@@ -258,9 +257,9 @@ def test_schema_drift_applies_from_the_triggering_request_on(world, system, mode
     assert not any(drifted(r) for r in before)
     assert all(drifted(r) for r in during + after)
     assert (
-        world.ground_truth(system, as_of=FROZEN_AT, updated_from=WEEK[0], updated_to=WEEK[1])[
-            "record"
-        ]
+        world.ground_truth(
+            system, as_of=SIMULATOR_FROZEN_AT, updated_from=WEEK[0], updated_to=WEEK[1]
+        )["record"]
         .map(drifted)
         .sum()
         == 0
@@ -276,7 +275,7 @@ MIXED += "expired_token=0.04,read_timeout=0.03,timeout=0.6"
 
 def outcomes(world: World, seed: int) -> list[int | str]:
     with SimulatorServer(
-        world, faults=FaultPlan.parse(MIXED, seed=seed), rate_limits=NO_LIMITS
+        world, faults=FaultPlan.parse(MIXED, seed=seed), rate_limits=NO_RATE_LIMITS
     ) as server:
         results: list[int | str] = []
         for _ in range(30):
@@ -296,7 +295,7 @@ def test_the_same_seed_gives_the_same_faults(world):
 def test_a_client_that_retries_correctly_obtains_everything(fresh_world):
     plan = FaultPlan.parse(MIXED + ",concurrent_update=0.05", seed=11)
     window = (datetime(2026, 3, 16, tzinfo=UTC), WEEK[1])
-    with SimulatorServer(fresh_world, faults=plan, rate_limits=NO_LIMITS) as server:
+    with SimulatorServer(fresh_world, faults=plan, rate_limits=NO_RATE_LIMITS) as server:
         client = RetryingClient(server, timeout_s=0.3)
         got = {
             "accounting": (client.invoices(*window, page=250), "Id", lambda r: int(r["SyncToken"])),
@@ -322,7 +321,7 @@ def test_a_client_that_retries_correctly_obtains_everything(fresh_world):
             if current is None or freshness(record) >= freshness(current):
                 latest[str(record[key])] = record
         truth = fresh_world.ground_truth(
-            system, as_of=FROZEN_AT, updated_from=window[0], updated_to=window[1]
+            system, as_of=SIMULATOR_FROZEN_AT, updated_from=window[0], updated_to=window[1]
         )
         assert set(truth["id"]) <= set(latest), f"{system}: records missing"
         for record_id, record in zip(truth["id"], truth["record"], strict=True):

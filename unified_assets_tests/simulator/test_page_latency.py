@@ -15,8 +15,8 @@ from saas_simulator.environment import (
     SimSettingError,
     simulator_page_latency_s,
 )
-from unified_assets_tests.simulator.clients import qbo_query, qbo_token
-from unified_assets_tests.simulator.conftest import NO_LIMITS
+from unified_assets_tests.support.simulator_requests import qbo_query, qbo_token
+from unified_assets_tests.support.simulators import NO_RATE_LIMITS
 
 LATENCY_S = 0.3
 QUERY = "select * from Invoice startposition 1 maxresults 5"
@@ -29,7 +29,7 @@ def _timed_query(server: SimulatorServer, token: str) -> float:
 
 
 def test_each_data_request_waits_and_concurrent_requests_wait_together(world: World):
-    with SimulatorServer(world, rate_limits=NO_LIMITS, page_latency_s=LATENCY_S) as server:
+    with SimulatorServer(world, rate_limits=NO_RATE_LIMITS, page_latency_s=LATENCY_S) as server:
         token = qbo_token(server)  # the token endpoint is not a page: answered at once
         assert _timed_query(server, token) >= LATENCY_S
         started = time.monotonic()

@@ -7,8 +7,14 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import requests
 
-from .clients import iso, qbo_all, qbo_query, qbo_token, qbo_window
-from .conftest import FROZEN_AT
+from unified_assets_tests.support.simulator_requests import (
+    iso,
+    qbo_all,
+    qbo_query,
+    qbo_token,
+    qbo_window,
+)
+from unified_assets_tests.support.simulators import SIMULATOR_FROZEN_AT
 
 WEEK = (datetime(2026, 4, 1, tzinfo=UTC), datetime(2026, 4, 8, tzinfo=UTC))
 
@@ -121,7 +127,7 @@ def test_paging_to_the_end_returns_the_ground_truth_once(server, world):
     stamps = [(pd.Timestamp(i["MetaData"]["LastUpdatedTime"]), int(i["Id"])) for i in invoices]
     assert stamps == sorted(stamps), "ORDERBY LastUpdatedTime, ties by Id"
     truth = world.ground_truth(
-        "accounting", as_of=FROZEN_AT, updated_from=WEEK[0], updated_to=WEEK[1]
+        "accounting", as_of=SIMULATOR_FROZEN_AT, updated_from=WEEK[0], updated_to=WEEK[1]
     )
     assert ids == truth["id"].tolist()
     assert invoices == truth["record"].tolist()

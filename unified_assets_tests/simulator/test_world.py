@@ -11,13 +11,14 @@ import pandas as pd
 import pytest
 
 from saas_simulator import SYSTEMS, SimClock, World, WorldConfig
-
-from .conftest import FROZEN_AT
+from unified_assets_tests.support.simulators import SIMULATOR_FROZEN_AT
 
 WEEK = (datetime(2026, 4, 6, tzinfo=UTC), datetime(2026, 4, 13, tzinfo=UTC))
 
 
-def truth(world: World, system: str, as_of=FROZEN_AT, window=WEEK, records=True) -> pd.DataFrame:
+def truth(
+    world: World, system: str, as_of=SIMULATOR_FROZEN_AT, window=WEEK, records=True
+) -> pd.DataFrame:
     return world.ground_truth(
         system, as_of=as_of, updated_from=window[0], updated_to=window[1], include_records=records
     )
@@ -70,8 +71,8 @@ def test_records_match_their_ground_truth_row(world):
 
 
 def test_same_seed_same_world_other_seed_other_world(world):
-    again = World(WorldConfig.demo(), SimClock.frozen(FROZEN_AT))
-    other = World(WorldConfig.demo(seed=8), SimClock.frozen(FROZEN_AT))
+    again = World(WorldConfig.demo(), SimClock.frozen(SIMULATOR_FROZEN_AT))
+    other = World(WorldConfig.demo(seed=8), SimClock.frozen(SIMULATOR_FROZEN_AT))
     for system in SYSTEMS:
         mine, theirs = truth(world, system), truth(again, system)
         assert mine[["id", "updated_at", "version"]].equals(theirs[["id", "updated_at", "version"]])
@@ -136,10 +137,10 @@ def test_new_records_arrive_within_the_day(fresh_world):
 
 
 def test_as_of_shows_the_version_visible_then(world):
-    now = truth(world, "accounting", as_of=FROZEN_AT, window=(None, None), records=False).set_index(
-        "id"
-    )
-    then_moment = FROZEN_AT - timedelta(days=30)
+    now = truth(
+        world, "accounting", as_of=SIMULATOR_FROZEN_AT, window=(None, None), records=False
+    ).set_index("id")
+    then_moment = SIMULATOR_FROZEN_AT - timedelta(days=30)
     then = truth(
         world, "accounting", as_of=then_moment, window=(None, None), records=False
     ).set_index("id")
@@ -185,7 +186,9 @@ def test_quickbooks_statuses_follow_the_quickbooks_conventions(world):
 
 
 def test_backdated_edits_bring_old_invoices_into_recent_windows(world):
-    recent = truth(world, "accounting", window=(FROZEN_AT - timedelta(days=7), FROZEN_AT))["record"]
+    recent = truth(
+        world, "accounting", window=(SIMULATOR_FROZEN_AT - timedelta(days=7), SIMULATOR_FROZEN_AT)
+    )["record"]
     old = [r for r in recent if r["TxnDate"] < "2026-03-01" and "CustomerMemo" in r]
     assert old, "an invoice from months ago was edited this week"
 

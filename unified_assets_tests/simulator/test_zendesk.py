@@ -9,9 +9,12 @@ import pandas as pd
 import requests
 
 from saas_simulator import SimulatorServer
-
-from .clients import zendesk_all, zendesk_auth, zendesk_export
-from .conftest import FROZEN_AT, NO_LIMITS
+from unified_assets_tests.support.simulator_requests import (
+    zendesk_all,
+    zendesk_auth,
+    zendesk_export,
+)
+from unified_assets_tests.support.simulators import NO_RATE_LIMITS, SIMULATOR_FROZEN_AT
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -87,9 +90,12 @@ def test_following_the_cursor_returns_the_ground_truth_once(server, world):
     tickets = zendesk_all(server, int(START.timestamp()), per_page=100)
     keys = [(t["updated_at"], t["id"]) for t in tickets]
     assert keys == sorted(keys) and len({t["id"] for t in tickets}) == len(tickets) > 300
-    lag_end = FROZEN_AT - timedelta(seconds=60)
+    lag_end = SIMULATOR_FROZEN_AT - timedelta(seconds=60)
     truth = world.ground_truth(
-        "support", as_of=FROZEN_AT, updated_from=START, updated_to=lag_end + timedelta(seconds=1)
+        "support",
+        as_of=SIMULATOR_FROZEN_AT,
+        updated_from=START,
+        updated_to=lag_end + timedelta(seconds=1),
     )
     assert [str(t["id"]) for t in tickets] == truth["id"].tolist()
     assert tickets == truth["record"].tolist()
@@ -102,11 +108,11 @@ def test_following_the_cursor_returns_the_ground_truth_once(server, world):
 
 def test_the_last_minute_is_held_back(fresh_world):
     """Like Zendesk, the export leaves out changes made in the minute before the request."""
-    newest = fresh_world.ground_truth("support", as_of=FROZEN_AT, include_records=False)[
+    newest = fresh_world.ground_truth("support", as_of=SIMULATOR_FROZEN_AT, include_records=False)[
         "updated_at"
     ].max()
     since = int(newest.timestamp()) - 1
-    with SimulatorServer(fresh_world, rate_limits=NO_LIMITS) as server:
+    with SimulatorServer(fresh_world, rate_limits=NO_RATE_LIMITS) as server:
         fresh_world.clock.set(newest.to_pydatetime() + timedelta(seconds=30))
         held_back = zendesk_all(server, since)
         fresh_world.clock.advance(timedelta(seconds=31))
@@ -116,8 +122,8 @@ def test_the_last_minute_is_held_back(fresh_world):
 
 
 def test_a_ticket_updated_after_the_cursor_passed_reappears(fresh_world):
-    with SimulatorServer(fresh_world, rate_limits=NO_LIMITS) as server:
-        since = int((FROZEN_AT - timedelta(days=3)).timestamp())
+    with SimulatorServer(fresh_world, rate_limits=NO_RATE_LIMITS) as server:
+        since = int((SIMULATOR_FROZEN_AT - timedelta(days=3)).timestamp())
         first = zendesk_export(server, {"start_time": since}).json()
         assert first["end_of_stream"] is True
         seen = {t["id"]: t["updated_at"] for t in first["tickets"]}
@@ -134,7 +140,7 @@ def test_bad_requests_get_zendesk_errors(server):
         {"start_time": "yesterday"},
         {"start_time": 0, "per_page": 1001},
         {"cursor": "garbage!"},
-        {"start_time": int(FROZEN_AT.timestamp()) + 3600},
+        {"start_time": int(SIMULATOR_FROZEN_AT.timestamp()) + 3600},
     ):
         response = zendesk_export(server, params)
         assert response.status_code == 400, params

@@ -13,6 +13,9 @@ from saas_simulator.server import SimulatorServer
 from saas_simulator.world import World
 
 FROZEN_AT = datetime.fromisoformat("2026-03-15T12:00:00+00:00")
+# The simulator's own tests read a world a month older, with every endpoint's rate limit off.
+SIMULATOR_FROZEN_AT = datetime.fromisoformat("2026-04-15T12:00:00+00:00")
+NO_RATE_LIMITS = {"accounting": None, "purchasing": None, "support": None}
 
 
 def frozen_world(config: WorldConfig) -> World:

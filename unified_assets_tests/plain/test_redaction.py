@@ -32,7 +32,7 @@ from unified_assets.redaction import (
     redact_counting,
 )
 
-CORPUS_PATH = Path(__file__).parent / "data" / "pii_corpus.jsonl"
+CORPUS_PATH = Path(__file__).parents[1] / "data" / "pii_corpus.jsonl"
 KINDS = ("email", "phone", "card", "iban")
 PRECISION_FLOOR = 0.95
 MIN_CORPUS_LINES = 150

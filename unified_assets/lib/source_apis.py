@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
-from dagster import ConfigurableResource, EnvVar
+from dagster import ConfigurableResource
 from pydantic import Field
 
 from unified_assets import settings
+from unified_assets.lib.environment import bound_to_set_variables
 from unified_assets.lib.storage import PlatformStorage
 from unified_assets.settings import SettingError
 from unified_assets.sources import coupa, quickbooks, zendesk
@@ -80,7 +80,7 @@ class SourceApi(ConfigurableResource):
     @classmethod
     def from_environment(cls, storage: PlatformStorage, **overrides: Any) -> SourceApi:
         """Bind each field whose environment variable is set to that variable through `EnvVar`."""
-        bound = {field: EnvVar(var) for field, var in cls.ENV_VARS.items() if os.environ.get(var)}
+        bound = bound_to_set_variables(cls.ENV_VARS)
         return cls(storage=storage, **{**bound, **overrides})
 
     @property

@@ -12,10 +12,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from dagster import ConfigurableResource, EnvVar
+from dagster import ConfigurableResource
 from pydantic import Field
 
 from unified_assets.lake import Lake
+from unified_assets.lib.environment import bound_to_set_variables
 from unified_assets.model_registry import ModelRegistry
 from unified_assets.settings import PROJECT_ROOT, SettingError
 
@@ -43,7 +44,7 @@ class PlatformStorage(ConfigurableResource):
     def from_environment(cls, **overrides: Any) -> PlatformStorage:
         """Bound to `UNIFIED_ASSETS_DATA_DIR` through `EnvVar` when it is set (Dagster resolves it when a
         run starts), the project's data/ folder otherwise."""
-        bound = {"data_dir": EnvVar(DATA_DIR_VAR)} if os.environ.get(DATA_DIR_VAR) else {}
+        bound = bound_to_set_variables({"data_dir": DATA_DIR_VAR})
         return cls(**{**bound, **overrides})
 
     @classmethod

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any, ClassVar
 
-from dagster import ConfigurableResource, EnvVar
+from dagster import ConfigurableResource
 from pydantic import Field
 
 from unified_assets.alerts import DEFAULT_UI_URL, Alert, AlertsLog, Delivery, deliver
+from unified_assets.lib.environment import bound_to_set_variables
 from unified_assets.lib.storage import PlatformStorage
 
 
@@ -35,7 +35,7 @@ class AlertSink(ConfigurableResource):
     @classmethod
     def from_environment(cls, storage: PlatformStorage, **overrides: Any) -> AlertSink:
         """Bind each field whose environment variable is set to that variable through `EnvVar`."""
-        bound = {field: EnvVar(var) for field, var in cls.ENV_VARS.items() if os.environ.get(var)}
+        bound = bound_to_set_variables(cls.ENV_VARS)
         return cls(storage=storage, **{**bound, **overrides})
 
     def alerts_log(self) -> AlertsLog:

@@ -160,13 +160,13 @@ def injected_invoice(world, storage, changes: dict[str, Any], day: date = date(2
         yield bad
     finally:
         land_invoices(lake, day, records)
-        rebuild = dbt_by_hand(storage, ["build", "--select", "source:raw.invoices+"])
+        rebuild = dbt_by_hand(storage, ["build", "--select", "source:accounting.invoices+"])
         assert rebuild.is_successful()
 
 
 # What an injected invoice can change: the invoice models and everything built from them (dbt's
-# `source:raw.invoices+`, as the cleanup above rebuilds). Building only these keeps each test to the half of
-# the project it exercises.
+# `source:accounting.invoices+`, as the cleanup above rebuilds). Building only these keeps each test to
+# the half of the project it exercises.
 FROM_INVOICES = AssetSelection.keys(
     AssetKey(["staging", "stg_accounting__invoices"]),
     AssetKey(["staging", "stg_accounting__invoice_lines"]),

@@ -1,11 +1,17 @@
 {{
     config(
-        pre_hook="{{ delete_changed_records('invoices', 'invoice_id') }}",
+        pre_hook="{{ delete_changed_records(source('accounting', 'invoices'), 'invoice_id') }}",
     )
 }}
 
-with latest as (
-    {{ latest_versions('invoices') }}
+with source as (
+    select * from {{ source('accounting', 'invoices') }}
+    {{ only_changed_records(source('accounting', 'invoices')) }}
+),
+
+latest as (
+    -- QuickBooks can save an invoice twice in one second: its SyncToken breaks the tie.
+    {{ latest_versions('source', tie_break='sync_token desc') }}
 ),
 
 lines as (

@@ -6,12 +6,16 @@
 {{ config(materialized='table') }}
 
 {% if ml_output_exists('ticket_sentiment') %}
+    with source as (
+        select * from {{ source('ml', 'ticket_sentiment') }}
+    )
+
     select
         cast(ticket_id as bigint) as ticket_id,
         cast(sentiment_label as varchar) as sentiment_label,
         cast(sentiment_score as double) as sentiment_score,
         cast(model_version as varchar) as sentiment_model_version
-    from {{ source('ml', 'ticket_sentiment') }}
+    from source
 {% else %}
     select
         cast(null as bigint) as ticket_id,

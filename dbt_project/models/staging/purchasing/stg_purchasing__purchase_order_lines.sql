@@ -6,12 +6,17 @@
 
 {{
     config(
-        pre_hook="{{ delete_changed_records('purchase_orders', 'purchase_order_id') }}",
+        pre_hook="{{ delete_changed_records(source('purchasing', 'purchase_orders'), 'purchase_order_id') }}",
     )
 }}
 
-with latest as (
-    {{ latest_versions('purchase_orders') }}
+with source as (
+    select * from {{ source('purchasing', 'purchase_orders') }}
+    {{ only_changed_records(source('purchasing', 'purchase_orders')) }}
+),
+
+latest as (
+    {{ latest_versions('source') }}
 ),
 
 lines as (

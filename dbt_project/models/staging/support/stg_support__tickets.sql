@@ -1,11 +1,16 @@
 {{
     config(
-        pre_hook="{{ delete_changed_records('support_tickets', 'ticket_id') }}",
+        pre_hook="{{ delete_changed_records(source('support', 'support_tickets'), 'ticket_id') }}",
     )
 }}
 
-with latest as (
-    {{ latest_versions('support_tickets') }}
+with source as (
+    select * from {{ source('support', 'support_tickets') }}
+    {{ only_changed_records(source('support', 'support_tickets')) }}
+),
+
+latest as (
+    {{ latest_versions('source') }}
 )
 
 select

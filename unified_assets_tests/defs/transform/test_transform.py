@@ -174,7 +174,7 @@ def injected_invoice(world, storage, changes: dict[str, Any], day: date = date(2
 # What an injected invoice can change: the invoice models and everything built from them (dbt's
 # `source:accounting.invoices+`, as the cleanup above rebuilds). Building only these keeps each test to
 # the half of the project it exercises.
-FROM_INVOICES = AssetSelection.keys(
+FROM_INVOICES = AssetSelection.assets(
     AssetKey(["staging", "stg_accounting__invoices"]),
     AssetKey(["staging", "stg_accounting__invoice_lines"]),
 ).downstream()

@@ -20,6 +20,7 @@ def _suites() -> dict[str, Callable]:
     from benchmarks.end_to_end import run_end_to_end
     from benchmarks.extraction import run_extraction, run_incremental
     from benchmarks.scale import run_scale
+    from benchmarks.steps import run_steps
 
     return {
         "extraction": run_extraction,
@@ -27,10 +28,11 @@ def _suites() -> dict[str, Callable]:
         "naive": run_naive_comparison,
         "end_to_end": run_end_to_end,
         "scale": run_scale,
+        "steps": run_steps,
     }
 
 
-SUITES = ("extraction", "incremental", "naive", "end_to_end", "scale")
+SUITES = ("extraction", "incremental", "naive", "end_to_end", "scale", "steps")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -82,7 +82,7 @@ def environment_for(
     }
 
 
-def _materialize_cli(env: dict[str, str], selection: str, partition_range: str | None) -> float:
+def materialize_cli(env: dict[str, str], selection: str, partition_range: str | None) -> float:
     command = [
         sys.executable,
         "-m",
@@ -104,7 +104,7 @@ def _materialize_cli(env: dict[str, str], selection: str, partition_range: str |
     return seconds
 
 
-def _latest_runs_events(dagster_home: Path, count: int) -> list[list[Any]]:
+def latest_runs_events(dagster_home: Path, count: int) -> list[list[Any]]:
     from dagster import DagsterInstance
 
     previous = os.environ.get("DAGSTER_HOME")
@@ -135,9 +135,9 @@ def run_cli(options: Options, report: Report, sim: RunningSimulator) -> None:
     with fresh_storage(options.scratch) as storage, tempfile.TemporaryDirectory() as home:
         env = environment_for(sim, storage, Path(home))
         partitions = f"{HISTORY_START}...{options.last_day}"
-        raw_wall = _materialize_cli(env, RAW_SELECTION, partitions)
-        down_wall = _materialize_cli(env, DOWNSTREAM_SELECTION, None)
-        raw_events, down_events = _latest_runs_events(Path(home), 2)
+        raw_wall = materialize_cli(env, RAW_SELECTION, partitions)
+        down_wall = materialize_cli(env, DOWNSTREAM_SELECTION, None)
+        raw_events, down_events = latest_runs_events(Path(home), 2)
         work = _record_run(report, "cli", "raw", raw_wall, raw_events)
         work += _record_run(report, "cli", "downstream", down_wall, down_events)
         total = raw_wall + down_wall

@@ -183,3 +183,13 @@ def test_a_run_says_it_uses_the_simulator_and_a_sensor_probe_does_not_repeat_it(
 def test_window_slices_out_of_range_name_the_system_and_the_range(resource, slices, allowed):
     with pytest.raises(SettingError, match=f"window_slices must be {allowed}, got {slices}"):
         resource(storage=UNUSED_STORAGE, window_slices=slices).open_extractor(LOG)
+
+
+def test_the_dbt_resource_knows_the_version_dbt_reports():
+    from dagster_dbt import DbtCliResource
+
+    from unified_assets.lib.dbt_project import dbt_cli_resource
+
+    told = dbt_cli_resource()
+    asked = DbtCliResource(project_dir=told.project_dir, dbt_executable=told.dbt_executable)
+    assert told._cli_version == asked._cli_version  # the second runs `dbt --version`

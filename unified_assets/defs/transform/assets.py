@@ -7,9 +7,12 @@ for the file's lock rather than failing (profiles.yml). Where the lake and the w
 as `--vars` from the storage resource.
 """
 
+import hashlib
 import json
+import os
 import shutil
 import time
+import uuid
 from pathlib import Path
 
 from dagster import AssetExecutionContext, Config
@@ -47,6 +50,35 @@ def prune_build_targets(
     return removed
 
 
+PARTIAL_PARSE = "partial_parse.msgpack"
+
+
+def parse_state_for(target_dir: Path, dbt_vars: dict[str, str]) -> Path:
+    """Where the parse state of builds with these `--vars` is kept. dbt throws its partial-parse state
+    away when the vars differ from the ones it was saved with (the warehouse path is also in the
+    profile), so one state per set of vars lets every build after the first parse only what changed."""
+    digest = hashlib.sha256(json.dumps(dbt_vars, sort_keys=True).encode()).hexdigest()[:16]
+    return target_dir / f"partial_parse-{digest}.msgpack"
+
+
+def seed_parse_state(state: Path, build_target: Path) -> None:
+    """Give a build folder the state saved by the last build with the same vars, if any."""
+    if state.exists():
+        build_target.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(state, build_target / PARTIAL_PARSE)
+
+
+def keep_parse_state(build_target: Path, state: Path) -> None:
+    """Save the state a build left for the next one, whole or not at all (written beside, then renamed),
+    so two builds finishing together leave one or the other."""
+    written = build_target / PARTIAL_PARSE
+    if not written.exists():
+        return
+    staging = state.with_name(f"{state.name}.{os.getpid()}.tmp")
+    shutil.copyfile(written, staging)
+    os.replace(staging, state)
+
+
 class DbtBuildConfig(Config):
     full_refresh: bool = Field(
         default=False,
@@ -76,4 +108,11 @@ def dbt_models(
     target_dir = Path(project.project_dir) / project.target_path
     if removed := prune_build_targets(target_dir):
         context.log.info(f"Removed {len(removed)} old dbt build folders from {target_dir}")
-    yield from dbt.cli(args, context=context).stream()
+    # Named as dagster-dbt names its build folders, so pruning treats them alike.
+    build_target = target_dir / f"dbt_models-{context.run_id[:7]}-{uuid.uuid4().hex[:7]}"
+    state = parse_state_for(target_dir, storage.dbt_vars())
+    seed_parse_state(state, build_target)
+    try:
+        yield from dbt.cli(args, context=context, target_path=build_target).stream()
+    finally:
+        keep_parse_state(build_target, state)

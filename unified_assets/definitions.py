@@ -1,14 +1,22 @@
 """The code location: every domain's definitions, gathered from `unified_assets/defs` (one folder a
-domain; see README's layout), with the executor the runs use. Nothing is defined here."""
+domain; see README's layout), with the executor the runs use and, on every Python asset, a link to the
+function that computes it (the dbt models link to their SQL files). Nothing is defined here."""
 
+import warnings
 from pathlib import Path
 
-from dagster import Definitions, load_from_defs_folder
+from dagster import BetaWarning, Definitions, load_from_defs_folder, with_source_code_references
+from dagster_shared.record import replace
 
 from unified_assets.lib.executor import forked_steps_config, one_step_in_process_else_forked
 
+gathered = load_from_defs_folder(path_within_project=Path(__file__).parent)
+with warnings.catch_warnings():
+    # Code references are beta in Dagster 1.13: said once here rather than once per asset per process.
+    warnings.simplefilter("ignore", BetaWarning)
+    with_code = replace(gathered, assets=with_source_code_references(gathered.assets or []))
 defs = Definitions.merge(
-    load_from_defs_folder(path_within_project=Path(__file__).parent),
+    with_code,
     # Extracts wait on the network, so up to 4 steps at once (Dagster's default is one per core). The
     # forked steps' server preloads this module and what the checks import lazily (scipy, for the drift
     # test), once per run rather than once per step.

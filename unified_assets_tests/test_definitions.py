@@ -38,9 +38,14 @@ def test_the_graph_runs_raw_to_staging_to_marts():
     assert set(staging.parent_keys) == {AssetKey(["raw", "invoices"])}
 
 
-def test_the_forecast_follows_the_model_which_follows_weekly_demand():
+def test_the_forecast_follows_the_model_which_trains_on_a_copy_of_weekly_demand():
+    training_set = ASSETS[AssetKey(["ml", "demand_training_set"])]
+    assert AssetKey(["marts", "sku_demand_weekly"]) in training_set.parent_keys
     model = ASSETS[AssetKey(["ml", "demand_forecast_model"])]
-    assert AssetKey(["marts", "sku_demand_weekly"]) in model.parent_keys
+    assert set(model.parent_keys) == {training_set.key}
+    assert training_set.pools == {"warehouse"} and not model.pools, (
+        "training holds no warehouse slot"
+    )
     forecast = ASSETS[AssetKey(["ml", "demand_forecast"])]
     assert model.key in forecast.parent_keys
     assert model.group_name == forecast.group_name == "ml"
@@ -87,3 +92,43 @@ def test_the_definitions_match_their_reviewed_snapshot():
         )
     )
     assert not diff, f"{diff}\nIf the change is intended: {UPDATE_VAR}=1 scripts/test -k snapshot"
+
+
+def test_every_asset_links_to_the_code_that_makes_it():
+    for key, node in ASSETS.items():
+        references = node.metadata["dagster/code_references"].code_references
+        files = [reference.file_path for reference in references]
+        assert all(Path(file).is_file() for file in files), (key, files)
+        if key.path[0] in ("staging", "intermediate", "marts"):
+            assert any(file.endswith(f"/{key.path[-1]}.sql") for file in files), (key, files)
+
+
+def test_every_check_says_what_it_checks():
+    undescribed = [
+        key.to_user_string()
+        for key in GRAPH.asset_check_keys
+        if not (GRAPH.get_check_spec(key).description or "").strip()
+    ]
+    assert undescribed == []
+
+
+def test_a_dbt_test_is_described_by_its_arguments():
+    from unified_assets.lib.dbt_project import describe_dbt_test
+
+    relationships = {
+        "name": "relationships_int_tickets_customer_id",
+        "test_metadata": {
+            "name": "relationships",
+            "kwargs": {"column_name": "customer_id", "to": "ref('int_customers')", "field": "id"},
+        },
+    }
+    assert describe_dbt_test(relationships) == "Every `customer_id` is a `id` of int_customers."
+    accepted = {
+        "name": "t",
+        "test_metadata": {
+            "name": "accepted_values",
+            "kwargs": {"column_name": "status", "values": ["open", "solved"]},
+        },
+    }
+    assert describe_dbt_test(accepted) == "`status` is one of open, solved."
+    assert describe_dbt_test({"name": "assert_totals_match"}) == "dbt test assert_totals_match."

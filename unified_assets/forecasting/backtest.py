@@ -7,6 +7,7 @@ as it was then (`Panel.until`): nothing after the origin exists for it, signals 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -45,11 +46,14 @@ def backtest(
     cutoffs: int = 3,
     quantiles: tuple[float, ...] = (0.5, 0.9, 0.95),
     methods: Sequence[MethodFactory] = BASELINES,
+    progress: Callable[[str], None] | None = None,
 ) -> BacktestReport:
+    """Every method fitted and scored at every origin. `progress`, when given, hears one line per method
+    and origin as each finishes: a backtest of a large panel takes minutes, and silence reads as a hang."""
     panel = history if isinstance(history, Panel) else prepare_panel(history)
     origins = rolling_origins(panel, horizon, cutoffs)
     scored = []
-    for origin in origins:
+    for number, origin in enumerate(origins, start=1):
         known = panel.until(origin)
         actual = panel.frame[
             panel.frame["period"].isin(panel.periods_after(origin, horizon))
@@ -57,6 +61,7 @@ def backtest(
         ][["series_id", "period", "y"]]
         for factory in methods:
             method = factory(horizon, quantiles)
+            started = time.perf_counter()
             forecast = method.fit(known).predict()
             joined = actual.merge(forecast, on=["series_id", "period"], how="left")
             missing = joined[POINT].isna().sum()
@@ -65,6 +70,11 @@ def backtest(
                     f"{method.name} left {missing} series-periods unforecast at {origin}"
                 )
             scored.append(joined.assign(method=method.name, cutoff=origin))
+            if progress is not None:
+                progress(
+                    f"backtest origin {number}/{len(origins)} ({origin:%Y-%m-%d}): {method.name} "
+                    f"fitted and scored in {time.perf_counter() - started:.1f} s"
+                )
     forecasts = pd.concat(scored, ignore_index=True)
     return BacktestReport(_metrics(forecasts, panel, quantiles), forecasts)
 

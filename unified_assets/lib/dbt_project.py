@@ -27,7 +27,12 @@ from dagster import (
     AutomationCondition,
     FreshnessPolicy,
 )
-from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject
+from dagster_dbt import (
+    DagsterDbtTranslator,
+    DagsterDbtTranslatorSettings,
+    DbtCliResource,
+    DbtProject,
+)
 from dagster_dbt.errors import DagsterDbtManifestNotFoundError
 from packaging.version import Version
 
@@ -75,7 +80,10 @@ MART_FRESHNESS = FreshnessPolicy.time_window(
 
 class DbtLayers(DagsterDbtTranslator):
     """Models are keyed by their layer folder (`staging/stg_...`) and seeds as `seeds/<name>`, all in the
-    `transform` group; the marts carry the freshness SLA users rely on."""
+    `transform` group; the marts carry the freshness SLA users rely on; each links to its SQL file."""
+
+    def __init__(self) -> None:
+        super().__init__(settings=DagsterDbtTranslatorSettings(enable_code_references=True))
 
     def get_asset_spec(self, manifest, unique_id, project) -> AssetSpec:
         spec = super().get_asset_spec(manifest, unique_id, project)
@@ -98,7 +106,10 @@ class DbtLayers(DagsterDbtTranslator):
         with_its_model = AutomationCondition.any_deps_match(
             AutomationCondition.will_be_requested()
         ).allow(AssetSelection.assets(asset_spec.key))  # not a model a relationships test refers to
-        return spec._replace(automation_condition=with_its_model.with_label("with its model"))
+        return spec._replace(
+            automation_condition=with_its_model.with_label("with its model"),
+            description=spec.description or describe_dbt_test(manifest["nodes"][unique_id]),
+        )
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
         if dbt_resource_props["resource_type"] == "source":
@@ -123,6 +134,43 @@ def _models_by_name() -> dict[str, Mapping[str, Any]]:
         for node in manifest["nodes"].values()
         if node["resource_type"] in ("model", "seed")
     }
+
+
+# What each generic test asserts, in words, from its arguments (dbt's own and the project's macros in
+# tests/generic/). A test written with a `description:` in YAML keeps its own.
+TEST_SENTENCES = {
+    "not_null": "`{column_name}` is never null.",
+    "unique": "No two rows share a `{column_name}`.",
+    "accepted_values": "`{column_name}` is one of {values}.",
+    "relationships": "Every `{column_name}` is a `{field}` of {to}.",
+    "non_negative": "`{column_name}` is never negative.",
+    "between": "`{column_name}` lies between {min_value} and {max_value}.",
+    "unique_combination_of_columns": "No two rows share the same {columns}.",
+    "resolved_share_at_least": (
+        "In each `{group_by}`, the share of rows whose `{column_name}` resolved is at least the "
+        "project's `identity_min_resolved_share`."
+    ),
+}
+
+
+def describe_dbt_test(test_node: Mapping[str, Any]) -> str:
+    """A sentence saying what a dbt generic test checks, so the UI's check list reads as the rules
+    themselves rather than "No description provided"."""
+    metadata = test_node.get("test_metadata") or {}
+    arguments = {
+        key: value for key, value in (metadata.get("kwargs") or {}).items() if key != "model"
+    }
+    sentence = TEST_SENTENCES.get(metadata.get("name", ""))
+    if sentence is None:
+        return f"dbt test {test_node['name']}."
+    if "to" in arguments:
+        arguments["to"] = arguments["to"].removeprefix("ref('").removesuffix("')")
+    return sentence.format_map(
+        {
+            key: ", ".join(map(str, value)) if isinstance(value, list) else value
+            for key, value in arguments.items()
+        }
+    )
 
 
 def dbt_model_key(name: str) -> AssetKey:

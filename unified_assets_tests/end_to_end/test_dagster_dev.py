@@ -51,6 +51,7 @@ RAW_KEYS = [["raw", table] for table in TABLE_SYSTEM]
 HISTORY_START = date(2025, 9, 22)  # a Monday: 23 complete weeks before FIRST_DAY
 GROUPS = ("ingestion", "transform", "ml", "operations")
 FORECAST_MODEL, FORECAST = ["ml", "demand_forecast_model"], ["ml", "demand_forecast"]
+TRAINING_SET = ["ml", "demand_training_set"]
 
 
 def free_port() -> int:
@@ -337,6 +338,9 @@ def test_in_a_browser_the_ui_shows_every_group_materializes_and_reports(dev, lan
     require_chromium()
     shots = screenshots_dir(tmp_path / "screenshots")
     with DagsterUi(dev.url, shots, failures=tmp_path / "browser") as ui:
+        # The automation copies the weekly history out of the warehouse once the marts are built; the
+        # model trains on that copy.
+        wait_for_materialization(dev, TRAINING_SET, timeout_s=600)
         run_id = materialize_from_asset_page(ui, FORECAST_MODEL, timeout_s=600)
         assert wait_for_run(dev, run_id, timeout_s=60) == "SUCCESS"
         assert latest_materialization(dev, FORECAST_MODEL)["runId"] == run_id

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from unified_assets.forecasting import PanelError, backtest, prepare_panel
-from unified_assets.forecasting.baselines import Naive, SeasonalNaive
+from unified_assets.forecasting.baselines import BASELINES, Naive, SeasonalNaive
 from unified_assets.forecasting.metrics import bias, coverage, naive_scale, pinball, wape
 
 WEEK_SHAPE = np.array([5.0, 9.0, 12.0, 10.0, 8.0, 2.0, 0.0])
@@ -127,6 +127,14 @@ def test_a_backtest_shows_each_method_nothing_after_its_origin():
     origins = [pd.Timestamp("2026-01-05") + pd.Timedelta(days=d) for d in (29, 39, 49)]
     assert [period for period, _ in Spy.seen] == origins
     assert [signal for _, signal in Spy.seen] == [29.0, 39.0, 49.0]
+
+
+def test_a_backtest_reports_each_method_at_each_origin_as_it_finishes():
+    heard: list[str] = []
+    backtest(daily({"a": np.ones(60)}), horizon=10, cutoffs=3, progress=heard.append)
+    assert len(heard) == 3 * len(BASELINES)
+    assert heard[0].startswith("backtest origin 1/3 (2026-02-03): ")
+    assert heard[-1].startswith("backtest origin 3/3 (2026-02-23): ")
 
 
 def test_too_short_a_history_for_the_backtest_is_named():

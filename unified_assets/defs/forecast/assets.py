@@ -1,8 +1,10 @@
 """The demand forecast: a model trained, backtested against the baselines and the production model,
 registered and promoted only when better; and the forecast the production model makes.
 
-Both read the warehouse, so both are in the warehouse pool: DuckDB lets no reader in while dbt writes.
-They hand nothing to each other in memory: the model goes through the registry, the forecast to a
+What reads the warehouse is in the warehouse pool (DuckDB lets no reader in while dbt writes): the
+training set, a copy of the weekly history, and the forecast. The model trains on the copy, outside the
+pool, so a training of minutes does not hold dbt and the other readers back. Nothing is handed over in
+memory: the training set is a Parquet file, the model goes through the registry, the forecast to a
 Parquet file the replenishment domain reads (`lib/handoffs.py`).
 """
 
@@ -24,7 +26,9 @@ from pydantic import Field
 
 from unified_assets.defs.forecast.demand_history import (
     DEMAND_SIGNALS,
+    DEMAND_TRAINING_SET,
     QUANTILES,
+    TRAINING_SET_TABLE,
     WEEKLY_DEMAND,
     model_registry,
     read_weekly_demand,
@@ -79,12 +83,43 @@ def frozen(model, name: str = "production_model"):
 
 
 @asset(
-    key=DEMAND_FORECAST_MODEL,
+    key=DEMAND_TRAINING_SET,
     deps=[WEEKLY_DEMAND],
+    automation_condition=rebuild_when_upstream_changes(),
+    group_name="ml",
+    owners=[DEMAND_PLANNING],
+    kinds={"python", "duckdb", "parquet"},
+    pool=WAREHOUSE_POOL,
+    description=(
+        "The complete weeks of marts/sku_demand_weekly (invoiced quantity per SKU and week, the order "
+        "book and ticket counts), copied out of the warehouse for the demand model to train on."
+    ),
+)
+def demand_training_set(
+    context: AssetExecutionContext, storage: PlatformStorage
+) -> MaterializeResult:
+    history = read_weekly_demand(storage)
+    path = TRAINING_SET_TABLE.write(storage, history)
+    weeks = history["period"].nunique()
+    context.log.info(f"{history['series_id'].nunique()} SKUs, {weeks} complete weeks")
+    return MaterializeResult(
+        metadata={
+            "path": MetadataValue.path(str(path)),
+            "dagster/row_count": len(history),
+            "dagster/column_schema": frame_schema(history),
+            "sku_count": history["series_id"].nunique(),
+            "complete_weeks": weeks,
+            "last_week": str(pd.Timestamp(history["period"].max()).date()),
+        }
+    )
+
+
+@asset(
+    key=DEMAND_FORECAST_MODEL,
+    deps=[DEMAND_TRAINING_SET],
     group_name="ml",
     owners=[DEMAND_PLANNING],
     kinds={"python", "scikit-learn"},
-    pool=WAREHOUSE_POOL,
     description=(
         "Trains a challenger demand forecaster on the weekly SKU demand, backtests it beside naive, "
         "seasonal naive, exponential smoothing and the production model on the same rolling origins, "
@@ -107,20 +142,30 @@ def frozen(model, name: str = "production_model"):
 def demand_forecast_model(
     context: AssetExecutionContext, storage: PlatformStorage, config: DemandForecastConfig
 ):
-    panel = weekly_demand_panel(read_weekly_demand(storage))
+    panel = weekly_demand_panel(TRAINING_SET_TABLE.read(storage))
     registry = model_registry(storage)
     champion = registry.production()
     comparable = champion is not None and champion.card.get("horizon") == config.horizon_weeks
     methods = list({m.name: m for m in [*BASELINES, *CHALLENGERS.values()]}.values())
     if comparable:
         methods.append(frozen(champion.artifact))
+    context.log.info(
+        f"backtesting {len(methods)} methods on {config.backtest_cutoffs} origins: "
+        f"{panel.frame['series_id'].nunique()} SKUs, {panel.frame['period'].nunique()} weeks"
+    )
     report = backtest(
-        panel, config.horizon_weeks, config.backtest_cutoffs, QUANTILES, methods=methods
+        panel,
+        config.horizon_weeks,
+        config.backtest_cutoffs,
+        QUANTILES,
+        methods=methods,
+        progress=context.log.info,
     )
     summary = report.summary()
     chosen = best_challenger(summary, CHALLENGERS)
     context.log.info(f"backtest ({config.backtest_cutoffs} origins):\n{report.table()}")
 
+    context.log.info(f"training {chosen} on every week of the history")
     model = CHALLENGERS[chosen](config.horizon_weeks, QUANTILES).fit(panel)
     card = model_card(model, chosen, panel, report, config)
     version = registry.register(model, card)
@@ -280,4 +325,4 @@ def active_skus(history: pd.DataFrame) -> set:
     return set(recent.loc[activity > 0, "series_id"])
 
 
-forecast_assets = [demand_forecast_model, demand_forecast]
+forecast_assets = [demand_training_set, demand_forecast_model, demand_forecast]

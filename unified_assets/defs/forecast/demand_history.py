@@ -4,15 +4,19 @@ the forecast and the retraining sensor; and where the production model is kept."
 from __future__ import annotations
 
 import pandas as pd
-from dagster import Failure
+from dagster import AssetKey, Failure
 
 from unified_assets.forecasting import Panel, prepare_panel
 from unified_assets.lib.dbt_project import dbt_model_key
+from unified_assets.lib.handoffs import Handoff
 from unified_assets.lib.storage import PlatformStorage
 from unified_assets.lib.warehouse import open_warehouse
 from unified_assets.model_registry import ModelRegistry
 
 WEEKLY_DEMAND = dbt_model_key("sku_demand_weekly")
+DEMAND_TRAINING_SET = AssetKey(["ml", "demand_training_set"])
+# The weekly history copied out of the warehouse, so the model trains without holding the warehouse.
+TRAINING_SET_TABLE = Handoff(DEMAND_TRAINING_SET, "demand_training_set")
 REGISTERED_MODEL = "demand_forecast"
 QUANTILES = (0.5, 0.9, 0.95)
 # What the unified data adds to invoice history: the order book as it stood at each week's end (quantity

@@ -19,6 +19,7 @@ from dagster import (
 )
 
 from unified_assets.defs.forecast.demand_history import (
+    DEMAND_TRAINING_SET,
     model_registry,
     read_weekly_demand,
     weekly_demand_panel,
@@ -48,7 +49,8 @@ def realized_since_training(model, card: dict, panel: Panel) -> pd.DataFrame:
 
 @sensor(
     name="demand_model_retraining",
-    asset_selection=AssetSelection.assets(DEMAND_FORECAST_MODEL),
+    # The training set too: the model must learn from the history the sensor judged it on.
+    asset_selection=AssetSelection.assets(DEMAND_TRAINING_SET, DEMAND_FORECAST_MODEL),
     minimum_interval_seconds=3600,
     default_status=DefaultSensorStatus.RUNNING,
     description=(

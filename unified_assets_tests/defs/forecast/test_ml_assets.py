@@ -21,7 +21,11 @@ from saas_simulator.world import World
 from unified_assets.defs.forecast import assets as forecast_module
 from unified_assets.defs.forecast import sensors as forecast_sensors
 from unified_assets.defs.forecast.assets import active_skus, demand_forecast, forecast_assets
-from unified_assets.defs.forecast.demand_history import model_registry, read_weekly_demand
+from unified_assets.defs.forecast.demand_history import (
+    DEMAND_TRAINING_SET,
+    model_registry,
+    read_weekly_demand,
+)
 from unified_assets.defs.forecast.sensors import demand_model_retraining
 from unified_assets.defs.replenishment.assets import (
     RECOMMENDATIONS_TABLE,
@@ -44,8 +48,8 @@ from unified_assets_tests.support.simulators import serving
 from unified_assets_tests.support.warehouse import build_warehouse, copy_of_warehouse
 
 AS_OF = datetime.fromisoformat("2026-07-27T06:00:00+00:00")  # 30 weeks of history
-MODEL, FORECAST = DEMAND_FORECAST_MODEL, DEMAND_FORECAST
-# What the `ml` group's modelling assets were before the move: the forecast's two and ticket sentiment.
+MODEL, FORECAST, TRAINING_SET = DEMAND_FORECAST_MODEL, DEMAND_FORECAST, DEMAND_TRAINING_SET
+# The `ml` group's modelling assets: the forecast's three (training set, model, forecast) and sentiment.
 ML_ASSETS = [*forecast_assets, ticket_sentiment]
 
 
@@ -340,7 +344,7 @@ def test_the_retraining_sensor_skips_until_new_weeks_arrive_then_asks_once(stora
     earlier = full[~full["period"].isin(last_weeks)]
     monkeypatch.setattr(forecast_module, "read_weekly_demand", lambda storage: earlier)
     monkeypatch.setattr(forecast_sensors, "read_weekly_demand", lambda storage: earlier)
-    assert run_ml(storage, selection=[MODEL]).success  # trained three weeks ago
+    assert run_ml(storage, selection=[TRAINING_SET, MODEL]).success  # trained three weeks ago
     unchanged = evaluate(storage, demand_model_retraining)
     assert "no complete period since" in unchanged.skip_message
     again = evaluate(storage, demand_model_retraining, cursor=unchanged.cursor)
@@ -360,7 +364,7 @@ def test_the_retraining_sensor_skips_until_new_weeks_arrive_then_asks_once(stora
 
 
 def test_the_retraining_sensor_says_when_the_warehouse_cannot_be_read(storage):
-    assert run_ml(storage, selection=[MODEL]).success
+    assert run_ml(storage, selection=[TRAINING_SET, MODEL]).success
     storage.warehouse_path.unlink()
     assert (
         "cannot read the weekly demand now"

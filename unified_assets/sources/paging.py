@@ -16,9 +16,10 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol, Self
 
 from unified_assets.sources.http import SourceError
@@ -94,6 +95,8 @@ class ExtractionStats:
     records: int = 0
     retries: int = 0
     newest_update: datetime | None = None
+    # Records received per UTC day of last update: what each day's partition was built from.
+    records_by_day: Counter[date] = field(default_factory=Counter)
 
     def add(self, page: Page, updated_at: Callable[[dict[str, Any]], datetime]) -> None:
         self.pages += 1
@@ -101,6 +104,7 @@ class ExtractionStats:
         self.retries += page.retries
         for record in page.records:
             moment = updated_at(record)
+            self.records_by_day[moment.astimezone(UTC).date()] += 1
             if self.newest_update is None or moment > self.newest_update:
                 self.newest_update = moment
 

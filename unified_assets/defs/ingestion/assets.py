@@ -8,7 +8,7 @@ written; the lake publishes each day atomically.
 """
 
 import warnings
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -34,7 +34,11 @@ from dagster import (
 )
 
 from unified_assets import settings
-from unified_assets.defs.ingestion.source_fields import SOURCE_FIELDS, source_fields_schema
+from unified_assets.defs.ingestion.source_fields import (
+    SOURCE_FIELDS,
+    SOURCE_FIELDS_RECORDS,
+    source_fields_schema,
+)
 from unified_assets.lake import LakeWriteError, LandedPartitions, RawTable
 from unified_assets.lib.keys import DATA_PLATFORM
 from unified_assets.lib.metadata import markdown_table
@@ -138,6 +142,9 @@ def partition_days(context: AssetExecutionContext) -> tuple[Window, list[date]]:
     return window, days
 
 
+# Run tags holding an extraction's totals: `unified_assets/<table>.<figure>`.
+RUN_TOTALS_TAG = "unified_assets"
+
 # A source still failing after the HTTP layer's own retries is usually down for minutes, not seconds.
 RAW_RETRY_POLICY = RetryPolicy(
     max_retries=2, delay=20, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
@@ -190,12 +197,15 @@ def _raw_asset(source: RawSource, retry_policy: RetryPolicy | None) -> AssetsDef
 def extract_to_lake(
     context: AssetExecutionContext, source: RawSource, storage: PlatformStorage
 ) -> MaterializeResult:
+    """One walk over the run's window, landed as one file per day. Each day's materialization describes
+    that day (its rows, the records it was built from, its window, what was redacted); the run's totals
+    (pages, retries, records, duplicates) go on the run as tags and in its last log line."""
     window, days = partition_days(context)
     api = getattr(context.resources, source.resource_key)
     lake = storage.lake()
     extracted_at = datetime.now(UTC)
     stats = ExtractionStats()
-    redactions: Counter[str] = Counter()
+    redactions: defaultdict[date, Counter[str]] = defaultdict(Counter)
     census = FieldCensus()
     context.log.info(f"{api.SYSTEM}: extracting records updated in {window}")
     with api.open_extractor(context.log) as client, lake.open_staging(source.table) as staging:
@@ -214,76 +224,84 @@ def extract_to_lake(
         landed = lake.publish_days(
             RawTable(source.table, source.raw_columns), staging, days, extracted_at
         )
+    redacted = sum(sum(counts.values()) for counts in redactions.values())
     context.log.info(
         f"{api.SYSTEM}: {stats.records} records in {stats.pages} pages ({stats.retries} retries) for "
         f"{window}; landed {sum(landed.rows_by_day.values())} rows in {len(landed.files)} day files, "
         f"{landed.duplicates_dropped} duplicates dropped"
-        + (f", {sum(redactions.values())} PII values redacted" if source.prepare else "")
+        + (f", {redacted} PII values redacted" if source.prepare else "")
     )
+    context.instance.add_run_tags(context.run_id, _run_totals(source, window, stats, landed))
     preview = [{k: v for k, v in row.items() if k != "lines"} for row in landed.preview]
     detail: dict[str, Any] = {"preview": MetadataValue.md(markdown_table(preview))}
     if census.records:
         detail[SOURCE_FIELDS] = source_fields_schema(census)
-    _add_partition_metadata(context, landed, detail)
-    return MaterializeResult(metadata=_run_metadata(window, stats, landed, redactions, source))
+        detail[SOURCE_FIELDS_RECORDS] = census.records
+    _add_partition_metadata(context, source, landed, stats, redactions, detail)
+    return MaterializeResult(metadata={"dagster/column_schema": _column_schema(landed)})
 
 
 def _prepared(
-    records: Iterable[dict[str, Any]], source: RawSource, redactions: Counter[str]
+    records: Iterable[dict[str, Any]],
+    source: RawSource,
+    redactions: defaultdict[date, Counter[str]],
 ) -> Iterable[dict[str, Any]]:
     for record in records:
         if source.prepare is None:
             yield record
             continue
         prepared, counts = source.prepare(record)
-        redactions.update(counts)
+        redactions[source.updated_at(record).astimezone(UTC).date()].update(counts)
         yield prepared
 
 
 def _add_partition_metadata(
-    context: AssetExecutionContext, landed: LandedPartitions, detail: dict[str, Any]
+    context: AssetExecutionContext,
+    source: RawSource,
+    landed: LandedPartitions,
+    stats: ExtractionStats,
+    redactions: defaultdict[date, Counter[str]],
+    detail: dict[str, Any],
 ) -> None:
-    """Each day its row count and file; the newest day also the run's `detail` (the preview and the
-    source fields: the large entries). Metadata of the MaterializeResult is repeated on every day's event,
-    and a year's backfill serialized those entries 365 times; the newest day is what the UI shows as the
-    latest materialization, and the schema check reads the fields from it."""
+    """Each day: its rows and file, its window, the records received for it, what was redacted in it.
+    The newest day also carries the run's `detail` (the preview and the source fields: the large
+    entries), which the UI shows as the latest materialization and the schema check reads; a year's
+    backfill would otherwise serialize them 365 times."""
     newest = max(landed.rows_by_day)
     for day, rows in landed.rows_by_day.items():
+        metadata: dict[str, Any] = {
+            "dagster/row_count": rows,
+            "path": MetadataValue.path(str(landed.files[day])),
+            "window": f"[{day.isoformat()}T00:00:00Z, {(day + timedelta(days=1)).isoformat()}T00:00:00Z)",
+            "records_received": stats.records_by_day.get(day, 0),
+        }
+        if source.prepare is not None:
+            metadata["pii_redacted"] = {kind: redactions[day].get(kind, 0) for kind in PLACEHOLDERS}
         context.add_asset_metadata(
-            {
-                "dagster/row_count": rows,
-                "path": MetadataValue.path(str(landed.files[day])),
-                **(detail if day == newest else {}),
-            },
-            partition_key=day.isoformat(),
+            {**metadata, **(detail if day == newest else {})}, partition_key=day.isoformat()
         )
 
 
-def _run_metadata(
-    window: Window,
-    stats: ExtractionStats,
-    landed: LandedPartitions,
-    redactions: Counter[str],
-    source: RawSource,
-) -> dict[str, Any]:
-    metadata: dict[str, Any] = {
+def _run_totals(
+    source: RawSource, window: Window, stats: ExtractionStats, landed: LandedPartitions
+) -> dict[str, str]:
+    """The extraction's totals as run tags (`<table>.<figure>`): the run page shows them, and they
+    describe the run rather than any one day."""
+    totals = {
         "window": str(window),
         "pages": stats.pages,
         "retries": stats.retries,
         "records_received": stats.records,
+        "rows_landed": sum(landed.rows_by_day.values()),
         "duplicates_dropped": landed.duplicates_dropped,
         "uncastable_values": sum(landed.uncastable.values()),
-        "rows_in_run": sum(landed.rows_by_day.values()),
         "newest_update": iso_utc(landed.newest_update) if landed.newest_update else "none",
-        "dagster/column_schema": TableSchema(
-            columns=[TableColumn(name, column_type) for name, column_type in landed.columns]
-        ),
     }
-    if landed.uncastable:
-        metadata["uncastable_by_field"] = landed.uncastable
-    if source.prepare is not None:
-        metadata["pii_redacted"] = {kind: redactions.get(kind, 0) for kind in PLACEHOLDERS}
-    return metadata
+    return {f"{RUN_TOTALS_TAG}/{source.table}.{name}": str(value) for name, value in totals.items()}
+
+
+def _column_schema(landed: LandedPartitions) -> TableSchema:
+    return TableSchema(columns=[TableColumn(name, kind) for name, kind in landed.columns])
 
 
 raw_assets = [build_raw_asset(source) for source in RAW_SOURCES]

@@ -23,7 +23,11 @@ from dagster import (
 )
 
 from unified_assets.confined_duckdb import confined_duckdb
-from unified_assets.defs.ingestion.source_fields import SOURCE_FIELDS, source_fields_from_schema
+from unified_assets.defs.ingestion.source_fields import (
+    SOURCE_FIELDS,
+    SOURCE_FIELDS_RECORDS,
+    source_fields_from_schema,
+)
 from unified_assets.lake import Lake
 from unified_assets.lib.metadata import markdown_list
 from unified_assets.quality import (
@@ -247,7 +251,8 @@ def _source_fields_by_run(instance: DagsterInstance, key: AssetKey) -> list[Sour
         metadata = record_metadata(record)
         schema = metadata.get(SOURCE_FIELDS)
         if schema is not None and record.run_id not in by_run:
-            received = metadata.get("records_received")
+            # Materializations from before the per-day metadata carried the count as records_received.
+            received = metadata.get(SOURCE_FIELDS_RECORDS, metadata.get("records_received"))
             by_run[record.run_id] = source_fields_from_schema(
                 schema.value, None if received is None else received.value
             )

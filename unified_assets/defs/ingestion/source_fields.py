@@ -8,6 +8,8 @@ from dagster import TableColumn, TableColumnConstraints, TableSchema
 from unified_assets.quality import FieldCensus, FieldSummary, SourceFields
 
 SOURCE_FIELDS = "source_fields"
+# How many records the fields were counted over (the run's, on its newest day's materialization).
+SOURCE_FIELDS_RECORDS = "source_fields_records"
 SHARE_TAG = "share_of_records"
 
 

@@ -10,13 +10,17 @@ from dagster_shared.record import replace
 
 from unified_assets.lib.executor import forked_steps_config, one_step_in_process_else_forked
 
-gathered = load_from_defs_folder(path_within_project=Path(__file__).parent)
-with warnings.catch_warnings():
-    # Code references are beta in Dagster 1.13: said once here rather than once per asset per process.
-    warnings.simplefilter("ignore", BetaWarning)
-    with_code = replace(gathered, assets=with_source_code_references(gathered.assets or []))
+
+def _with_code_references(gathered: Definitions) -> Definitions:
+    """Every asset linked to the function that computes it. Code references are beta in Dagster 1.13:
+    said once here rather than once per asset in every process that loads the definitions."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BetaWarning)
+        return replace(gathered, assets=with_source_code_references(gathered.assets or []))
+
+
 defs = Definitions.merge(
-    with_code,
+    _with_code_references(load_from_defs_folder(path_within_project=Path(__file__).parent)),
     # Extracts wait on the network, so up to 4 steps at once (Dagster's default is one per core). The
     # forked steps' server preloads this module and what the checks import lazily (scipy, for the drift
     # test), once per run rather than once per step.

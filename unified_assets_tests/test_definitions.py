@@ -132,3 +132,24 @@ def test_a_dbt_test_is_described_by_its_arguments():
     }
     assert describe_dbt_test(accepted) == "`status` is one of open, solved."
     assert describe_dbt_test({"name": "assert_totals_match"}) == "dbt test assert_totals_match."
+
+
+def test_the_code_location_loads_as_dagster_dev_loads_it_and_says_nothing_untoward():
+    """Importing `defs` is not all: Dagster also refuses a module holding two Definitions objects, and
+    a [tool.dg] name that differs from the workspace's repeats a warning in every process."""
+    import subprocess
+    import sys
+
+    from unified_assets.settings import PROJECT_ROOT
+
+    validate = [sys.executable, "-m", "dagster", "definitions", "validate"]
+    done = subprocess.run(
+        [*validate, "-m", "unified_assets.definitions"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-3000:]
+    assert "WARNING" not in output, output[-3000:]

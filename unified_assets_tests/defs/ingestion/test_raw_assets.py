@@ -11,6 +11,7 @@ from dagster import AssetKey, DagsterInstance, materialize
 
 from saas_simulator.credentials import SimCredentials
 from saas_simulator.faults import FaultPlan, FaultSpec
+from unified_assets import settings
 from unified_assets.defs.ingestion.assets import (
     RAW_RETRY_POLICY,
     RAW_SOURCES,
@@ -219,10 +220,11 @@ def test_a_partition_before_the_history_is_refused_before_any_request(
     demo_config, data_dir, storage
 ):
     world = frozen_world(demo_config)
+    before = (settings.DEFAULT_HISTORY_START - timedelta(days=1)).isoformat()
     with serving(world) as server:
-        with pytest.raises(Exception, match="2025-12-31"):
+        with pytest.raises(Exception, match=before):
             materialize(
-                raw_assets, resources=source_resources(server, storage), partition_key="2025-12-31"
+                raw_assets, resources=source_resources(server, storage), partition_key=before
             )
         assert all(stats["requests"] == 0 for stats in server.stats.values())
 

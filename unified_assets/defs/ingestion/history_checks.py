@@ -105,10 +105,17 @@ def row_count_in_usual_range(instance: DagsterInstance, key: AssetKey) -> AssetC
         for record in current
     ]
     anomalies = [verdict for verdict in verdicts if verdict.anomalous]
+    unjudged = sum(verdict.expected is None for verdict in verdicts)
+    description = _summary(anomalies, len(verdicts) - unjudged, "row counts in the usual range")
+    if not anomalies and unjudged:
+        description = (
+            f"{len(verdicts) - unjudged} row counts in the usual range; {unjudged} days had no "
+            "earlier extract of a similar age to compare with (a first backfill has none)."
+        )
     return AssetCheckResult(
         passed=not anomalies,
         severity=AssetCheckSeverity.WARN,
-        description=_summary(anomalies, len(verdicts), "row counts in the usual range"),
+        description=description,
         metadata={
             "partitions_checked": len(verdicts),
             "anomalies": len(anomalies),
@@ -133,8 +140,13 @@ def _age(record: EventLogRecord) -> timedelta:
 
 def _daily_rates(instance: DagsterInstance, current: EventLogRecord) -> dict[date, float]:
     """Full-day row rates of the same weekday in earlier weeks, each from the latest of its recent
-    materializations that was extracted about as long after its day as `current` (see
-    `comparable_extracts`)."""
+    materializations by an earlier run that was extracted about as long after its day as `current` (see
+    `comparable_extracts`).
+
+    Only earlier runs: "usual" is what earlier extracts saw. Within one backfill every day is landed at
+    a different age, and records move to the day of their last update (an invoice to its payment), so a
+    first backfill of two years judged its own recent weeks against its older ones and raised dozens of
+    spikes and collapses on clean data; a first backfill has no usual to compare with."""
     key, day, age = current.asset_key, partition_day(current), _age(current)
     rates: dict[date, float] = {}
     for weeks in range(1, VOLUME_WEEKS + 1):
@@ -144,6 +156,8 @@ def _daily_rates(instance: DagsterInstance, current: EventLogRecord) -> dict[dat
             limit=REFERENCE_CANDIDATES,
         ).records
         for record in records:
+            if record.run_id == current.run_id:
+                continue
             rows, covered = row_count(record), _covered(record)
             if rows is not None and covered and comparable_extracts(age, _age(record)):
                 rates[earlier] = rows / covered

@@ -84,6 +84,9 @@ def test_a_first_backfill_passes_every_check(clean_history):
     volume = evaluations["row_count_in_usual_range"].metadata
     assert volume["partitions_checked"].value == 36
     assert volume["anomalies"].value == 0
+    # Its days are judged against earlier runs only, and there are none yet.
+    shown = volume["partitions"].value.splitlines()
+    assert shown and all(line.endswith("(no history)") for line in shown), shown
 
 
 def test_a_first_small_extract_does_not_make_optional_fields_new(tmp_path, storage, demo_config):

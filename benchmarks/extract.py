@@ -16,7 +16,12 @@ from typing import Any
 from dagster import DagsterInstance, materialize
 
 from benchmarks.simulator import RunningSimulator
-from unified_assets.defs.ingestion.assets import RAW_SOURCES, RawSource, build_raw_asset
+from unified_assets.defs.ingestion.assets import (
+    RAW_SOURCES,
+    RUN_TOTALS_TAG,
+    RawSource,
+    build_raw_asset,
+)
 from unified_assets.lib.storage import PlatformStorage
 from unified_assets_tests.support.resources import resources_pointed_at
 
@@ -76,9 +81,9 @@ def extract_source(
     return SourceRun(
         source.table,
         seconds,
-        records=int(totals[f"unified_assets/{source.table}.records_received"]),
-        pages=int(totals[f"unified_assets/{source.table}.pages"]),
-        rows_landed=int(totals[f"unified_assets/{source.table}.rows_landed"]),
+        records=int(totals[f"{RUN_TOTALS_TAG}/{source.table}.records_received"]),
+        pages=int(totals[f"{RUN_TOTALS_TAG}/{source.table}.pages"]),
+        rows_landed=int(totals[f"{RUN_TOTALS_TAG}/{source.table}.rows_landed"]),
     )
 
 

@@ -13,6 +13,7 @@ dbt models: they take a model's key from the manifest with `dbt_model_key`, neve
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from datetime import timedelta
 from functools import cache, cached_property
@@ -41,12 +42,22 @@ from unified_assets.lib.automation import BUILD_WHILE_MISSING, rebuild_when_upst
 from unified_assets.lib.keys import DATA_PLATFORM
 
 
+class DbtProjectFolder(DbtProject):
+    """The project, recorded in asset metadata as its folder. dagster-dbt keeps the project object on
+    every dbt asset for its own use (large subsets are selected through a selectors file in a copy of it);
+    the UI hides the manifest and translator it keeps beside it, but showed this one as
+    "[DbtProject] (unserializable)". Being path-like, it is recorded as the path it stands for."""
+
+    def __fspath__(self) -> str:
+        return os.fspath(self.project_dir)
+
+
 @cache
 def dbt_project() -> DbtProject:
     """The project. Under `dagster dev` its manifest is re-made when stale (dagster-dbt's
     `prepare_if_dev`, asked only when a file is newer than the manifest); elsewhere the manifest must have
     been made (`scripts/bootstrap` does it)."""
-    project = DbtProject(project_dir=DBT_PROJECT_DIR)
+    project = DbtProjectFolder(project_dir=DBT_PROJECT_DIR)
     if manifest_is_stale(project.project_dir, project.manifest_path):
         project.prepare_if_dev()
     if not project.manifest_path.exists():

@@ -7,10 +7,11 @@ A failed blocking check fails the step once every selected check has reported, s
 asset downstream.
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from dagster import (
+    AssetCheckEvaluation,
     AssetCheckExecutionContext,
     AssetCheckResult,
     AssetChecksDefinition,
@@ -18,7 +19,7 @@ from dagster import (
     multi_asset_check,
 )
 
-from unified_assets.defs.ingestion.assets import RAW_SOURCES, RawSource
+from unified_assets.defs.ingestion.assets import RAW_SOURCES, RawSource, daily_partitions
 from unified_assets.defs.ingestion.history_checks import (
     DRIFT_FIELDS,
     no_numeric_drift,
@@ -37,11 +38,20 @@ from unified_assets.defs.ingestion.landed_checks import (
 from unified_assets.lake import Lake
 from unified_assets.lib.storage import PlatformStorage
 
+CheckEvents = Iterable[AssetCheckResult | AssetCheckEvaluation]
+
 
 @dataclass(frozen=True)
 class ExtractCheck:
     spec: AssetCheckSpec
-    evaluate: Callable[[AssetCheckExecutionContext, Lake], AssetCheckResult]
+    evaluate: Callable[[AssetCheckExecutionContext, Lake], CheckEvents]
+
+
+def checked_days(context: AssetCheckExecutionContext) -> list[str] | None:
+    """The partitions the run checks; None in a run without partitions (a check run alone)."""
+    if context.has_partition_key or context.has_partition_key_range:
+        return list(context.partition_keys)
+    return None
 
 
 def extract_checks_for(source: RawSource) -> list[ExtractCheck]:
@@ -50,22 +60,25 @@ def extract_checks_for(source: RawSource) -> list[ExtractCheck]:
     checks = []
     if key == NO_PII_IN_LANDED_TEXT.asset_key:
         checks.append(
-            ExtractCheck(NO_PII_IN_LANDED_TEXT, lambda _, lake: no_pii_in_landed_text(lake))
+            ExtractCheck(NO_PII_IN_LANDED_TEXT, lambda _, lake: [no_pii_in_landed_text(lake)])
         )
     checks += [
         ExtractCheck(
-            uncastable_values_spec(key), lambda _, lake: no_uncastable_values(lake, table)
+            uncastable_values_spec(key), lambda _, lake: [no_uncastable_values(lake, table)]
         ),
-        ExtractCheck(row_count_spec(key), lambda c, _: row_count_in_usual_range(c.instance, key)),
         ExtractCheck(
-            source_schema_spec(key), lambda c, _: source_schema_unchanged(c.instance, key)
+            row_count_spec(key, daily_partitions),
+            lambda c, _: row_count_in_usual_range(c.instance, key, checked_days(c)),
+        ),
+        ExtractCheck(
+            source_schema_spec(key), lambda c, _: [source_schema_unchanged(c.instance, key)]
         ),
     ]
     if table in DRIFT_FIELDS:
         checks.append(
             ExtractCheck(
                 numeric_drift_spec(key, table),
-                lambda c, lake: no_numeric_drift(c.instance, lake, key, table),
+                lambda c, lake: [no_numeric_drift(c.instance, lake, key, table)],
             )
         )
     return checks
@@ -82,12 +95,16 @@ def build_extract_checks(source: RawSource) -> AssetChecksDefinition:
     )
     def extract_checks(
         context: AssetCheckExecutionContext, storage: PlatformStorage
-    ) -> Iterator[AssetCheckResult]:
+    ) -> Iterator[AssetCheckResult | AssetCheckEvaluation]:
         lake = storage.lake()
         for check in checks:
             if check.spec.key in context.selected_asset_check_keys:
-                result = check.evaluate(context, lake)
-                yield result._replace(asset_key=check.spec.asset_key, check_name=check.spec.name)
+                for event in check.evaluate(context, lake):
+                    if isinstance(event, AssetCheckResult):
+                        event = event._replace(
+                            asset_key=check.spec.asset_key, check_name=check.spec.name
+                        )
+                    yield event
 
     return extract_checks
 

@@ -6,12 +6,14 @@ can be re-run alone from the UI. History comes from earlier materializations' me
 fields the API sent) and, for drift, from the partitions already in the lake.
 """
 
+import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 from dagster import (
+    AssetCheckEvaluation,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
@@ -20,6 +22,14 @@ from dagster import (
     DagsterInstance,
     EventLogRecord,
     MetadataValue,
+    PartitionsDefinition,
+    PreviewWarning,
+)
+
+# Not exported by dagster, but what AssetCheckEvaluation takes to link a result to the materialization
+# it judged (the UI's "target materialization"); an AssetCheckResult gets it from its step.
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData,
 )
 
 from unified_assets.confined_duckdb import confined_duckdb
@@ -33,6 +43,7 @@ from unified_assets.lib.metadata import markdown_list
 from unified_assets.quality import (
     VOLUME_WEEKS,
     SourceFields,
+    VolumeVerdict,
     comparable_extracts,
     covered_fraction,
     extract_age,
@@ -80,50 +91,91 @@ def row_count(record: EventLogRecord) -> int | None:
 # --- volume ------------------------------------------------------------------------------------------
 
 
-def row_count_spec(key: AssetKey) -> AssetCheckSpec:
-    return AssetCheckSpec(
-        name="row_count_in_usual_range",
-        asset=key,
-        description=(
-            "Each partition of the latest extract against the same weekday over the previous "
-            f"{VOLUME_WEEKS} weeks, extracted as long after their day (records move to the day of "
-            "their last update; today's partial day pro rata): warns on a collapse below 30% or a "
-            "spike above 3x the usual count, when the difference is also statistically clear."
-        ),
-    )
+ROW_COUNT_CHECK = "row_count_in_usual_range"
 
 
-def row_count_in_usual_range(instance: DagsterInstance, key: AssetKey) -> AssetCheckResult:
-    current = [r for r in latest_run_records(instance, key) if row_count(r) is not None]
-    verdicts = [
-        judge_volume(
+def row_count_spec(key: AssetKey, partitions_def: PartitionsDefinition) -> AssetCheckSpec:
+    """Partitioned, so the UI shows each day's verdict on that day. Partitioned checks are a preview
+    feature of Dagster 1.13; its warning, printed by every process that loads the definitions, is
+    silenced here, where the choice is made (the lock file pins the Dagster it was tested with)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PreviewWarning)
+        return AssetCheckSpec(
+            name=ROW_COUNT_CHECK,
+            asset=key,
+            partitions_def=partitions_def,
+            description=(
+                "Each day's row count against the same weekday over the previous "
+                f"{VOLUME_WEEKS} weeks, extracted as long after their day (records move to the day of "
+                "their last update; today's partial day pro rata): warns on a collapse below 30% or a "
+                "spike above 3x the usual count, when the difference is also statistically clear. Judged "
+                "per partition: each day of an extract passes or warns on its own."
+            ),
+        )
+
+
+def row_count_in_usual_range(
+    instance: DagsterInstance, key: AssetKey, days: Sequence[str] | None
+) -> list[AssetCheckEvaluation]:
+    """One evaluation per day, on that day's partition: `days` are the partitions the run checks (None
+    in a run without partitions: the days of the latest extract)."""
+    evaluations = []
+    for record in _latest_with_row_counts(instance, key, days):
+        verdict = judge_volume(
             partition_day(record),
             row_count(record),
             _covered(record),
             _daily_rates(instance, record),
         )
-        for record in current
-    ]
-    anomalies = [verdict for verdict in verdicts if verdict.anomalous]
-    unjudged = sum(verdict.expected is None for verdict in verdicts)
-    description = _summary(anomalies, len(verdicts) - unjudged, "row counts in the usual range")
-    if not anomalies and unjudged:
-        description = (
-            f"{len(verdicts) - unjudged} row counts in the usual range; {unjudged} days had no "
-            "earlier extract of a similar age to compare with (a first backfill has none)."
+        evaluations.append(
+            AssetCheckEvaluation(
+                asset_key=key,
+                check_name=ROW_COUNT_CHECK,
+                passed=not verdict.anomalous,
+                severity=AssetCheckSeverity.WARN,
+                blocking=False,
+                partition=record.partition_key,
+                description=_volume_description(verdict),
+                metadata={
+                    "rows": verdict.rows,
+                    "status": verdict.status,
+                    **({} if verdict.expected is None else {"usual_rows": round(verdict.expected)}),
+                },
+                target_materialization_data=AssetCheckEvaluationTargetMaterializationData(
+                    storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp
+                ),
+            )
         )
-    return AssetCheckResult(
-        passed=not anomalies,
-        severity=AssetCheckSeverity.WARN,
-        description=description,
-        metadata={
-            "partitions_checked": len(verdicts),
-            "anomalies": len(anomalies),
-            "partitions": MetadataValue.md(
-                markdown_list([v.describe() for v in (anomalies or verdicts)[-SHOWN:]])
-            ),
-        },
-    )
+    return evaluations
+
+
+def _latest_with_row_counts(
+    instance: DagsterInstance, key: AssetKey, days: Sequence[str] | None
+) -> list[EventLogRecord]:
+    """The newest materialization of each day that carries a row count (a partition reported by hand
+    carries none and is not judged). The latest run's records serve a range run in one query."""
+    latest = {record.partition_key: record for record in latest_run_records(instance, key)}
+    if days is None:
+        records = list(latest.values())
+    else:
+        records = [latest.get(day) or _newest_of(instance, key, day) for day in days]
+    return [record for record in records if record is not None and row_count(record) is not None]
+
+
+def _newest_of(instance: DagsterInstance, key: AssetKey, day: str) -> EventLogRecord | None:
+    filter_ = AssetRecordsFilter(asset_key=key, asset_partitions=[day])
+    return next(iter(instance.fetch_materializations(filter_, limit=1).records), None)
+
+
+def _volume_description(verdict: VolumeVerdict) -> str:
+    if verdict.status == "no history":
+        return (
+            f"{verdict.rows} rows; no earlier extract of this weekday at a similar age to compare "
+            "with (a first backfill has none)."
+        )
+    if verdict.status == "too early":
+        return f"{verdict.rows} rows; too little of the day has passed to judge."
+    return f"{verdict.rows} rows, usually ~{verdict.expected:.0f}: {verdict.status}."
 
 
 def _covered(record: EventLogRecord) -> float:

@@ -10,13 +10,15 @@ as `--vars` from the storage resource.
 import hashlib
 import json
 import os
+import re
 import shutil
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
-from dagster import AssetExecutionContext, Config
-from dagster_dbt import DbtCliResource, dbt_assets
+from dagster import AssetExecutionContext, Config, Output
+from dagster_dbt import DbtCliInvocation, DbtCliResource, dbt_assets
 from pydantic import Field
 
 from unified_assets.lib.dbt_project import DbtLayers, dbt_project
@@ -79,6 +81,34 @@ def keep_parse_state(build_target: Path, state: Path) -> None:
     os.replace(staging, state)
 
 
+ROW_COUNT_LOG = re.compile(r"row_count (\d+)")
+
+
+def with_row_counts(invocation: DbtCliInvocation, context: AssetExecutionContext) -> Iterator:
+    """dagster-dbt's events for a build as they come, each model's and seed's materialization with the
+    row count dbt logged for it (`row_count <n>`, from macros/log_table_facts.sql; the columns and their
+    lineage, logged there too, dagster-dbt attaches itself)."""
+    row_counts: dict[str, int] = {}
+    for dbt_event in invocation.stream_raw_events():
+        info, node = dbt_event.raw_event["info"], dbt_event.raw_event["data"].get("node_info", {})
+        if info["name"] == "JinjaLogInfo" and (logged := ROW_COUNT_LOG.fullmatch(info["msg"])):
+            row_counts[node["unique_id"]] = int(logged[1])
+            continue
+        for event in dbt_event.to_default_asset_events(
+            manifest=invocation.manifest,
+            dagster_dbt_translator=invocation.dagster_dbt_translator,
+            context=context,
+            target_path=invocation.target_path,
+            project=invocation.project,
+        ):
+            unique_id = event.metadata["unique_id"].value if isinstance(event, Output) else None
+            if unique_id in row_counts:
+                event = event.with_metadata(
+                    {**event.metadata, "dagster/row_count": row_counts[unique_id]}
+                )
+            yield event
+
+
 class DbtBuildConfig(Config):
     full_refresh: bool = Field(
         default=False,
@@ -113,6 +143,8 @@ def dbt_models(
     state = parse_state_for(target_dir, storage.dbt_vars())
     seed_parse_state(state, build_target)
     try:
-        yield from dbt.cli(args, context=context, target_path=build_target).stream()
+        yield from with_row_counts(
+            dbt.cli(args, context=context, target_path=build_target), context
+        )
     finally:
         keep_parse_state(build_target, state)

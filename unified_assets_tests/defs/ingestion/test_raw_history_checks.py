@@ -4,6 +4,7 @@ on a collapse, a spike, a unit change and a renamed field, through real Dagster 
 from __future__ import annotations
 
 import shutil
+from collections import defaultdict
 from dataclasses import replace
 
 import pytest
@@ -43,7 +44,15 @@ def land(instance, storage, config, source=INVOICES, **tags):
             raise_on_error=False,
         )
     assert result.success
-    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+    evaluations = defaultdict(list)
+    for evaluation in result.get_asset_check_evaluations():
+        evaluations[evaluation.check_name].append(evaluation)
+    return evaluations
+
+
+def only(evaluations):
+    [evaluation] = evaluations
+    return evaluation
 
 
 @pytest.fixture(scope="module")
@@ -80,13 +89,16 @@ def test_a_first_backfill_passes_every_check(clean_history):
         "source_schema_unchanged",
         "no_uncastable_values",
     }
-    assert all(e.passed for e in evaluations.values())
-    volume = evaluations["row_count_in_usual_range"].metadata
-    assert volume["partitions_checked"].value == 36
-    assert volume["anomalies"].value == 0
-    # Its days are judged against earlier runs only, and there are none yet.
-    shown = volume["partitions"].value.splitlines()
-    assert shown and all(line.endswith("(no history)") for line in shown), shown
+    assert all(e.passed for each in evaluations.values() for e in each)
+    # The volume is judged per day, on each day's partition; against earlier runs only, of which a
+    # first backfill has none.
+    volume = evaluations["row_count_in_usual_range"]
+    assert len(volume) == 36
+    assert {e.partition for e in volume} == {f"2026-02-{d:02}" for d in range(1, 29)} | {
+        f"2026-03-{d:02}" for d in range(1, 9)
+    }
+    assert all(e.metadata["status"].value == "no history" for e in volume)
+    assert all("no earlier extract" in e.description for e in volume)
 
 
 def test_a_first_small_extract_does_not_make_optional_fields_new(tmp_path, storage, demo_config):
@@ -96,22 +108,24 @@ def test_a_first_small_extract_does_not_make_optional_fields_new(tmp_path, stora
     with DagsterInstance.local_temp(str(tmp_path / "dagster")) as instance:
         land(instance, storage, demo_config, **day("2026-03-08"))
         evaluations = land(instance, storage, demo_config, **HISTORY)
-    schema = evaluations["source_schema_unchanged"]
+    schema = only(evaluations["source_schema_unchanged"])
     assert schema.passed, schema.description
     assert schema.metadata["baseline_extracts"].value == 1
 
 
 def test_a_clean_day_passes_against_its_history(instance, storage, demo_config):
     evaluations = land(instance, storage, demo_config, **day(NEXT_DAY))
-    assert {name: e.passed for name, e in evaluations.items()} == {
+    assert {name: only(each).passed for name, each in evaluations.items()} == {
         "row_count_in_usual_range": True,
         "no_numeric_drift": True,
         "source_schema_unchanged": True,
         "no_uncastable_values": True,
     }
-    assert "1 row counts in the usual range" in evaluations["row_count_in_usual_range"].description
-    assert evaluations["source_schema_unchanged"].metadata["baseline_extracts"].value == 1
-    drift = evaluations["no_numeric_drift"].metadata
+    volume = only(evaluations["row_count_in_usual_range"])
+    assert volume.partition == NEXT_DAY
+    assert volume.metadata["status"].value == "usual", volume.description
+    assert only(evaluations["source_schema_unchanged"]).metadata["baseline_extracts"].value == 1
+    drift = only(evaluations["no_numeric_drift"]).metadata
     assert drift["line_quantity_ks_statistic"].value < 0.15
 
 
@@ -119,10 +133,11 @@ def test_a_clean_day_passes_against_its_history(instance, storage, demo_config):
 def test_a_collapse_or_spike_in_volume_warns(instance, storage, scale, status):
     """The source suddenly serves a tenth (or six times) of its usual invoices for the day."""
     evaluations = land(instance, storage, WorldConfig.demo(scale=scale), **day(NEXT_DAY))
-    volume = evaluations["row_count_in_usual_range"]
+    volume = only(evaluations["row_count_in_usual_range"])
     assert not volume.passed
     assert volume.severity.value == "WARN"
-    assert f"{NEXT_DAY}:" in volume.description and status in volume.description
+    assert volume.partition == NEXT_DAY  # the UI shows the day at fault as the failed partition
+    assert volume.metadata["status"].value == status and status in volume.description
 
 
 def test_quantities_sent_in_another_unit_warn_as_drift(instance, storage, demo_config):
@@ -146,12 +161,12 @@ def test_quantities_sent_in_another_unit_warn_as_drift(instance, storage, demo_c
 
     doctored = replace(INVOICES, prepare=in_hundredths)
     evaluations = land(instance, storage, demo_config, source=doctored, **day(NEXT_DAY))
-    drift = evaluations["no_numeric_drift"]
+    drift = only(evaluations["no_numeric_drift"])
     assert not drift.passed
     assert drift.severity.value == "WARN"
     assert "line_quantity: drifted" in drift.description
     assert "line_amount: drifted" in drift.description
-    assert evaluations["source_schema_unchanged"].passed, "same fields, only different values"
+    assert only(evaluations["source_schema_unchanged"]).passed, "same fields, only different values"
 
 
 def test_a_renamed_field_warns_as_a_schema_change(instance, storage, demo_config):
@@ -163,7 +178,7 @@ def test_a_renamed_field_warns_as_a_schema_change(instance, storage, demo_config
 
     doctored = replace(INVOICES, prepare=renamed_total)
     evaluations = land(instance, storage, demo_config, source=doctored, **day(NEXT_DAY))
-    schema = evaluations["source_schema_unchanged"]
+    schema = only(evaluations["source_schema_unchanged"])
     assert not schema.passed
     assert schema.severity.value == "WARN"
     assert schema.metadata["new_fields"].value == "TotalAmount"
@@ -177,21 +192,37 @@ def test_a_materialization_without_a_row_count_is_left_out_of_the_history(
     """A partition reported by hand (no row count) neither breaks the check nor counts as zero rows."""
     instance.report_runless_asset_event(AssetMaterialization(INVOICES.key, partition="2026-03-02"))
     evaluations = land(instance, storage, demo_config, **day(NEXT_DAY))
-    assert evaluations["row_count_in_usual_range"].passed
+    assert only(evaluations["row_count_in_usual_range"]).passed
 
 
-def test_a_check_run_alone_from_the_ui_evaluates_only_that_check(instance, storage):
-    """The checks of a source share one step; selecting one (the UI's "Execute" on a check) runs only it,
-    against the latest extract already in the instance."""
-    check = AssetCheckKey(INVOICES.key, "row_count_in_usual_range")
-    result = materialize(
+def check_alone(instance, storage, check: AssetCheckKey, **tags):
+    """The UI's "Execute" on one check: only it runs, against the extracts already in the instance."""
+    return materialize(
         [build_raw_asset(INVOICES, retry_policy=None), INVOICE_CHECKS],
         selection=AssetSelection.checks(check),
         instance=instance,
         # The source is required by the asset, not called.
         resources={"storage": storage, "accounting_api": AccountingApi(storage=storage)},
+        tags=tags,
+    ).get_asset_check_evaluations()
+
+
+def test_a_check_run_alone_from_the_ui_evaluates_only_that_check(instance, storage):
+    """The checks of a source share one step; selecting one runs only it."""
+    check = AssetCheckKey(INVOICES.key, "source_schema_unchanged")
+    evaluations = check_alone(instance, storage, check)
+    assert [(e.asset_key, e.check_name) for e in evaluations] == [(check.asset_key, check.name)]
+    assert evaluations[0].passed
+
+
+def test_the_volume_check_run_alone_judges_the_partitions_asked_for(instance, storage):
+    """For one partition, that day; without partitions, every day of the latest extract."""
+    check = AssetCheckKey(INVOICES.key, "row_count_in_usual_range")
+    [one_day] = check_alone(instance, storage, check, **day("2026-03-02"))
+    assert (one_day.check_name, one_day.partition, one_day.passed) == (
+        check.name,
+        "2026-03-02",
+        True,
     )
-    assert [(e.asset_key, e.check_name) for e in result.get_asset_check_evaluations()] == [
-        (check.asset_key, check.name)
-    ]
-    assert result.get_asset_check_evaluations()[0].passed
+    every_day = check_alone(instance, storage, check)
+    assert len(every_day) == 36 and {e.check_name for e in every_day} == {check.name}

@@ -90,6 +90,42 @@ def test_dbt_build_succeeds_with_every_check_passing(built_warehouse):
     assert AssetKey(["staging", "stg_accounting__invoices"]) in keys
 
 
+def test_every_built_model_shows_its_row_count_and_column_types(built_warehouse):
+    _, storage, built = built_warehouse
+    for event in built.get_asset_materialization_events():
+        metadata = event.materialization.metadata
+        schema = {"seeds": "reference"}.get(event.asset_key.path[0], event.asset_key.path[0])
+        table = event.asset_key.path[-1]
+        [(rows,)] = query(storage, f'select count(*) from "{schema}"."{table}"')
+        assert metadata["dagster/row_count"].value == rows, event.asset_key
+        described = {c.name: c.type for c in metadata["dagster/column_schema"].schema.columns}
+        [(columns,)] = query(
+            storage,
+            "select count(*) from information_schema.columns "
+            f"where table_schema = '{schema}' and table_name = '{table}'",
+        )
+        assert len(described) == columns and "?" not in described.values(), event.asset_key
+
+
+def test_a_mart_column_traces_back_to_the_columns_it_is_computed_from(built_warehouse):
+    """Column lineage, derived by dagster-dbt from the compiled SQL and the parents' columns."""
+    _, _, built = built_warehouse
+    [weekly] = [
+        event.materialization.metadata
+        for event in built.get_asset_materialization_events()
+        if event.asset_key == AssetKey(["marts", "sku_demand_weekly"])
+    ]
+    lineage = weekly["dagster/column_lineage"].column_lineage.deps_by_column
+    sources = {(dep.asset_key, dep.column_name) for dep in lineage["invoiced_quantity"]}
+    assert (AssetKey(["marts", "sku_demand_daily"]), "invoiced_quantity") in sources
+
+
+def test_the_dbt_project_shows_as_its_folder_not_unserializable():
+    spec = next(iter(dbt_models.specs))
+    assert isinstance(spec.metadata["dagster_dbt/project"], os.PathLike)
+    assert os.fspath(spec.metadata["dagster_dbt/project"]) == str(PROJECT_ROOT / "dbt_project")
+
+
 # The logic dbt unit tests pin down with given/expect rows (`unit_tests:` in the models' YAML): latest
 # versions and currency conversion in staging, identity resolution, the open order book and the demand
 # series. `dbt build` runs each before its model (the module's build ran them) and does not build a model

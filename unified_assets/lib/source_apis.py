@@ -106,9 +106,10 @@ class SourceApi(ConfigurableResource):
             retry_after_max_s=self.retry_after_max_s,
         )
 
-    def open_client(self, log: logging.Logger) -> SourceClient:
-        """A client for this system; configuration errors surface here, before any request is sent."""
-        return self._open(log, self.http_policy(), page_size=0)
+    def open_client(self, log: logging.Logger, announce: bool = True) -> SourceClient:
+        """A client for this system; configuration errors surface here, before any request is sent.
+        A sensor, which asks every tick, passes `announce=False` (see `_open`)."""
+        return self._open(log, self.http_policy(), page_size=0, announce=announce)
 
     def open_extractor(self, log: logging.Logger) -> SourceClient:
         """What a raw extract reads a window with: one client, or `window_slices` of them reading

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -66,6 +67,7 @@ class DagsterDev:
         self.url = f"http://127.0.0.1:{self.port}"
         self.data_dir = tmp_path / "data"
         self.log_path = tmp_path / "dagster-dev.log"
+        self.history_log_path = tmp_path / "land-history.log"
         bin_dir = Path(sys.executable).parent
         self.env = {
             key: value for key, value in os.environ.items() if not key.startswith("UNIFIED_ASSETS_")
@@ -82,11 +84,20 @@ class DagsterDev:
         dagster_home = Path(self.env["DAGSTER_HOME"])
         dagster_home.mkdir()
         shutil.copy(PROJECT_ROOT / "deploy" / "dagster.yaml", dagster_home / "dagster.yaml")
-        self.command = [str(bin_dir / "dagster"), "dev", "-w", "workspace.yaml"]
+        # As scripts/dev runs it.
+        self.command = [
+            str(bin_dir / "dagster"),
+            "dev",
+            "-w",
+            "workspace.yaml",
+            "--log-level",
+            "warning",
+        ]
         self.command += ["-h", "127.0.0.1", "-p", str(self.port)]
 
     def __enter__(self) -> DagsterDev:
         self.log = self.log_path.open("w")
+        self.history_log = self.history_log_path.open("w")
         self.process = subprocess.Popen(
             self.command,
             cwd=PROJECT_ROOT,
@@ -101,9 +112,12 @@ class DagsterDev:
         try:
             os.killpg(self.process.pid, signal.SIGTERM)
             self.process.wait(timeout=30)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
+        except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass  # stopped already (the Ctrl-C test)
         self.log.close()
+        self.history_log.close()
 
     def wait_until_serving(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -240,7 +254,7 @@ def land_history(dev: DagsterDev) -> subprocess.Popen:
         [sys.executable, "-c", LAND_HISTORY, HISTORY_START.isoformat(), last.isoformat()],
         cwd=PROJECT_ROOT,
         env=dev.env,
-        stdout=dev.log,
+        stdout=dev.history_log,
         stderr=subprocess.STDOUT,
     )
 
@@ -257,7 +271,7 @@ def dev(tmp_path_factory) -> Iterator[DagsterDev]:
             if history.poll() is None:
                 history.kill()
                 history.wait()
-        assert returncode == 0, f"history not landed:\n{session.log_path.read_text()}"
+        assert returncode == 0, f"history not landed:\n{session.history_log_path.read_text()}"
         yield session
 
 
@@ -362,6 +376,93 @@ def test_every_run_and_every_check_is_green(dev, landed):
     runs = wait_until_quiet(dev, settle_s=40, timeout_s=600)
     assert_automation_ran_and_succeeded(runs)
     assert_every_check_green(dev)
+
+
+def test_the_terminal_is_quiet(dev, landed):
+    """Everything the session printed (`dagster dev` as scripts/dev runs it): no dbt output, nothing the
+    steps logged or printed, no automation evaluations; those are in the UI. What remains is a few lines
+    a run from the run worker itself (its start, its step processes, its end), which Dagster prints at the
+    level its event log keeps: quieter would drop the steps' info logs from the UI too."""
+    printed = [re.sub(r"\x1b\[[\d;]*m", "", line) for line in dev.log_path.read_text().splitlines()]
+    dbt_output = [
+        line for line in printed if re.search(r"\bOK created sql|\bPASS\b|\bSTART sql", line)
+    ]
+    step_events = [
+        line
+        for line in printed
+        if re.search(
+            r" - (STEP_OUTPUT|ASSET_MATERIALIZATION|ASSET_CHECK_EVALUATION|LOGS_CAPTURED) - ", line
+        )
+    ]
+    daemon_info = [
+        line for line in printed if re.search(r"dagster\.daemon\S* - (DEBUG|INFO) - ", line)
+    ]
+    shown = f"{len(printed)} lines:\n" + "\n".join(printed[:40])
+    assert (dbt_output, step_events, daemon_info) == ([], [], []), shown
+
+
+def test_ctrl_c_stops_dagster_dev_with_a_run_in_flight_and_the_run_says_so(dev, landed):
+    """Last in this module: it stops the session. Ctrl-C sends SIGINT to the terminal's process group;
+    `dagster dev`, its services and the run's processes (dbt's included) all exit, and the run in flight
+    ends marked as interrupted, not left as started. (How long it takes: docs/benchmarks.md.)"""
+    nodes = dev.graphql(ASSET_GRAPH)["assetNodes"]
+    run_id = launch_run(
+        dev, [n["assetKey"]["path"] for n in nodes if n["groupName"] == "transform"]
+    )
+    wait_for_run_message(dev, run_id, "Running dbt command", timeout_s=300)
+    os.killpg(dev.process.pid, signal.SIGINT)
+    dev.process.wait(timeout=120)
+    wait_until_group_gone(dev.process.pid, timeout_s=60)
+    status, message = run_end(dev, run_id)
+    assert status in ("FAILURE", "CANCELED"), (status, message)
+    assert "interrupted" in message.lower(), message
+
+
+def wait_for_run_message(dev: DagsterDev, run_id: str, start: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        events = dev.graphql(RUN_EVENTS, {"id": run_id})["logsForRun"]["events"]
+        if any((e.get("message") or "").startswith(start) for e in events):
+            return
+        time.sleep(1)
+    raise AssertionError(f"run {run_id} logged no {start!r} in {timeout_s} s")
+
+
+def wait_until_group_gone(pgid: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.5)
+    processes = subprocess.run(["ps", "-o", "pid,args", "-g", str(pgid)], capture_output=True)
+    raise AssertionError(f"still running after `dagster dev` exited:\n{processes.stdout.decode()}")
+
+
+def run_end(dev: DagsterDev, run_id: str) -> tuple[str, str]:
+    """The run's status and the message of its last run event, read from the stopped session's instance."""
+    script = (
+        "import sys\n"
+        "from dagster import DagsterInstance\n"
+        "with DagsterInstance.get() as instance:\n"
+        "    run = instance.get_run_by_id(sys.argv[1])\n"
+        "    ends = [e for e in instance.all_logs(run.run_id) if e.is_dagster_event\n"
+        "            and e.dagster_event.event_type_value in ('RUN_FAILURE', 'RUN_CANCELED')]\n"
+        "    data = ends[-1].dagster_event.event_specific_data if ends else None\n"
+        "    error = getattr(data, 'error', None)\n"
+        "    print(run.status.value)\n"
+        "    print((ends[-1].message if ends else 'no end event'), error.cls_name if error else '')\n"
+    )
+    read = subprocess.run(
+        [sys.executable, "-c", script, run_id],
+        env=dev.env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    status, message = read.stdout.strip().split("\n", 1)
+    return status, message
 
 
 STAGED_INVOICES = ("staging", "stg_accounting__invoices")

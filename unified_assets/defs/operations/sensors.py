@@ -92,7 +92,7 @@ def materialized(context: SensorEvaluationContext, key: AssetKey) -> bool:
 def urgent_tickets_in_feed(
     support_api: SupportApi, window: Window, context: SensorEvaluationContext
 ) -> list[int]:
-    with support_api.open_client(context.log) as client:
+    with support_api.open_client(context.log, announce=False) as client:
         return [
             int(ticket["id"])
             for page in client.extract(window)
@@ -216,7 +216,7 @@ def build_books_closed_sensor(now: Callable[[], datetime] = utc_now) -> SensorDe
                 cursor=json.dumps(cursor, sort_keys=True),
             )
         try:
-            with accounting_api.open_client(context.log) as client:
+            with accounting_api.open_client(context.log, announce=False) as client:
                 through = client.books_closed_through()
         except (SourceError, SettingError) as error:
             return SensorResult(

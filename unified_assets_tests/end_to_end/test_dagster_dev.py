@@ -444,11 +444,11 @@ def run_end(dev: DagsterDev, run_id: str) -> tuple[str, str]:
     """The run's status and the message of its last run event, read from the stopped session's instance."""
     script = (
         "import sys\n"
-        "from dagster import DagsterInstance\n"
+        "from dagster import DagsterEventType as T, DagsterInstance\n"
         "with DagsterInstance.get() as instance:\n"
         "    run = instance.get_run_by_id(sys.argv[1])\n"
         "    ends = [e for e in instance.all_logs(run.run_id) if e.is_dagster_event\n"
-        "            and e.dagster_event.event_type_value in ('RUN_FAILURE', 'RUN_CANCELED')]\n"
+        "            and e.dagster_event.event_type in (T.RUN_FAILURE, T.RUN_CANCELED)]\n"
         "    data = ends[-1].dagster_event.event_specific_data if ends else None\n"
         "    error = getattr(data, 'error', None)\n"
         "    print(run.status.value)\n"

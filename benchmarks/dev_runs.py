@@ -138,11 +138,24 @@ def wait_for_automation_run(dev: DevSession, after: float, timeout_s: float) -> 
     return None
 
 
-def summarise_runs(runs: list[dict]) -> list[dict]:
+def summarise_runs(runs: list[dict], origin: float | None = None) -> list[dict]:
+    """Each run, oldest first: status, seconds from its start to its end, assets, who started it, and with
+    `origin` (epoch seconds) when it was created, started and ended after it."""
+
+    def since(stamp: float | None) -> float | None:
+        return None if stamp is None or origin is None else round(stamp - origin, 1)
+
     return [
         {
             "status": run["status"],
-            "seconds": round((run["endTime"] or 0) - (run["startTime"] or run["creationTime"]), 1),
+            "created_s": since(run["creationTime"]),
+            "started_s": since(run["startTime"]),
+            "ended_s": since(run["endTime"]),
+            "seconds": (
+                round(run["endTime"] - (run["startTime"] or run["creationTime"]), 1)
+                if run["endTime"]
+                else None
+            ),
             "assets": len(run["assetSelection"] or []),
             "automation": has_tag(run, AUTOMATION_TAG, "true"),
             "sensor": next(
@@ -162,7 +175,7 @@ def measure_rebuilds(report: Report, dev: DevSession, days: list[str]) -> None:
         for run in first_build
         if has_tag(run, AUTOMATION_TAG, "true") and run["creationTime"] >= switched_on
     ]
-    report.facts["first_full_build"] = summarise_runs(automated)
+    report.facts["first_full_build"] = summarise_runs(automated, origin=switched_on)
     if automated:
         report.add(
             "first_full_build.sensor_on_to_last_success_s",
@@ -193,7 +206,8 @@ def measure_rebuilds(report: Report, dev: DevSession, days: list[str]) -> None:
             {
                 "day": day,
                 "runs": summarise_runs(
-                    [run for run in later if run["creationTime"] >= raw["creationTime"]]
+                    [run for run in later if run["creationTime"] >= raw["creationTime"]],
+                    origin=raw["endTime"],
                 ),
             }
         )
@@ -225,7 +239,9 @@ def run_dev_runs(options: Options) -> Report:
     ):
         report.add("code_location_load_s", "s", dev.wait_until_loaded())
         report.facts["switched_off"] = switch_off_everything_but_automation(dev)
-        report.facts["runs_before_measuring"] = summarise_runs(dev.wait_until_quiet(settle_s=3))
+        report.facts["runs_before_measuring"] = summarise_runs(
+            dev.wait_until_quiet(settle_s=3), origin=dev.started_at
+        )
         for _ in range(options.repeat):
             measure_run(report, dev, "seed_run", [SEED], {})
         for _ in range(options.repeat):

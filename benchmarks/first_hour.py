@@ -40,19 +40,35 @@ class Stopped(Exception):
     """The Quick start's steps did not reach a forecast; the message says where and why."""
 
 
-def materialized_after(dev: DevSession, key: list[str], after: float) -> float | None:
-    """When the asset's newest materialization happened (epoch seconds), if after `after`."""
+def materialized_after(
+    dev: DevSession, key: list[str], after: float, *, run_started_after: bool = False
+) -> float | None:
+    """When the asset's newest materialization happened (epoch seconds), if after `after`; with
+    `run_started_after`, only if the run that made it also started after `after` (a build that began
+    before the lake was complete does not count)."""
     latest = dev.latest_materialization(key)
     if latest is None:
         return None
     stamp = float(latest["timestamp"]) / 1000
-    return stamp if stamp > after else None
+    if stamp <= after:
+        return None
+    if run_started_after and (dev.run(latest["runId"])["startTime"] or 0) <= after:
+        return None
+    return stamp
 
 
-def wait_materialized(dev: DevSession, key: list[str], after: float, timeout_s: float) -> float:
+def wait_materialized(
+    dev: DevSession,
+    key: list[str],
+    after: float,
+    timeout_s: float,
+    *,
+    run_started_after: bool = False,
+) -> float:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if (stamp := materialized_after(dev, key, after)) is not None:
+        stamp = materialized_after(dev, key, after, run_started_after=run_started_after)
+        if stamp is not None:
             return stamp
         failed = [
             run
@@ -107,7 +123,9 @@ def walk(report: Report, dev: DevSession) -> None:
         step_seconds=step_seconds(dev, run["runId"]),
     )
 
-    built = wait_materialized(dev, WEEKLY_MART, after=run["endTime"], timeout_s=1800)
+    built = wait_materialized(
+        dev, WEEKLY_MART, after=run["endTime"], timeout_s=1800, run_started_after=True
+    )
     done("automation_builds_transform", built, run["endTime"])
 
     ml = [node["assetKey"]["path"] for node in dev.asset_nodes() if node["groupName"] == "ml"]
@@ -140,5 +158,5 @@ def run_first_hour(options: Options) -> Report:
         except (Stopped, RuntimeError) as stop:
             report.facts["stopped"] = str(stop)
             print(f"  stopped: {stop}", flush=True)
-        report.facts["runs"] = summarise_runs(dev.runs())
+        report.facts["runs"] = summarise_runs(dev.runs(), origin=dev.started_at)
     return report

@@ -9,7 +9,9 @@ and the automation left to do what they do:
 2. select the raw assets' range of days, from the first day of history ("backfill the raw assets from the
    first day of history") to the newest, and *Materialize* (launchPartitionBackfill: one run);
 3. wait, pressing nothing, until the automation has built the `transform` group on the landed days (the
-   marts' weekly demand materialized after the backfill's run ended);
+   marts' weekly demand materialized by a run that started after the raw assets' materializations of the
+   backfill; it may start before the backfill's run ends, while the run's check steps still run, so this
+   step ends at whichever is later: the backfill's run or the mart);
 4. "materialize the `ml` group" (launchPipelineExecution of the group's assets), which trains
    `ml/demand_forecast_model` and, given a promoted model, scores `ml/demand_forecast` in the same run.
 
@@ -123,10 +125,20 @@ def walk(report: Report, dev: DevSession) -> None:
         step_seconds=step_seconds(dev, run["runId"]),
     )
 
+    # The raw steps' materializations come before the run's end (its check steps follow them), and the
+    # automation may start the dbt build then: a mart built by a run that started after the history had
+    # landed counts, whenever the backfill's run ended.
+    landed = max(materialized_after(dev, key, after=clicked) or 0 for key in RAW_KEYS)
     built = wait_materialized(
-        dev, WEEKLY_MART, after=run["endTime"], timeout_s=1800, run_started_after=True
+        dev, WEEKLY_MART, after=landed, timeout_s=1800, run_started_after=True
     )
-    done("automation_builds_transform", built, run["endTime"])
+    done(
+        "automation_builds_transform",
+        max(built, run["endTime"]),
+        run["endTime"],
+        history_landed_at_s=round(landed - started, 1),
+        mart_built_at_s=round(built - started, 1),
+    )
 
     ml = [node["assetKey"]["path"] for node in dev.asset_nodes() if node["groupName"] == "ml"]
     clicked = time.time()

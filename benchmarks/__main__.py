@@ -17,8 +17,10 @@ DEFAULT_SCRATCH = Path("data") / "bench"
 def _suites() -> dict[str, Callable]:
     """Imported on use: `--help` should not pay for Dagster."""
     from benchmarks.comparison import run_naive_comparison
+    from benchmarks.dev_runs import run_dev_runs
     from benchmarks.end_to_end import run_end_to_end
     from benchmarks.extraction import run_extraction, run_incremental
+    from benchmarks.first_hour import run_first_hour
     from benchmarks.scale import run_scale
     from benchmarks.steps import run_steps
 
@@ -29,10 +31,21 @@ def _suites() -> dict[str, Callable]:
         "end_to_end": run_end_to_end,
         "scale": run_scale,
         "steps": run_steps,
+        "dev_runs": run_dev_runs,
+        "first_hour": run_first_hour,
     }
 
 
-SUITES = ("extraction", "incremental", "naive", "end_to_end", "scale", "steps")
+SUITES = (
+    "extraction",
+    "incremental",
+    "naive",
+    "end_to_end",
+    "scale",
+    "steps",
+    "dev_runs",
+    "first_hour",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

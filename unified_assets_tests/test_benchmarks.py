@@ -31,3 +31,49 @@ def test_a_smoke_size_run_writes_the_figures(tmp_path, capsys):
     assert document["simulator"]["rate_limits"] == "accounting=off,purchasing=off,support=off"
     assert document["machine"]["cpu"]
     assert "concurrent_over_sequential" in capsys.readouterr().out
+
+
+def test_a_runs_phases_come_from_its_event_log():
+    """Launched at 100: queued at 100.2, dequeued at 101, the worker's first event at 106, done at 110;
+    the old event names (PIPELINE_*) read as the new ones, and a phase without its events is left out."""
+    from benchmarks.dev_session import run_phases
+
+    events = [
+        ("RUN_ENQUEUED", 100.2),
+        ("RUN_DEQUEUED", 101.0),
+        ("RUN_STARTING", 101.1),
+        ("RUN_START", 106.0),
+        ("STEP_START", 106.5),
+        ("RUN_SUCCESS", 110.0),
+    ]
+    phases = run_phases(events, launched_at=100.0)
+    assert phases == pytest.approx(
+        {
+            "launch_s": 0.2,
+            "queued_s": 0.8,
+            "worker_start_s": 5.0,
+            "execution_s": 4.0,
+            "total_s": 10.0,
+        }
+    )
+    # A run the daemon started (no launch time known) is timed from its first event.
+    assert run_phases(events)["total_s"] == pytest.approx(9.8)
+    assert run_phases([("RUN_START", 1.0), ("RUN_FAILURE", 3.0)]) == {
+        "execution_s": 2.0,
+        "total_s": 2.0,
+    }
+
+
+def test_event_kinds_reads_the_old_run_event_names():
+    from types import SimpleNamespace
+
+    from benchmarks.dev_session import event_kinds
+
+    def entry(kind, stamp):
+        return SimpleNamespace(
+            dagster_event=SimpleNamespace(event_type_value=kind), timestamp=stamp
+        )
+
+    entries = [entry("PIPELINE_START", 1.0), SimpleNamespace(dagster_event=None, timestamp=2.0)]
+    entries.append(entry("PIPELINE_SUCCESS", 3.0))
+    assert event_kinds(entries) == [("RUN_START", 1.0), ("RUN_SUCCESS", 3.0)]

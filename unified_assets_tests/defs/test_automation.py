@@ -4,7 +4,7 @@ failed blocking check."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from dagster import (
@@ -12,13 +12,22 @@ from dagster import (
     AssetCheckSeverity,
     AssetKey,
     DagsterInstance,
+    SkipReason,
     build_schedule_context,
+    build_sensor_context,
     evaluate_automation_conditions,
     materialize,
+)
+from dagster._core.definitions.declarative_automation.serialized_objects import (
+    AutomationConditionEvaluationWithRunIds,
 )
 
 from unified_assets import settings
 from unified_assets.definitions import defs
+from unified_assets.defs.automation import (
+    automation_history_retention,
+    purge_old_automation_evaluations,
+)
 from unified_assets.defs.forecast.demand_history import DEMAND_TRAINING_SET
 from unified_assets.defs.ingestion import schedules
 from unified_assets.defs.ingestion.assets import raw_assets
@@ -161,3 +170,38 @@ def test_a_failed_blocking_check_stops_automation_in_later_runs(landed_day):
     result = evaluate_automation_conditions(defs=defs, instance=instance, cursor=before.cursor)
     assert not {STAGED_TICKETS, TICKET_SENTIMENT} & requested(result)
     assert STAGED_INVOICES in requested(result), "other sources go on"
+
+
+# ------------------------------------------------------------------------------------------- retention
+
+
+def test_the_automation_evaluations_are_kept_six_hours(tmp_path):
+    """What the automation sensor records for the UI, stored as the daemon stores it, outlives a purge
+    within six hours and not after."""
+    with DagsterInstance.local_temp(str(tmp_path)) as instance:
+        evaluated = evaluate_automation_conditions(defs=defs, instance=instance)
+        records = [
+            AutomationConditionEvaluationWithRunIds(result.serializable_evaluation, frozenset())
+            for result in evaluated.results
+        ]
+        storage = instance.schedule_storage
+        storage.add_auto_materialize_asset_evaluations(evaluation_id=1, asset_evaluations=records)
+        key = records[0].evaluation.key
+
+        def kept() -> int:
+            return len(storage.get_auto_materialize_asset_evaluations(key=key, limit=10))
+
+        now = datetime.now(UTC)
+        purge_old_automation_evaluations(instance, now + timedelta(hours=5))
+        assert kept() == 1
+        purge_old_automation_evaluations(instance, now + timedelta(hours=7))
+        assert kept() == 0
+
+
+def test_the_retention_sensor_is_on_and_starts_no_runs(tmp_path):
+    with DagsterInstance.local_temp(str(tmp_path)) as instance:
+        tick = automation_history_retention(build_sensor_context(instance=instance))
+    assert (
+        isinstance(tick, SkipReason) and "removed the automation's evaluations" in tick.skip_message
+    )
+    assert automation_history_retention.default_status.value == "RUNNING"

@@ -8,7 +8,7 @@ from pathlib import Path
 from dagster import BetaWarning, Definitions, load_from_defs_folder, with_source_code_references
 from dagster_shared.record import replace
 
-from unified_assets.lib.executor import forked_steps_config, one_step_in_process_else_forked
+from unified_assets.lib.executor import forked_steps_config, in_process_unless_steps_overlap
 
 
 def _with_code_references(gathered: Definitions) -> Definitions:
@@ -25,7 +25,7 @@ defs = Definitions.merge(
     # forked steps' server preloads this module and what the checks import lazily (scipy, for the drift
     # test), once per run rather than once per step.
     Definitions(
-        executor=one_step_in_process_else_forked.configured(
+        executor=in_process_unless_steps_overlap.configured(
             forked_steps_config([__name__, "scipy.stats"], max_concurrent=4)
         )
     ),

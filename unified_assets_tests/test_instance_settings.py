@@ -5,6 +5,7 @@ import sys
 
 from dagster import DagsterEventType, DagsterInstance, asset, materialize
 from dagster._core.definitions.run_request import InstigatorType
+from dagster._core.run_coordinator import QueuedRunCoordinator
 from dagster._core.scheduler.instigation import TickStatus
 
 from unified_assets.settings import PROJECT_ROOT
@@ -45,3 +46,12 @@ def test_what_a_step_prints_goes_to_its_log_files_not_the_terminal(tmp_path, mon
     terminal = capfd.readouterr()
     assert "a line dbt would print" not in terminal.out + terminal.err
     assert "and one on stderr" not in terminal.out + terminal.err
+
+
+def test_queued_runs_start_within_a_second(tmp_path, monkeypatch):
+    """Every run launched from the UI, a sensor or the automation waits for the queue's daemon."""
+    shutil.copy(PROJECT_ROOT / "deploy" / "dagster.yaml", tmp_path / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    with DagsterInstance.get() as instance:
+        assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
+        assert instance.run_coordinator.dequeue_interval_seconds == 1

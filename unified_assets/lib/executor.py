@@ -1,13 +1,16 @@
-"""How a run executes its steps: one step in the run's own process, several in processes forked from a
-server that has already imported the definitions.
+"""How a run executes its steps: in the run's own process, unless two of them can run at the same time;
+then in processes forked from a server that has already imported the definitions.
 
 Dagster's default multiprocess executor spawns a fresh Python per step, and every one of them imports the
 code location again (dagster, dagster-dbt, pandas: about 5 s on two cores, more under load) before its
 first line of work. Two of Dagster's own options remove most of that (docs/benchmarks.md, *Per-step
 overhead*, has the figures):
-- a run of one step (a dbt build the automation starts, a seed, an event sensor's run) executes in the run
-  worker, which has imported the definitions already;
-- otherwise steps are forked from a `forkserver` that imports, once per run, the definitions, the modules
+- a run whose steps can only run one after another executes them in the run worker, which has imported
+  the definitions already: a seed, an event sensor's run, and the automation's rebuilds (the dbt models,
+  then sentiment and the training set, which share the `warehouse` pool, then the mart that reads them);
+- a run where two steps could overlap (neither waits on the other, and they do not queue for the same
+  pool: the three sources' extractions and their checks) forks them from a `forkserver` that imports,
+  once per run, the definitions, the modules
   the steps import lazily, and the instance's own storage classes (which every step process loads to write
   its events: sqlalchemy and Dagster's SQL storage, about 2 s otherwise). The three sources still extract
   concurrently, each in its own process.
@@ -15,7 +18,9 @@ overhead*, has the figures):
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from functools import cache
+from itertools import combinations
 from typing import Any
 
 from dagster import (
@@ -29,8 +34,29 @@ from dagster import (
 from dagster._serdes.config_class import ConfigurableClassData
 
 
-class OneStepInRunProcess(Executor):
-    """Delegates a run to the in-process executor when its plan has one step, else to multiprocess."""
+def steps_can_overlap(step_deps: Mapping[str, set[str]], pools: Mapping[str, str | None]) -> bool:
+    """Whether two steps could run at the same time: neither is upstream of the other and they do not
+    wait for the same pool. Every pool admits one step at a time (deploy/dagster.yaml); were a pool to
+    admit more, steps that share it would still be run one after another here: slower, never wrong."""
+
+    @cache
+    def upstream(key: str) -> frozenset[str]:
+        direct = step_deps.get(key, set())
+        return frozenset(direct).union(*(upstream(parent) for parent in direct))
+
+    for a, b in combinations(sorted(step_deps), 2):
+        if a in upstream(b) or b in upstream(a):
+            continue
+        if pools.get(a) is not None and pools.get(a) == pools.get(b):
+            continue
+        return True
+    return False
+
+
+class ForkOnlyWhereStepsOverlap(Executor):
+    """Delegates a run to the multiprocess executor when two of its steps can overlap, else to the
+    in-process executor: forking costs the forkserver's import of the code location (seconds), worth it
+    only when steps then run side by side."""
 
     def __init__(self, multiprocess: Executor, in_process: Executor):
         self._multiprocess = multiprocess
@@ -41,8 +67,11 @@ class OneStepInRunProcess(Executor):
         return self._multiprocess.retries
 
     def execute(self, plan_context: Any, execution_plan: Any) -> Iterator[Any]:
-        one_step = len(execution_plan.step_keys_to_execute) == 1
-        chosen = self._in_process if one_step else self._multiprocess
+        pools = {
+            step.key: step.pool for step in execution_plan.get_steps_to_execute_in_topo_order()
+        }
+        overlap = steps_can_overlap(execution_plan.get_executable_step_deps(), pools)
+        chosen = self._multiprocess if overlap else self._in_process
         yield from chosen.execute(plan_context, execution_plan)
 
 
@@ -72,11 +101,11 @@ def instance_modules(instance: DagsterInstance) -> list[str]:
 
 
 @executor(
-    name="one_step_in_process_else_forked",
+    name="in_process_unless_steps_overlap",
     config_schema=multiprocess_executor.config_schema,
     requirements=multiprocess_executor.get_requirements,
 )
-def one_step_in_process_else_forked(init_context: InitExecutorContext) -> Executor:
+def in_process_unless_steps_overlap(init_context: InitExecutorContext) -> Executor:
     config = dict(init_context.executor_config)
     forkserver = config.get("start_method", {}).get("forkserver")
     if forkserver is not None:
@@ -98,4 +127,4 @@ def one_step_in_process_else_forked(init_context: InitExecutorContext) -> Execut
             instance=init_context.instance,
         )
     )
-    return OneStepInRunProcess(multiprocess, in_process)
+    return ForkOnlyWhereStepsOverlap(multiprocess, in_process)

@@ -6,7 +6,7 @@ import sys
 
 from dagster import AssetExecutionContext, Definitions, MaterializeResult, asset, define_asset_job
 
-from unified_assets.lib.executor import forked_steps_config, one_step_in_process_else_forked
+from unified_assets.lib.executor import forked_steps_config, in_process_unless_steps_overlap
 
 # A module nothing here imports: present in a step only if the forkserver preloaded it.
 PRELOAD_ONLY = "wave"
@@ -28,13 +28,30 @@ def second(context: AssetExecutionContext) -> MaterializeResult:
     return _where(context)
 
 
+@asset(pool="one_at_a_time")
+def third(context: AssetExecutionContext) -> MaterializeResult:
+    return _where(context)
+
+
+@asset(pool="one_at_a_time")
+def fourth(context: AssetExecutionContext) -> MaterializeResult:
+    return _where(context)
+
+
+@asset(deps=[first])
+def after_first(context: AssetExecutionContext) -> MaterializeResult:
+    return _where(context)
+
+
 defs = Definitions(
-    assets=[first, second],
+    assets=[first, second, third, fourth, after_first],
     jobs=[
         define_asset_job("both", selection=["first", "second"]),
         define_asset_job("one", selection=["first"]),
+        define_asset_job("sharing_a_pool", selection=["third", "fourth"]),
+        define_asset_job("a_chain", selection=["first", "after_first"]),
     ],
-    executor=one_step_in_process_else_forked.configured(
+    executor=in_process_unless_steps_overlap.configured(
         forked_steps_config([__name__, PRELOAD_ONLY], max_concurrent=2)
     ),
 )

@@ -21,6 +21,7 @@ def _suites() -> dict[str, Callable]:
     from benchmarks.end_to_end import run_end_to_end
     from benchmarks.extraction import run_extraction, run_incremental
     from benchmarks.first_hour import run_first_hour
+    from benchmarks.instance_hour import run_instance_hour
     from benchmarks.scale import run_scale
     from benchmarks.steps import run_steps
 
@@ -33,6 +34,7 @@ def _suites() -> dict[str, Callable]:
         "steps": run_steps,
         "dev_runs": run_dev_runs,
         "first_hour": run_first_hour,
+        "instance_hour": run_instance_hour,
     }
 
 
@@ -45,6 +47,7 @@ SUITES = (
     "steps",
     "dev_runs",
     "first_hour",
+    "instance_hour",
 )
 
 

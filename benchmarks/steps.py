@@ -26,12 +26,15 @@ RAW_SELECTION = "key:raw/*"
 SEED_SELECTION = "key:seeds/currency_rates"
 
 
+STEP_ENDS = ("STEP_SUCCESS", "STEP_FAILURE", "STEP_UP_FOR_RETRY")
+
+
 def step_overheads(events: Iterable[Any]) -> dict[str, float]:
     """Seconds from each step's process launch (STEP_WORKER_STARTING) to its first user code (STEP_START).
-    A step run in the run's own process has no launch event; its overhead is measured from the run's
-    start (RUN_START), which is what it waits for instead."""
+    A step run in the run's own process has no launch event; its overhead is measured from what it
+    waited for instead: the run's start (RUN_START) or the end of the step the process ran before it."""
     launched: dict[str, float] = {}
-    run_started: float | None = None
+    in_process_free_since: float | None = None
     overheads: dict[str, float] = {}
     for entry in events:
         event = entry.dagster_event
@@ -39,13 +42,15 @@ def step_overheads(events: Iterable[Any]) -> dict[str, float]:
             continue
         kind = event.event_type_value
         if kind in ("RUN_START", "PIPELINE_START"):  # the event log still writes the old name
-            run_started = entry.timestamp
+            in_process_free_since = entry.timestamp
         elif kind == "STEP_WORKER_STARTING":
             launched[event.step_key] = entry.timestamp
         elif kind == "STEP_START":
-            since = launched.get(event.step_key, run_started)
+            since = launched.get(event.step_key, in_process_free_since)
             if since is not None:
                 overheads[event.step_key] = entry.timestamp - since
+        elif kind in STEP_ENDS and event.step_key not in launched:
+            in_process_free_since = entry.timestamp
     return overheads
 
 

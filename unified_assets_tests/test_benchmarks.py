@@ -77,3 +77,60 @@ def test_event_kinds_reads_the_old_run_event_names():
     entries = [entry("PIPELINE_START", 1.0), SimpleNamespace(dagster_event=None, timestamp=2.0)]
     entries.append(entry("PIPELINE_SUCCESS", 3.0))
     assert event_kinds(entries) == [("RUN_START", 1.0), ("RUN_SUCCESS", 3.0)]
+
+
+def test_the_instance_hour_reads_the_automation_evaluations_where_dagster_dev_keeps_them(tmp_path):
+    """The SQLite tables the benchmark reads are where a local instance stores what the daemon records."""
+    from dagster import DagsterInstance, evaluate_automation_conditions
+    from dagster._core.definitions.declarative_automation.serialized_objects import (
+        AutomationConditionEvaluationWithRunIds,
+    )
+
+    from benchmarks.instance_hour import folder_mb, schedule_tables
+    from unified_assets.definitions import defs
+
+    with DagsterInstance.local_temp(str(tmp_path)) as instance:
+        assert schedule_tables(tmp_path)["evaluations"] == 0
+        evaluated = evaluate_automation_conditions(defs=defs, instance=instance)
+        records = [
+            AutomationConditionEvaluationWithRunIds(result.serializable_evaluation, frozenset())
+            for result in evaluated.results
+        ]
+        instance.schedule_storage.add_auto_materialize_asset_evaluations(
+            evaluation_id=1, asset_evaluations=records
+        )
+        tables = schedule_tables(tmp_path)
+    assert tables["evaluations"] == len(records) > 0
+    assert 0 < tables["evaluations_mb"] < folder_mb(tmp_path)
+    assert tables["ticks"] == 0
+
+
+def test_a_step_in_the_run_process_waits_for_the_run_start_or_the_step_before_it():
+    """Forked steps count from their launch; steps run one after another in the run's process count from
+    the run's start or the end of the step before, not from the run's start each."""
+    from types import SimpleNamespace
+
+    from benchmarks.steps import step_overheads
+
+    def at(timestamp: float, kind: str, step: str | None = None) -> SimpleNamespace:
+        event = SimpleNamespace(event_type_value=kind, step_key=step)
+        return SimpleNamespace(timestamp=timestamp, dagster_event=event)
+
+    in_process = [
+        at(10.0, "PIPELINE_START"),
+        at(10.1, "STEP_START", "dbt"),
+        at(20.0, "STEP_SUCCESS", "dbt"),
+        at(20.2, "STEP_START", "sentiment"),
+        at(22.0, "STEP_SUCCESS", "sentiment"),
+        at(22.1, "STEP_START", "mart"),
+    ]
+    assert step_overheads(in_process) == pytest.approx({"dbt": 0.1, "sentiment": 0.2, "mart": 0.1})
+    forked = [
+        at(10.0, "RUN_START"),
+        at(10.1, "STEP_WORKER_STARTING", "invoices"),
+        at(10.2, "STEP_WORKER_STARTING", "tickets"),
+        at(19.0, "STEP_START", "invoices"),
+        at(19.5, "STEP_SUCCESS", "invoices"),
+        at(19.6, "STEP_START", "tickets"),
+    ]
+    assert step_overheads(forked) == pytest.approx({"invoices": 8.9, "tickets": 9.4})

@@ -4,11 +4,15 @@ failed blocking check."""
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from dagster import (
     AssetCheckEvaluation,
+    AssetCheckResult,
     AssetCheckSeverity,
     AssetKey,
     DagsterInstance,
@@ -17,6 +21,7 @@ from dagster import (
     build_sensor_context,
     evaluate_automation_conditions,
     materialize,
+    multi_asset_check,
 )
 from dagster._core.definitions.declarative_automation.serialized_objects import (
     AutomationConditionEvaluationWithRunIds,
@@ -32,6 +37,7 @@ from unified_assets.defs.forecast.demand_history import DEMAND_TRAINING_SET
 from unified_assets.defs.ingestion import schedules
 from unified_assets.defs.ingestion.assets import raw_assets
 from unified_assets.defs.ingestion.checks import raw_extract_checks
+from unified_assets.defs.ingestion.landed_checks import NO_PII_IN_LANDED_TEXT
 from unified_assets.lib.keys import DEMAND_FORECAST, DEMAND_FORECAST_MODEL, TICKET_SENTIMENT
 from unified_assets_tests.support.resources import source_resources
 from unified_assets_tests.support.simulators import frozen_world, serving
@@ -170,6 +176,71 @@ def test_a_failed_blocking_check_stops_automation_in_later_runs(landed_day):
     result = evaluate_automation_conditions(defs=defs, instance=instance, cursor=before.cursor)
     assert not {STAGED_TICKETS, TICKET_SENTIMENT} & requested(result)
     assert STAGED_INVOICES in requested(result), "other sources go on"
+
+
+def test_no_rebuild_while_the_run_that_landed_a_day_has_yet_to_check_it(
+    storage, demo_config, tmp_path
+):
+    """A run records its raw materializations before its check step reports: the models that read the
+    day must wait for its blocking check, not take the previous day's pass for it."""
+    released = threading.Event()
+
+    @multi_asset_check(specs=[NO_PII_IN_LANDED_TEXT])
+    def pii_check_still_running() -> Iterator[AssetCheckResult]:
+        released.wait(timeout=120)
+        yield AssetCheckResult(
+            asset_key=RAW_TICKETS, check_name=NO_PII_IN_LANDED_TEXT.name, passed=True
+        )
+
+    raw_tickets = next(a for a in raw_assets if RAW_TICKETS in a.keys)
+    with (
+        DagsterInstance.local_temp(str(tmp_path)) as instance,
+        serving(frozen_world(demo_config)) as server,
+    ):
+        resources = source_resources(server, storage)
+
+        def land(day: str, assets: list) -> None:
+            assert materialize(
+                assets, partition_key=day, instance=instance, resources=resources
+            ).success
+
+        first_tick = evaluate_automation_conditions(defs=defs, instance=instance)
+        land("2026-03-14", [raw_tickets, *raw_extract_checks])
+        settled = evaluate_automation_conditions(
+            defs=defs, instance=instance, cursor=first_tick.cursor
+        )
+        assert STAGED_TICKETS in requested(settled)
+        settled = evaluate_automation_conditions(
+            defs=defs, instance=instance, cursor=settled.cursor
+        )
+
+        landing = threading.Thread(
+            target=land, args=("2026-03-15", [raw_tickets, pii_check_still_running])
+        )
+        landing.start()
+        try:
+            wait_for_materialization(instance, RAW_TICKETS, "2026-03-15")
+            mid_run = evaluate_automation_conditions(
+                defs=defs, instance=instance, cursor=settled.cursor
+            )
+            assert STAGED_TICKETS not in requested(mid_run), (
+                "the day's blocking check has not reported"
+            )
+        finally:
+            released.set()
+            landing.join()
+        checked = evaluate_automation_conditions(
+            defs=defs, instance=instance, cursor=mid_run.cursor
+        )
+        assert STAGED_TICKETS in requested(checked), "once it passes, the models rebuild"
+
+
+def wait_for_materialization(instance: DagsterInstance, key: AssetKey, day: str) -> None:
+    """Until the day's materialization is recorded (the run then goes on to its check)."""
+    deadline = time.monotonic() + 120
+    while not instance.get_materialized_partitions(key) >= {day}:
+        assert time.monotonic() < deadline, f"{key.to_user_string()} {day} never materialized"
+        time.sleep(0.05)
 
 
 # ------------------------------------------------------------------------------------------- retention

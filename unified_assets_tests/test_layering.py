@@ -13,6 +13,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -253,3 +255,13 @@ def test_conftest_files_hold_fixtures_and_hooks_only():
                 assert "fixture" in decorators or node.name.startswith("pytest_"), (
                     f"{path.relative_to(PROJECT_ROOT)}: {node.name} belongs in support/"
                 )
+
+
+def test_loading_the_definitions_does_not_import_pandas():
+    """Every run worker and `dagster dev`'s code server load the definitions; pandas is a second of that
+    load on 2 cores (docs/benchmarks.md, section 6), so only the steps that compute with it import it."""
+    probe = "import sys, unified_assets.definitions; print('pandas' in sys.modules)"
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=PROJECT_ROOT
+    )
+    assert loaded.stdout.strip() == "False", loaded.stderr

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from dagster import AssetKey, Failure
 
 from unified_assets.confined_duckdb import confined_duckdb
 from unified_assets.lake import publish_parquet
 from unified_assets.lib.keys import DEMAND_FORECAST, TICKET_SENTIMENT
 from unified_assets.lib.storage import PlatformStorage
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from dagster import MetadataValue, TableColumn, TableSchema
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MAX_CELL = 40
 
@@ -21,12 +23,12 @@ def markdown_table(
 ) -> str:
     """A markdown table of a frame or of rows (dicts with the same keys); long cells are cut, pipes and
     newlines escaped, numbers right-aligned. `float_format` (e.g. ".3f") formats the floats."""
-    if isinstance(table, pd.DataFrame):
-        columns = [str(name) for name in table.columns]
-        rows: Iterable[Sequence[Any]] = table.itertuples(index=False)
-    else:
+    if isinstance(table, Sequence):
         columns = list(table[0]) if table else []
-        rows = [[row[name] for name in columns] for row in table]
+        rows: Iterable[Sequence[Any]] = [[row[name] for name in columns] for row in table]
+    else:
+        columns = [str(name) for name in table.columns]
+        rows = table.itertuples(index=False)
     if not columns:
         return "_no rows_"
 

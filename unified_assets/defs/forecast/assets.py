@@ -6,11 +6,14 @@ training set, a copy of the weekly history, and the forecast. The model trains o
 pool, so a training of minutes does not hold dbt and the other readers back. Nothing is handed over in
 memory: the training set is a Parquet file, the model goes through the registry, the forecast to a
 Parquet file the replenishment domain reads (`lib/handoffs.py`).
+
+pandas and the forecasting library (scikit-learn) are imported by the functions that use them: every run
+worker and step process loads this module, and most of them never train or forecast.
 """
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -34,21 +37,17 @@ from unified_assets.defs.forecast.demand_history import (
     read_weekly_demand,
     weekly_demand_panel,
 )
-from unified_assets.forecasting import BacktestReport, Panel, backtest
-from unified_assets.forecasting.baselines import BASELINES
-from unified_assets.forecasting.metrics import POINT, quantile_column
-from unified_assets.forecasting.plot import forecast_vs_actual_png
-from unified_assets.forecasting.selection import (
-    CHALLENGERS,
-    best_challenger,
-    promotion_decision,
-)
 from unified_assets.lib.automation import rebuild_when_upstream_changes
 from unified_assets.lib.handoffs import DEMAND_FORECAST_TABLE
 from unified_assets.lib.keys import DEMAND_FORECAST, DEMAND_FORECAST_MODEL, DEMAND_PLANNING
 from unified_assets.lib.metadata import frame_schema, markdown_table, png_markdown
 from unified_assets.lib.storage import PlatformStorage
 from unified_assets.lib.warehouse import WAREHOUSE_POOL
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from unified_assets.forecasting import BacktestReport, Panel
 
 ACTIVE_WEEKS = 26  # a SKU with no demand and no open orders for this long is not forecast
 
@@ -72,7 +71,7 @@ def frozen(model, name: str = "production_model"):
         def __init__(self, horizon: int, quantiles: tuple[float, ...]):
             self.name = name
 
-        def fit(self, panel: Panel):
+        def fit(self, panel: "Panel"):
             self._panel = panel
             return self
 
@@ -98,6 +97,8 @@ def frozen(model, name: str = "production_model"):
 def demand_training_set(
     context: AssetExecutionContext, storage: PlatformStorage
 ) -> MaterializeResult:
+    import pandas as pd
+
     history = read_weekly_demand(storage)
     path = TRAINING_SET_TABLE.write(storage, history)
     weeks = history["period"].nunique()
@@ -142,6 +143,14 @@ def demand_training_set(
 def demand_forecast_model(
     context: AssetExecutionContext, storage: PlatformStorage, config: DemandForecastConfig
 ):
+    from unified_assets.forecasting import backtest
+    from unified_assets.forecasting.baselines import BASELINES
+    from unified_assets.forecasting.selection import (
+        CHALLENGERS,
+        best_challenger,
+        promotion_decision,
+    )
+
     panel = weekly_demand_panel(TRAINING_SET_TABLE.read(storage))
     registry = model_registry(storage)
     champion = registry.production()
@@ -206,7 +215,7 @@ def demand_forecast_model(
     )
 
 
-def model_card(model, method: str, panel: Panel, report: BacktestReport, config) -> dict:
+def model_card(model, method: str, panel: "Panel", report: "BacktestReport", config) -> dict:
     from importlib.metadata import version as package_version
 
     importance = {}
@@ -235,7 +244,9 @@ def model_card(model, method: str, panel: Panel, report: BacktestReport, config)
     }
 
 
-def backtest_markdown(report: BacktestReport) -> str:
+def backtest_markdown(report: "BacktestReport") -> str:
+    from unified_assets.forecasting.metrics import quantile_column
+
     columns = ["wape", "bias", "mase", *[f"coverage_{quantile_column(q)}" for q in QUANTILES]]
     summary = report.summary().sort_values("wape")[columns]
     return markdown_table(summary.rename_axis("method").reset_index(), float_format=".3f")
@@ -244,13 +255,18 @@ def backtest_markdown(report: BacktestReport) -> str:
 def importance_markdown(importance: dict) -> str:
     if not importance:
         return "The chosen method has no learned features."
+    import pandas as pd
+
     table = pd.DataFrame({"feature": list(importance), "importance": list(importance.values())})
     return markdown_table(table, float_format=".4f")
 
 
 def backtest_plot_markdown(
-    report: BacktestReport, panel: Panel, method: str, horizon: int
+    report: "BacktestReport", panel: "Panel", method: str, horizon: int
 ) -> MetadataValue:
+    from unified_assets.forecasting.metrics import POINT
+    from unified_assets.forecasting.plot import forecast_vs_actual_png
+
     forecasts = report.forecasts[report.forecasts["method"] == method]
     totals = (
         forecasts.groupby(["cutoff", "period"], as_index=False)[[POINT, "q90"]]
@@ -279,6 +295,11 @@ def backtest_plot_markdown(
     ),
 )
 def demand_forecast(context: AssetExecutionContext, storage: PlatformStorage) -> MaterializeResult:
+    import pandas as pd
+
+    from unified_assets.forecasting.metrics import POINT, quantile_column
+    from unified_assets.forecasting.plot import forecast_vs_actual_png
+
     production = model_registry(storage).production()
     if production is None:
         raise Failure(
@@ -319,7 +340,7 @@ def demand_forecast(context: AssetExecutionContext, storage: PlatformStorage) ->
     )
 
 
-def active_skus(history: pd.DataFrame) -> set:
+def active_skus(history: "pd.DataFrame") -> set:
     recent = history[history["period"] > history["period"].max() - timedelta(weeks=ACTIVE_WEEKS)]
     activity = recent[["y", *DEMAND_SIGNALS]].sum(axis=1)
     return set(recent.loc[activity > 0, "series_id"])

@@ -3,15 +3,20 @@ the forecast and the retraining sensor; and where the production model is kept."
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
+
 from dagster import AssetKey, Failure
 
-from unified_assets.forecasting import Panel, prepare_panel
 from unified_assets.lib.dbt_project import dbt_model_key
 from unified_assets.lib.handoffs import Handoff
 from unified_assets.lib.storage import PlatformStorage
 from unified_assets.lib.warehouse import open_warehouse
 from unified_assets.model_registry import ModelRegistry
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from unified_assets.forecasting import Panel
 
 WEEKLY_DEMAND = dbt_model_key("sku_demand_weekly")
 DEMAND_TRAINING_SET = AssetKey(["ml", "demand_training_set"])
@@ -55,4 +60,6 @@ def read_weekly_demand(storage: PlatformStorage) -> pd.DataFrame:
 
 
 def weekly_demand_panel(history: pd.DataFrame) -> Panel:
+    from unified_assets.forecasting import prepare_panel
+
     return prepare_panel(history, known_ahead=ORDER_BOOK)

@@ -3,10 +3,13 @@
 Each tick measures the production model on what arrived since it was trained and asks `retraining` for a
 verdict; a retraining request carries the reason as a tag, a skip says what was measured. The run key names
 the model version and the newest data seen, so one reason never starts two runs for the same data.
+pandas and the retraining rules are imported by the tick that measures, not by every process that loads
+the definitions.
 """
 
+from typing import TYPE_CHECKING
+
 import duckdb
-import pandas as pd
 from dagster import (
     AssetSelection,
     DefaultSensorStatus,
@@ -24,16 +27,23 @@ from unified_assets.defs.forecast.demand_history import (
     read_weekly_demand,
     weekly_demand_panel,
 )
-from unified_assets.forecasting import Panel
 from unified_assets.lib.keys import DEMAND_FORECAST_MODEL
 from unified_assets.lib.storage import PlatformStorage
-from unified_assets.retraining import REASON_TAG, first_line, forecast_verdict, realized_accuracy
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from unified_assets.forecasting import Panel
 
 
-def realized_since_training(model, card: dict, panel: Panel) -> pd.DataFrame:
+def realized_since_training(model, card: dict, panel: "Panel") -> "pd.DataFrame":
     """The production model's accuracy on each complete period after its training data, pooled over
     every origin since training that it could have forecast that period from (1 to `horizon` steps
     ahead, as in its backtest)."""
+    import pandas as pd
+
+    from unified_assets.retraining import realized_accuracy
+
     trained_until = pd.Timestamp(card["training_data"]["last_period"])
     periods = pd.DatetimeIndex(sorted(panel.frame["period"].unique()))
     origins = periods[(periods >= trained_until) & (periods < periods[-1])]
@@ -60,6 +70,10 @@ def realized_since_training(model, card: dict, panel: Panel) -> pd.DataFrame:
     ),
 )
 def demand_model_retraining(context: SensorEvaluationContext, storage: PlatformStorage):
+    import pandas as pd
+
+    from unified_assets.retraining import REASON_TAG, first_line, forecast_verdict
+
     production = model_registry(storage).production()
     if production is None:
         return SkipReason("no production demand model yet: materialize ml/demand_forecast_model")

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pandas as pd
 from dagster import (
     AssetExecutionContext,
     AssetKey,
@@ -162,6 +161,8 @@ def enriched_p1_tickets(
         known = customer_context(con, ticket.get("organization_id"))
     row = enriched_row(ticket, known)
     path = enriched_ticket_path(storage, ticket_id)
+    import pandas as pd  # here, not at the top: the code location loads without pandas
+
     write_parquet_atomically(pd.DataFrame([row]), path)
     who = known["customer_name"] or "an unresolved customer"
     context.log.info(

@@ -5,7 +5,8 @@ a report of the SKUs at risk of running out.
 warehouse pool; the write-back and the report read only its Parquet file.
 """
 
-import pandas as pd
+from typing import TYPE_CHECKING
+
 from dagster import (
     AssetExecutionContext,
     AssetKey,
@@ -16,7 +17,6 @@ from dagster import (
 )
 from pydantic import Field
 
-from unified_assets.inventory import safety_stock
 from unified_assets.lib.automation import rebuild_when_upstream_changes
 from unified_assets.lib.dbt_project import dbt_model_key
 from unified_assets.lib.handoffs import DEMAND_FORECAST_TABLE, Handoff
@@ -25,6 +25,9 @@ from unified_assets.lib.metadata import frame_schema, markdown_table
 from unified_assets.lib.source_apis import PurchasingApi
 from unified_assets.lib.storage import PlatformStorage
 from unified_assets.lib.warehouse import WAREHOUSE_POOL, open_warehouse
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 RECOMMENDATIONS = AssetKey(["ml", "safety_stock_recommendations"])
 SYNC = AssetKey(["ml", "purchase_order_safety_stock_sync"])
@@ -46,7 +49,7 @@ class SafetyStockConfig(Config):
     )
 
 
-def read_supply(storage: PlatformStorage) -> pd.DataFrame:
+def read_supply(storage: PlatformStorage) -> "pd.DataFrame":
     """Lead times and item ids per SKU, with the open order book of the latest complete week."""
     with open_warehouse(storage) as con:
         return con.execute(
@@ -86,6 +89,8 @@ def read_supply(storage: PlatformStorage) -> pd.DataFrame:
 def safety_stock_recommendations(
     context: AssetExecutionContext, storage: PlatformStorage, config: SafetyStockConfig
 ) -> MaterializeResult:
+    from unified_assets.inventory import safety_stock  # pandas: imported when this runs
+
     forecast = DEMAND_FORECAST_TABLE.read(storage)
     supply = read_supply(storage)
     table = safety_stock(forecast, supply, config.service_level)

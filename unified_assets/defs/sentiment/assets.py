@@ -1,12 +1,10 @@
 """Ticket sentiment: a label and score for every ticket from the better of a lexicon and a text model, and
 the sensor's measure of when to retrain it. dbt reads the scores back through the `ml` source
-(`lib/handoffs.py` names the file)."""
+(`lib/handoffs.py` names the file). pandas and the sentiment models are imported when the asset runs, not
+by every process that loads the definitions."""
 
-import numpy as np
-import pandas as pd
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from unified_assets import sentiment
 from unified_assets.defs.sentiment.tickets import STAGED_TICKETS, sentiment_registry
 from unified_assets.lib.automation import rebuild_when_upstream_changes
 from unified_assets.lib.handoffs import TICKET_SENTIMENT_TABLE
@@ -32,6 +30,11 @@ from unified_assets.lib.warehouse import WAREHOUSE_POOL, open_warehouse
     ),
 )
 def ticket_sentiment(context: AssetExecutionContext, storage: PlatformStorage) -> MaterializeResult:
+    import numpy as np
+    import pandas as pd
+
+    from unified_assets import sentiment
+
     with open_warehouse(storage) as con:
         tickets = con.execute(
             """

@@ -1,5 +1,6 @@
 """The sensor that retrains ticket sentiment when its macro F1 on newly labelled tickets drops, or when
-many new labels have arrived; each tick says what it measured."""
+many new labels have arrived; each tick says what it measured. The measuring libraries (pandas,
+scikit-learn) are imported by the tick that measures, not by every process that loads the definitions."""
 
 import duckdb
 from dagster import (
@@ -15,8 +16,6 @@ from dagster import (
 from unified_assets.defs.sentiment.tickets import read_labelled_tickets, sentiment_registry
 from unified_assets.lib.keys import TICKET_SENTIMENT
 from unified_assets.lib.storage import PlatformStorage
-from unified_assets.retraining import REASON_TAG, first_line, sentiment_verdict
-from unified_assets.sentiment import ticket_text
 
 MIN_TICKETS_FOR_F1 = 30
 
@@ -32,6 +31,9 @@ MIN_TICKETS_FOR_F1 = 30
     ),
 )
 def sentiment_model_retraining(context: SensorEvaluationContext, storage: PlatformStorage):
+    from unified_assets.retraining import REASON_TAG, first_line, sentiment_verdict
+    from unified_assets.sentiment import ticket_text
+
     production = sentiment_registry(storage).production()
     if production is None:
         return SkipReason("no production sentiment model yet: materialize ml/ticket_sentiment")

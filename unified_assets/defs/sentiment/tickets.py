@@ -3,12 +3,15 @@ read the same way by the sentiment asset and its retraining sensor."""
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from unified_assets.lib.dbt_project import dbt_model_key
 from unified_assets.lib.storage import PlatformStorage
 from unified_assets.lib.warehouse import open_warehouse
 from unified_assets.model_registry import ModelRegistry
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 STAGED_TICKETS = dbt_model_key("stg_support__tickets")
 REGISTERED_MODEL = "ticket_sentiment"

@@ -38,6 +38,7 @@ from unified_assets.defs.sentiment.assets import ticket_sentiment
 from unified_assets.defs.sentiment.sensors import sentiment_model_retraining
 from unified_assets.defs.sentiment.tickets import read_labelled_tickets
 from unified_assets.defs.transform.assets import dbt_models
+from unified_assets.forecasting import selection
 from unified_assets.lib.handoffs import DEMAND_FORECAST_TABLE, TICKET_SENTIMENT_TABLE
 from unified_assets.lib.keys import DEMAND_FORECAST, DEMAND_FORECAST_MODEL, TICKET_SENTIMENT
 from unified_assets.lib.storage import DATA_DIR_VAR, PlatformStorage
@@ -99,9 +100,7 @@ def test_the_first_model_is_promoted_and_forecasts_every_active_sku(storage):
     card = production.card
     assert card["training_data"]["fingerprint"] == model["training_data_fingerprint"]
     naive = [m for m in card["backtest"] if (m["method"], m["cutoff"]) == ("seasonal_naive", "all")]
-    assert (
-        card["method"] in forecast_module.CHALLENGERS and card["metrics"]["wape"] < naive[0]["wape"]
-    )
+    assert card["method"] in selection.CHALLENGERS and card["metrics"]["wape"] < naive[0]["wape"]
     assert "open_order_quantity_due_week_1_lag_0" in card["features"]
     assert len(card["backtest_origins"]) == 2 and card["horizon"] == 4
     assert "| seasonal_naive |" in model["backtest"]
@@ -206,7 +205,7 @@ class Zeros:
 def test_a_first_model_worse_than_seasonal_naive_stops_the_run_before_the_forecast(
     storage, monkeypatch
 ):
-    monkeypatch.setattr(forecast_module, "CHALLENGERS", {"demand_forecaster": Zeros})
+    monkeypatch.setattr(selection, "CHALLENGERS", {"demand_forecaster": Zeros})
     result = run_ml(storage)
     assert not result.success
     [check] = result.get_asset_check_evaluations()

@@ -166,7 +166,8 @@ query Status($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }
 """
 
 ALL_RUNS = """
-{ runsOrError { ... on Runs { results { runId status tags { key value } assetSelection { path } } } } }
+{ runsOrError { ... on Runs { results {
+    runId status endTime tags { key value } assetSelection { path } } } } }
 """
 
 CHECK_RESULTS = """
@@ -373,7 +374,7 @@ def test_every_run_and_every_check_is_green(dev, landed):
     day and the automation sensor carried the landed days downstream; once the session is quiet, every run
     in it (the backfill, ours, the sensors', the browser's) succeeded, and every check of the ingestion and
     transform assets was evaluated and passed."""
-    runs = wait_until_quiet(dev, settle_s=40, timeout_s=600)
+    runs = wait_until_quiet(dev, timeout_s=600)
     assert_automation_ran_and_succeeded(runs)
     assert_every_check_green(dev)
 
@@ -531,22 +532,41 @@ def execution_in_latest_materialization_run(dev: DagsterDev, asset_key: dict, ch
     return next((e for e in executions if e["runId"] == latest["runId"]), None)
 
 
-def wait_until_quiet(dev: DagsterDev, settle_s: float, timeout_s: float) -> list[dict]:
-    """Every run so far, once none has been queued or running for `settle_s` (longer than the automation
-    sensor's interval, which may still be carrying the last change downstream; a schedule may also fire)."""
+def wait_until_quiet(dev: DagsterDev, timeout_s: float) -> list[dict]:
+    """Every run so far, once none is queued or running and the automation sensor has looked again after
+    the last one ended and asked for nothing: it may still be carrying the last change downstream."""
     deadline = time.monotonic() + timeout_s
-    quiet_since = None
     while time.monotonic() < deadline:
         runs = dev.graphql(ALL_RUNS)["runsOrError"]["results"]
         if all(run["status"] in ("SUCCESS", "FAILURE", "CANCELED") for run in runs):
-            quiet_since = quiet_since or time.monotonic()
-            if time.monotonic() - quiet_since >= settle_s:
+            last_end = max((run["endTime"] or 0 for run in runs), default=0)
+            if automation_looked_since(dev, last_end):
                 return runs
-        else:
-            quiet_since = None
         time.sleep(3)
     raise AssertionError(
         f"runs still going after {timeout_s} s: {runs}\n{dev.log_path.read_text()}"
+    )
+
+
+AUTOMATION_TICKS = """
+query Ticks($selector: SensorSelector!) {
+  sensorOrError(sensorSelector: $selector) {
+    ... on Sensor { sensorState { ticks(limit: 3) { timestamp endTimestamp status runIds } } } } }
+"""
+
+
+def automation_looked_since(dev: DagsterDev, since: float) -> bool:
+    """Whether a tick of the automation sensor that began after `since` has ended having started no run."""
+    selector = {
+        "repositoryLocationName": "unified_assets.definitions",
+        "repositoryName": "__repository__",
+        "sensorName": "automation",
+    }
+    sensor = dev.graphql(AUTOMATION_TICKS, {"selector": selector})["sensorOrError"]
+    return any(
+        tick["timestamp"] > since and tick["endTimestamp"] and not tick["runIds"]
+        for tick in sensor["sensorState"]["ticks"]
+        if tick["status"] in ("SUCCESS", "SKIPPED")
     )
 
 

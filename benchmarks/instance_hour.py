@@ -84,7 +84,8 @@ def run_instance_hour(options: Options) -> Report:
             if now >= next_sample:
                 samples.append(sample(dev))
                 print(f"  {samples[-1]}", flush=True)
-                next_sample += SAMPLE_EVERY_S
+                while next_sample <= now:  # slots the walk outlasted are not sampled late, thrice
+                    next_sample += SAMPLE_EVERY_S
             if now - dev.started_at >= HOUR_S:
                 break
             time.sleep(max(0.0, min(next_sample, dev.started_at + HOUR_S) - time.time()))

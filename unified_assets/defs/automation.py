@@ -25,9 +25,10 @@ automation = AutomationConditionSensorDefinition(
 )
 
 # The automation records, per asset and tick, why it did or did not request a run: about 27 KB a record
-# here, 77 MB in the first hour of `dagster dev`. Dagster keeps them 30 days and no instance setting
-# changes that (docs/benchmarks.md, *Not done*, has the measurement).
-EVALUATIONS_KEPT = timedelta(hours=6)
+# here, up to 4 MB a minute in the first hour of `dagster dev`. Dagster keeps them 30 days and no instance
+# setting changes that (docs/benchmarks.md, section 7, has the measurement); an hour is what a laptop needs
+# to see why something ran.
+EVALUATIONS_KEPT = timedelta(hours=1)
 
 
 def purge_old_automation_evaluations(instance: DagsterInstance, now: datetime) -> datetime:
@@ -41,11 +42,11 @@ def purge_old_automation_evaluations(instance: DagsterInstance, now: datetime) -
 
 @sensor(
     default_status=DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=3600,
+    minimum_interval_seconds=15 * 60,
     description=(
-        f"Keeps the automation's per-asset evaluations (*Automation* -> `automation`) for "
-        f"{EVALUATIONS_KEPT.total_seconds() / 3600:.0f} hours, so the instance stays bounded on a "
-        "laptop (Dagster's own purge keeps them 30 days). Starts no runs."
+        "Keeps the automation's per-asset evaluations (*Automation* -> `automation`) for the last "
+        f"{EVALUATIONS_KEPT.total_seconds() / 60:.0f} minutes, purging every 15, so the instance stays "
+        "bounded on a laptop (Dagster's own purge keeps them 30 days). Starts no runs."
     ),
 )
 def automation_history_retention(context: SensorEvaluationContext) -> SkipReason:

@@ -246,9 +246,9 @@ def wait_for_materialization(instance: DagsterInstance, key: AssetKey, day: str)
 # ------------------------------------------------------------------------------------------- retention
 
 
-def test_the_automation_evaluations_are_kept_six_hours(tmp_path):
+def test_the_automation_evaluations_are_kept_an_hour(tmp_path):
     """What the automation sensor records for the UI, stored as the daemon stores it, outlives a purge
-    within six hours and not after."""
+    within the hour and not after."""
     with DagsterInstance.local_temp(str(tmp_path)) as instance:
         evaluated = evaluate_automation_conditions(defs=defs, instance=instance)
         records = [
@@ -263,9 +263,9 @@ def test_the_automation_evaluations_are_kept_six_hours(tmp_path):
             return len(storage.get_auto_materialize_asset_evaluations(key=key, limit=10))
 
         now = datetime.now(UTC)
-        purge_old_automation_evaluations(instance, now + timedelta(hours=5))
+        purge_old_automation_evaluations(instance, now + timedelta(minutes=50))
         assert kept() == 1
-        purge_old_automation_evaluations(instance, now + timedelta(hours=7))
+        purge_old_automation_evaluations(instance, now + timedelta(minutes=70))
         assert kept() == 0
 
 

@@ -67,16 +67,18 @@ def storage(built_warehouse, tmp_path) -> PlatformStorage:
     return copy_of_warehouse(built_warehouse, tmp_path)
 
 
-# Two backtest origins instead of three: the same code paths, a third less fitting in the suite.
-QUICK = {"ops": {"ml__demand_forecast_model": {"config": {"backtest_cutoffs": 2}}}}
+def backtest_origins(origins: int) -> dict:
+    """Run config for fewer backtest origins than the default three: less fitting in the suite. Two keep
+    every code path of the backtest; one is enough where a test needs a model, not its evaluation."""
+    return {"ops": {"ml__demand_forecast_model": {"config": {"backtest_cutoffs": origins}}}}
 
 
-def run_ml(storage: PlatformStorage, **kwargs):
+def run_ml(storage: PlatformStorage, origins: int = 1, **kwargs):
     return materialize(
         ML_ASSETS,
         instance=DagsterInstance.ephemeral(),
         raise_on_error=False,
-        run_config=QUICK,
+        run_config=backtest_origins(origins),
         resources={"storage": storage},
         **kwargs,
     )
@@ -88,7 +90,7 @@ def metadata(result, key: AssetKey) -> dict:
 
 
 def test_the_first_model_is_promoted_and_forecasts_every_active_sku(storage):
-    result = run_ml(storage)
+    result = run_ml(storage, origins=2)
     assert result.success
     [check] = result.get_asset_check_evaluations()
     assert check.check_name == "promotable" and check.passed
@@ -156,7 +158,7 @@ def test_a_challenger_killed_while_written_or_no_better_leaves_the_champion_serv
     champion = registry.production_version()
 
     killed = subprocess.run(
-        [sys.executable, "-c", KILLED_WHILE_WRITING_THE_MODEL, json.dumps(QUICK)],
+        [sys.executable, "-c", KILLED_WHILE_WRITING_THE_MODEL, json.dumps(backtest_origins(1))],
         cwd=PROJECT_ROOT,
         env={**os.environ, DATA_DIR_VAR: str(storage.root)},  # the child's data folder: the test's
         capture_output=True,

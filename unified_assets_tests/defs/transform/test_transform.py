@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -185,12 +185,21 @@ def test_deleted_tickets_and_voided_invoices_are_flagged_not_dropped(built_wareh
     ) == [(voided,)]
 
 
-@contextmanager
-def injected_invoice(world, storage, changes: dict[str, Any], day: date = date(2026, 3, 10)):
+@pytest.fixture
+def own_copy(built_warehouse, data_dir, storage):
+    """The module's built data folder copied whole (lake included) for a test that changes it:
+    (world, storage over the copy)."""
+    world, built, _ = built_warehouse
+    shutil.copytree(built.root, data_dir)
+    return world, storage
+
+
+INJECTED_DAY = date(2026, 3, 10)
+
+
+def inject_invoice(world, storage, changes: dict[str, Any], day: date = INJECTED_DAY) -> list[dict]:
     """The lake's file for `day` with one more invoice (a copy of a real one with `changes`), as if the
-    API had sent it. Afterwards the day is re-extracted without it and the warehouse rebuilt
-    (incrementally: the invoice leaves staging as a record deleted at the source would), so the module's
-    other tests see clean data whatever the order."""
+    API had sent it; returns the day's records without it."""
     bad = {**dict(truth(world, "accounting")["record"].iloc[0]), **changes}
     bad["MetaData"] = {**bad["MetaData"], "LastUpdatedTime": f"{day.isoformat()}T12:00:00Z"}
     lake = storage.lake()
@@ -198,18 +207,13 @@ def injected_invoice(world, storage, changes: dict[str, Any], day: date = date(2
     records = [
         json.loads(raw) for (raw,) in duckdb.sql(f"select _raw from '{day_file}'").fetchall()
     ]
-    try:
-        land_invoices(lake, day, [*records, bad])
-        yield bad
-    finally:
-        land_invoices(lake, day, records)
-        rebuild = dbt_by_hand(storage, ["build", "--select", "source:accounting.invoices+"])
-        assert rebuild.is_successful()
+    land_invoices(lake, day, [*records, bad])
+    return records
 
 
 # What an injected invoice can change: the invoice models and everything built from them (dbt's
-# `source:accounting.invoices+`, as the cleanup above rebuilds). Building only these keeps each test to
-# the half of the project it exercises.
+# `source:accounting.invoices+`). Building only these keeps each test to the half of the project it
+# exercises.
 FROM_INVOICES = AssetSelection.assets(
     AssetKey(["staging", "stg_accounting__invoices"]),
     AssetKey(["staging", "stg_accounting__invoice_lines"]),
@@ -235,30 +239,40 @@ def land_invoices(lake: Lake, day: date, records: list[dict[str, Any]]) -> None:
         )
 
 
-def test_a_bad_source_record_turns_its_check_red(built_warehouse):
-    """A negative invoice total (a bad record from the API) fails `non_negative`, and the run fails."""
-    world, storage, _ = built_warehouse
-    with injected_invoice(world, storage, {"Id": "999999", "TotalAmt": -50.0, "Balance": 0}):
-        result = build_from_invoices(storage)
+def test_a_bad_source_record_turns_its_check_red_until_the_source_drops_it(own_copy):
+    """A negative invoice total (a bad record from the API) fails `non_negative`, and the run fails.
+    Once the day is extracted again without it (fixed at the source), the next incremental build takes
+    it out of staging and is green."""
+    world, storage = own_copy
+    day_without_it = inject_invoice(
+        world, storage, {"Id": "999999", "TotalAmt": -50.0, "Balance": 0}
+    )
+    result = build_from_invoices(storage)
     assert not result.success
     failed = {e.check_name for e in result.get_asset_check_evaluations() if not e.passed}
     assert any("non_negative" in name and "total_amount" in name for name in failed), failed
 
+    land_invoices(storage.lake(), INJECTED_DAY, day_without_it)
+    assert build_from_invoices(storage).success
+    gone = "select count(*) from staging.{} where invoice_id = '999999'"
+    assert query(storage, gone.format("stg_accounting__invoices")) == [(0,)]
+    assert query(storage, gone.format("stg_accounting__invoice_lines")) == [(0,)]
 
-def test_a_value_that_does_not_cast_is_counted_and_kept_out_of_staging(built_warehouse):
+
+def test_a_value_that_does_not_cast_is_counted_and_kept_out_of_staging(own_copy):
     """A total in a European number format is not read as a missing total: the invoice stays out of
     staging, the build goes on, and the check on raw/invoices names the field and the invoice."""
-    world, storage, _ = built_warehouse
+    world, storage = own_copy
     lake = storage.lake()
     assert no_uncastable_values(lake, "invoices").passed
-    with injected_invoice(world, storage, {"Id": "999998", "TotalAmt": "1.234,50"}):
-        result = build_from_invoices(storage)
-        check = no_uncastable_values(lake, "invoices")
-        kept_out = query(
-            storage,
-            "select (select count(*) from staging.stg_accounting__invoices where invoice_id = '999998'),"
-            " (select count(*) from staging.stg_accounting__invoice_lines where invoice_id = '999998')",
-        )
+    inject_invoice(world, storage, {"Id": "999998", "TotalAmt": "1.234,50"})
+    result = build_from_invoices(storage)
+    check = no_uncastable_values(lake, "invoices")
+    kept_out = query(
+        storage,
+        "select (select count(*) from staging.stg_accounting__invoices where invoice_id = '999998'),"
+        " (select count(*) from staging.stg_accounting__invoice_lines where invoice_id = '999998')",
+    )
     assert result.success, "values that do not cast warn; they do not stop the build"
     assert kept_out == [(0, 0)]
     assert not check.passed and check.severity.value == "WARN"
@@ -282,19 +296,16 @@ def line_without_id(line: dict) -> list[dict]:
         (line_without_id, "not_null_stg_accounting__invoice_lines_invoice_line_id"),
     ],
 )
-def test_broken_keys_after_staging_stop_the_marts(built_warehouse, bad_lines, failing_test):
+def test_broken_keys_after_staging_stop_the_marts(own_copy, bad_lines, failing_test):
     """An invoice whose payload repeats a line id (or omits one) would double (or lose) demand
     downstream: the key test on staging fails (ERROR) and dbt builds nothing that depends on it."""
-    world, storage, _ = built_warehouse
+    world, storage = own_copy
     template = dict(truth(world, "accounting")["record"].iloc[0])
     sales_line = next(
         line for line in template["Line"] if line["DetailType"] == "SalesItemLineDetail"
     )
-    with injected_invoice(world, storage, {"Id": "999997", "Line": bad_lines(sales_line)}):
-        result = build_from_invoices(storage)
-    gone = "select count(*) from staging.{} where invoice_id = '999997'"
-    assert query(storage, gone.format("stg_accounting__invoices")) == [(0,)]
-    assert query(storage, gone.format("stg_accounting__invoice_lines")) == [(0,)]
+    inject_invoice(world, storage, {"Id": "999997", "Line": bad_lines(sales_line)})
+    result = build_from_invoices(storage)
     assert not result.success
     failed = {e.check_name for e in result.get_asset_check_evaluations() if not e.passed}
     assert failing_test in failed
@@ -660,14 +671,11 @@ def staging_fingerprints(storage) -> dict[str, tuple[int, int]]:
     }
 
 
-def test_an_incremental_build_equals_a_full_refresh(
-    built_warehouse, demo_config, data_dir, storage
-):
+def test_an_incremental_build_equals_a_full_refresh(own_copy, demo_config):
     """Five days later, with an old day re-extracted too (its versions are superseded), an incremental
     build of staging reads only the changed records and gives exactly the tables a full refresh (the
     `full_refresh` run config in Dagster) gives."""
-    _, built_storage, _ = built_warehouse
-    shutil.copytree(built_storage.root, data_dir)  # the test's own copy: `storage` is over it
+    _, storage = own_copy
     later = World(demo_config, clock=SimClock.frozen(FROZEN_AT + timedelta(days=5)))
     with serving(later) as server:
         for first, last in (("2026-03-01", "2026-03-01"), ("2026-03-14", "2026-03-20")):

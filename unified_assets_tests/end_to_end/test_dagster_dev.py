@@ -1,7 +1,7 @@
 """End to end, as a user runs it: `dagster dev`, the asset graph over GraphQL, a partition-range backfill,
 the automation that carries it downstream, and the UI itself in a real browser.
 
-These are the suite's slow tests, sharing one `dagster dev` session (about six minutes in all): it starts
+These are the suite's slow tests, sharing one `dagster dev` session (about five and a half minutes): it starts
 the real webserver and daemon from the project's workspace.yaml with no connection settings, so every
 source is the embedded simulator. The simulator's clock is frozen so the landed files can be compared
 exactly with its ground truth. The tests run in the order below; the last one requires every run of the

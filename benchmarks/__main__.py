@@ -6,6 +6,7 @@ import argparse
 import sys
 import time
 from collections.abc import Callable, Sequence
+from datetime import date
 from pathlib import Path
 
 from benchmarks.harness import Report, machine, peak_rss_mb, table, write_json
@@ -107,8 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from benchmarks.extraction import Options
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from benchmarks.extraction import HISTORY_START, Options
+
+    if _last_day(parser, args.last_day) < date.fromisoformat(HISTORY_START):
+        parser.error(
+            f"--last-day {args.last_day} is before {HISTORY_START}, the first day every benchmark extracts"
+        )
 
     sim = SimSettings(
         args.world, args.scale, page_latency_ms=args.latency_ms, rate_limits=args.rate_limits
@@ -137,6 +144,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_json(args.json, document)
     print(f"figures written to {args.json}")
     return 0
+
+
+def _last_day(parser: argparse.ArgumentParser, text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        parser.error(f"--last-day {text!r} is not a date (YYYY-MM-DD)")
 
 
 if __name__ == "__main__":

@@ -33,6 +33,19 @@ def test_a_smoke_size_run_writes_the_figures(tmp_path, capsys):
     assert "concurrent_over_sequential" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(
+    ("last_day", "says"),
+    [("2025-01-31", "is before 2026-01-01"), ("31/01/2026", "is not a date (YYYY-MM-DD)")],
+)
+def test_a_last_day_the_benchmarks_cannot_extract_is_refused_by_name(last_day, says, capsys):
+    """Not a simulator answering HTTP 500 to an inverted window after minutes of warm-up."""
+    with pytest.raises(SystemExit) as refused:
+        main(["--last-day", last_day, "--only", "extraction"])
+    assert refused.value.code == 2
+    error = capsys.readouterr().err.replace("'", "")
+    assert f"--last-day {last_day}" in error and says in error, error
+
+
 def test_a_runs_phases_come_from_its_event_log():
     """Launched at 100: queued at 100.2, dequeued at 101, the worker's first event at 106, done at 110;
     the old event names (PIPELINE_*) read as the new ones, and a phase without its events is left out."""

@@ -38,8 +38,11 @@ def build_warehouse(
     return storage
 
 
-def copy_of_warehouse(built: PlatformStorage, tmp_path: Path) -> PlatformStorage:
-    """A test's own copy of a built data folder (without the lake)."""
+def copy_of_warehouse(
+    built: PlatformStorage, tmp_path: Path, with_lake: bool = False
+) -> PlatformStorage:
+    """A test's own copy of a built data folder (the lake too if the test changes it)."""
     directory = tmp_path / "data"
-    shutil.copytree(built.root, directory, ignore=shutil.ignore_patterns("lake"))
+    ignore = None if with_lake else shutil.ignore_patterns("lake")
+    shutil.copytree(built.root, directory, ignore=ignore)
     return PlatformStorage(data_dir=str(directory))

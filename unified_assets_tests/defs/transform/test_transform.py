@@ -34,6 +34,7 @@ from unified_assets.settings import PROJECT_ROOT
 from unified_assets.sources import quickbooks
 from unified_assets_tests.support.resources import dbt_resources, source_resources
 from unified_assets_tests.support.simulators import FROZEN_AT, frozen_world, serving
+from unified_assets_tests.support.warehouse import copy_of_warehouse
 
 INVOICES = AssetKey(["raw", "invoices"])
 HISTORY = {
@@ -186,12 +187,11 @@ def test_deleted_tickets_and_voided_invoices_are_flagged_not_dropped(built_wareh
 
 
 @pytest.fixture
-def own_copy(built_warehouse, data_dir, storage):
+def own_copy(built_warehouse, tmp_path):
     """The module's built data folder copied whole (lake included) for a test that changes it:
     (world, storage over the copy)."""
     world, built, _ = built_warehouse
-    shutil.copytree(built.root, data_dir)
-    return world, storage
+    return world, copy_of_warehouse(built, tmp_path, with_lake=True)
 
 
 INJECTED_DAY = date(2026, 3, 10)

@@ -12,6 +12,12 @@ import pytest
 
 from saas_simulator.config import WorldConfig
 from unified_assets.lib.storage import PlatformStorage
+from unified_assets_tests.support.services import (
+    PostgresServer,
+    S3Server,
+    running_postgres,
+    running_s3,
+)
 
 # scikit-learn's gradient boosting runs one OpenMP thread per core, and idle OpenMP threads spin. Two test
 # processes each doing that on a two-core machine slowed the forecasting tests from 20 s to ten minutes:
@@ -35,6 +41,26 @@ def data_dir(tmp_path):
 def storage(data_dir) -> PlatformStorage:
     """The storage resource, keeping everything under the test's own data folder."""
     return PlatformStorage(data_dir=str(data_dir))
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> PostgresServer:
+    """A PostgreSQL server of this test process's own on a loopback port, shared by its tests."""
+    with running_postgres() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server) -> str:
+    """The URL (with its password) of a new empty database of the test's own."""
+    return postgres_server.create_database()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> S3Server:
+    """An S3 endpoint (moto's server) of this test process's own on a loopback port."""
+    with running_s3() as server:
+        yield server
 
 
 # The three slowest files start first, so the two test processes finish together rather than one waiting on

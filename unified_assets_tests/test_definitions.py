@@ -153,3 +153,17 @@ def test_the_code_location_loads_as_dagster_dev_loads_it_and_says_nothing_untowa
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-3000:]
     assert "WARNING" not in output, output[-3000:]
+
+
+def test_every_pooled_step_holds_its_pools_lock():
+    """Dagster's slot claim can admit two steps to a one-slot pool (unified_assets/pool_locks.py), so the
+    pool's lock is what keeps the warehouse to one writer and each vendor to one extraction."""
+    ops = defs.resolve_implicit_global_asset_job_def().all_node_defs
+    pooled = {op.name: op for op in ops if getattr(op, "pool", None)}
+    assert {"dbt_models", "raw__invoices", "ml__demand_forecast"} <= set(pooled)
+    unheld = [
+        name
+        for name, op in pooled.items()
+        if not getattr(op.compute_fn.decorated_fn, "holds_its_pool", False)
+    ]
+    assert not unheld, f"pooled steps without @holds_its_pool: {unheld}"

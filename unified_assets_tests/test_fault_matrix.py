@@ -32,7 +32,11 @@ from unified_assets.lake import Lake
 from unified_assets.lib.source_apis import AccountingApi, PurchasingApi, SupportApi
 from unified_assets.lib.storage import DATA_DIR_VAR, PlatformStorage
 from unified_assets.settings import PROJECT_ROOT
-from unified_assets_tests.support.resources import dbt_resources, source_resources
+from unified_assets_tests.support.resources import (
+    SHORT_READ_TIMEOUT,
+    dbt_resources,
+    source_resources,
+)
 from unified_assets_tests.support.simulators import FROZEN_AT, frozen_world, serving
 from unified_assets_tests.support.truth import TABLE_SYSTEM
 
@@ -277,7 +281,9 @@ def test_api_faults_on_every_source_land_the_golden_lake(golden, world, data_dir
     plan = FaultPlan.parse(API_FAULTS)
     with serving(world, faults=plan, rate_limits=NO_RATE_LIMITS) as server:
         result = materialize(
-            raw_assets, resources=source_resources(server, storage, page_size=5), tags=RANGE
+            raw_assets,
+            resources=source_resources(server, storage, page_size=5, **SHORT_READ_TIMEOUT),
+            tags=RANGE,
         )
         injected = {system: set(stats["faults"]) for system, stats in server.stats.items()}
     assert result.success

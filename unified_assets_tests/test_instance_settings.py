@@ -55,3 +55,62 @@ def test_queued_runs_start_within_a_second(tmp_path, monkeypatch):
     with DagsterInstance.get() as instance:
         assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
         assert instance.run_coordinator.dequeue_interval_seconds == 1
+
+
+def cluster_instance_home(tmp_path, monkeypatch, postgres_url, s3_server) -> str:
+    """DAGSTER_HOME with deploy/cluster/dagster.yaml, its variables pointing at the test's services."""
+    shutil.copy(PROJECT_ROOT / "deploy" / "cluster" / "dagster.yaml", tmp_path / "dagster.yaml")
+    from psycopg.conninfo import conninfo_to_dict
+
+    bucket = s3_server.create_bucket()
+    database = conninfo_to_dict(postgres_url)
+    for variable, value in {
+        "DAGSTER_HOME": str(tmp_path),
+        "DAGSTER_PG_HOST": database["host"],
+        "DAGSTER_PG_PORT": database["port"],
+        "DAGSTER_PG_DB": database["dbname"],
+        "DAGSTER_PG_USER": database["user"],
+        "DAGSTER_PG_PASSWORD": database["password"],
+        "UNIFIED_ASSETS_BUCKET": bucket,
+        "UNIFIED_ASSETS_S3_ENDPOINT": s3_server.endpoint_url,
+        "AWS_ACCESS_KEY_ID": s3_server.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": s3_server.secret_access_key,
+        "AWS_DEFAULT_REGION": s3_server.region,
+    }.items():
+        monkeypatch.setenv(variable, value)
+    return bucket
+
+
+def test_the_cluster_instance_keeps_runs_in_postgres_and_step_logs_in_the_bucket(
+    tmp_path, monkeypatch, postgres_url, s3_server
+):
+    import psycopg
+    from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage
+
+    bucket = cluster_instance_home(tmp_path, monkeypatch, postgres_url, s3_server)
+
+    @asset
+    def talkative() -> None:
+        print("a line dbt would print")
+
+    with DagsterInstance.get() as instance:
+        assert isinstance(instance.run_storage, PostgresRunStorage)
+        assert isinstance(instance.event_log_storage, PostgresEventLogStorage)
+        assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
+        concurrency = instance.get_concurrency_config()
+        queue = concurrency.run_queue_config
+        assert queue.max_concurrent_runs == 10
+        assert [(limit["key"], limit["limit"]) for limit in queue.tag_concurrency_limits] == [
+            ("dagster/backfill", 2)
+        ]
+        assert concurrency.pool_config.default_pool_limit == 1
+        result = materialize([talkative], instance=instance)
+    assert result.success
+    with psycopg.connect(postgres_url) as connection:
+        [(status,)] = connection.execute(
+            "select status from runs where run_id = %s", [result.run_id]
+        ).fetchall()
+    assert status == "SUCCESS"
+    logged = s3_server.client().list_objects_v2(Bucket=bucket, Prefix="dagster/compute-logs/")
+    keys = [item["Key"] for item in logged.get("Contents", [])]
+    assert any(result.run_id in key and key.endswith(".out") for key in keys), keys

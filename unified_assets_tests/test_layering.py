@@ -31,6 +31,7 @@ PLAIN = [
     "sources",
     "redaction.py",
     "durable.py",
+    "pool_locks.py",
     "confined_duckdb.py",
     "dbt_confinement.py",
     "dbt_manifest.py",

@@ -235,7 +235,8 @@ def test_dbts_connection_reaches_nothing_outside_the_lake_ml_files_and_seeds(
 
     assert shown.returncode != 0, shown.stdout + shown.stderr
     assert f'Cannot access file "{data_dir}/secret.csv"' in shown.stdout, shown.stdout
-    assert "readable.csv" not in shown.stdout, "the lake file must stay readable"
+    # DuckDB echoes the query in its error: what matters is that no access error names the lake's file.
+    assert f'Cannot access file "{data_dir}/lake/readable.csv"' not in shown.stdout, shown.stdout
 
 
 @pytest.mark.parametrize("allowed", [None, [], "lake", [""]])

@@ -1,16 +1,21 @@
 """Where the platform keeps everything it writes, as the one resource every asset, check and sensor receives.
 
-The lake, the warehouse, the model registry, the hand-off files between steps, the webhook inbox and the
-alerts log all live under one data folder today (`data/` in the project, or `UNIFIED_ASSETS_DATA_DIR`).
-Nothing else in the platform knows that folder: code asks the `storage` resource for a location, so a
-deployment that keeps the lake somewhere else changes this resource's configuration, not the assets.
+Two profiles (docs/scale-out.md):
+- `local` (the default, `dagster dev`): the lake, the warehouse, the model registry, the hand-off files
+  between steps, the webhook inbox, the alerts log and the pools' locks all live under one data folder
+  (`data/` in the project, or `UNIFIED_ASSETS_DATA_DIR`);
+- `cluster`: several processes on several hosts share a Postgres database (the pools' locks) instead of
+  one folder.
+Nothing else in the platform knows these settings: code asks the `storage` resource for a location or a
+lock, so a deployment that keeps its data somewhere else changes this resource's configuration, not the
+assets.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from dagster import ConfigurableResource
 from pydantic import Field
@@ -18,9 +23,13 @@ from pydantic import Field
 from unified_assets.lake import Lake
 from unified_assets.lib.environment import bound_to_set_variables
 from unified_assets.model_registry import ModelRegistry
+from unified_assets.pool_locks import FileLocks, PoolLocks, PostgresAdvisoryLocks
 from unified_assets.settings import PROJECT_ROOT, SettingError
 
 DATA_DIR_VAR = "UNIFIED_ASSETS_DATA_DIR"
+PROFILE_VAR = "UNIFIED_ASSETS_PROFILE"
+POSTGRES_URL_VAR = "UNIFIED_ASSETS_POSTGRES_URL"
+PROFILES = ("local", "cluster")
 DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
 
 # The data folder's path is written into SQL text (dbt's sources read `read_parquet('<folder>/lake/...')`,
@@ -40,18 +49,46 @@ class PlatformStorage(ConfigurableResource):
         ),
     )
 
+    # A plain string, not a Literal: an EnvVar stands in for it until a run resolves it (`is_cluster`).
+    profile: str = Field(
+        default="local",
+        description=(
+            f"`local` keeps everything under the data folder; `cluster` shares state between hosts "
+            f"through Postgres ({PROFILE_VAR})."
+        ),
+    )
+    postgres_url: str = Field(
+        default="",
+        description=(
+            f"The `cluster` profile's Postgres database, a libpq URL with its password "
+            f"({POSTGRES_URL_VAR}, secret: bound through EnvVar, never shown)."
+        ),
+    )
+
+    ENV_VARS: ClassVar[dict[str, str]] = {
+        "data_dir": DATA_DIR_VAR,
+        "profile": PROFILE_VAR,
+        "postgres_url": POSTGRES_URL_VAR,
+    }
+
     @classmethod
     def from_environment(cls, **overrides: Any) -> PlatformStorage:
-        """Bound to `UNIFIED_ASSETS_DATA_DIR` through `EnvVar` when it is set (Dagster resolves it when a
-        run starts), the project's data/ folder otherwise."""
-        bound = bound_to_set_variables({"data_dir": DATA_DIR_VAR})
+        """Each setting bound to its variable through `EnvVar` when that is set (Dagster resolves it when
+        a run starts); the local profile under the project's data/ folder otherwise."""
+        bound = bound_to_set_variables(cls.ENV_VARS)
         return cls(**{**bound, **overrides})
 
     @classmethod
     def outside_dagster(cls) -> PlatformStorage:
-        """The same setting for a process Dagster does not start (the webhook receiver, scripts), which
+        """The same settings for a process Dagster does not start (the webhook receiver, scripts), which
         has no run to resolve an `EnvVar` in."""
-        return cls(data_dir=os.environ.get(DATA_DIR_VAR, ""))
+        return cls(
+            **{
+                field: value
+                for field, variable in cls.ENV_VARS.items()
+                if (value := os.environ.get(variable, "").strip())
+            }
+        )
 
     @property
     def root(self) -> Path:
@@ -106,6 +143,33 @@ class PlatformStorage(ConfigurableResource):
         """What the embedded simulator must remember across processes, as a real system would (the
         custom fields written to purchasing items)."""
         return self.root / "simulator"
+
+    @property
+    def is_cluster(self) -> bool:
+        profile = self.profile.strip()
+        if profile not in PROFILES:
+            raise SettingError(
+                f"{PROFILE_VAR}={self.profile!r}: the profile is `local` (everything under the data "
+                "folder) or `cluster` (state shared through Postgres)"
+            )
+        return profile == "cluster"
+
+    @property
+    def locks_dir(self) -> Path:
+        """The local profile's pool locks, one file per pool."""
+        return self.root / "locks"
+
+    def pool_locks(self) -> PoolLocks:
+        """The locks that keep each pool to one step at a time (unified_assets.pool_locks says why Dagster's
+        own slots are not enough): files in the data folder, or advisory locks in the cluster's Postgres."""
+        if not self.is_cluster:
+            return FileLocks(self.locks_dir)
+        if not self.postgres_url.strip():
+            raise SettingError(
+                f"{PROFILE_VAR}=cluster needs {POSTGRES_URL_VAR}, the Postgres database the hosts share "
+                "(postgresql://user:password@host:5432/database)"
+            )
+        return PostgresAdvisoryLocks(self.postgres_url.strip())
 
     def lake(self) -> Lake:
         return Lake(self.lake_dir)

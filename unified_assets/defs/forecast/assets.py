@@ -41,6 +41,7 @@ from unified_assets.lib.automation import rebuild_when_upstream_changes
 from unified_assets.lib.handoffs import DEMAND_FORECAST_TABLE
 from unified_assets.lib.keys import DEMAND_FORECAST, DEMAND_FORECAST_MODEL, DEMAND_PLANNING
 from unified_assets.lib.metadata import frame_schema, markdown_table, png_markdown
+from unified_assets.lib.pools import holds_its_pool
 from unified_assets.lib.storage import PlatformStorage
 from unified_assets.lib.warehouse import WAREHOUSE_POOL
 
@@ -94,6 +95,7 @@ def frozen(model, name: str = "production_model"):
         "book and ticket counts), copied out of the warehouse for the demand model to train on."
     ),
 )
+@holds_its_pool
 def demand_training_set(
     context: AssetExecutionContext, storage: PlatformStorage
 ) -> MaterializeResult:
@@ -294,6 +296,7 @@ def backtest_plot_markdown(
         "quantiles (q50, q90, q95) and the model version that made it."
     ),
 )
+@holds_its_pool
 def demand_forecast(context: AssetExecutionContext, storage: PlatformStorage) -> MaterializeResult:
     import pandas as pd
 

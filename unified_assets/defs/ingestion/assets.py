@@ -42,6 +42,7 @@ from unified_assets.defs.ingestion.source_fields import (
 from unified_assets.lake import LakeWriteError, LandedPartitions, RawTable
 from unified_assets.lib.keys import DATA_PLATFORM
 from unified_assets.lib.metadata import markdown_table
+from unified_assets.lib.pools import holds_its_pool
 from unified_assets.lib.storage import PlatformStorage
 from unified_assets.quality import FieldCensus
 from unified_assets.redaction import PLACEHOLDERS, redact_record
@@ -176,6 +177,7 @@ def _raw_asset(source: RawSource, retry_policy: RetryPolicy | None) -> AssetsDef
         required_resource_keys={source.resource_key, "storage"},
         pool=f"{source.system}_api",
     )
+    @holds_its_pool
     def raw_extract(context: AssetExecutionContext) -> MaterializeResult:
         try:
             return extract_to_lake(context, source, context.resources.storage)

@@ -34,6 +34,7 @@ from unified_assets.lib.dbt_project import dbt_model_key
 from unified_assets.lib.handoffs import write_parquet_atomically
 from unified_assets.lib.keys import DATA_PLATFORM
 from unified_assets.lib.metadata import markdown_table
+from unified_assets.lib.pools import holds_its_pool
 from unified_assets.lib.source_apis import SupportApi
 from unified_assets.lib.storage import PlatformStorage
 from unified_assets.lib.warehouse import WAREHOUSE_POOL, open_warehouse
@@ -147,6 +148,7 @@ def enriched_row(ticket: dict[str, Any], context: dict[str, Any]) -> dict[str, A
     pool=WAREHOUSE_POOL,
     deps=MARTS,
 )
+@holds_its_pool
 def enriched_p1_tickets(
     context: AssetExecutionContext, storage: PlatformStorage, support_api: SupportApi
 ) -> MaterializeResult:
@@ -213,6 +215,7 @@ def month_bounds(month_key: str) -> tuple[date, date]:
     pool=WAREHOUSE_POOL,
     deps=MARTS,
 )
+@holds_its_pool
 def month_end_close(context: AssetExecutionContext, storage: PlatformStorage) -> MaterializeResult:
     first, following = month_bounds(context.partition_key)
     with open_warehouse(storage) as con:

@@ -22,6 +22,7 @@ from unified_assets.lib.dbt_project import dbt_model_key
 from unified_assets.lib.handoffs import DEMAND_FORECAST_TABLE, Handoff
 from unified_assets.lib.keys import DEMAND_FORECAST, DEMAND_PLANNING
 from unified_assets.lib.metadata import frame_schema, markdown_table
+from unified_assets.lib.pools import holds_its_pool
 from unified_assets.lib.source_apis import PurchasingApi
 from unified_assets.lib.storage import PlatformStorage
 from unified_assets.lib.warehouse import WAREHOUSE_POOL, open_warehouse
@@ -86,6 +87,7 @@ def read_supply(storage: PlatformStorage) -> "pd.DataFrame":
         "against the reorder point."
     ),
 )
+@holds_its_pool
 def safety_stock_recommendations(
     context: AssetExecutionContext, storage: PlatformStorage, config: SafetyStockConfig
 ) -> MaterializeResult:
@@ -132,6 +134,7 @@ def safety_stock_recommendations(
         "(custom fields, PUT). Idempotent: an item already holding the values is left alone."
     ),
 )
+@holds_its_pool
 def purchase_order_safety_stock_sync(
     context: AssetExecutionContext, storage: PlatformStorage, purchasing_api: PurchasingApi
 ) -> MaterializeResult:

@@ -10,6 +10,7 @@ from unified_assets.lib.automation import rebuild_when_upstream_changes
 from unified_assets.lib.handoffs import TICKET_SENTIMENT_TABLE
 from unified_assets.lib.keys import DEMAND_PLANNING, TICKET_SENTIMENT
 from unified_assets.lib.metadata import markdown_table
+from unified_assets.lib.pools import holds_its_pool
 from unified_assets.lib.storage import PlatformStorage
 from unified_assets.lib.warehouse import WAREHOUSE_POOL, open_warehouse
 
@@ -29,6 +30,7 @@ from unified_assets.lib.warehouse import WAREHOUSE_POOL, open_warehouse
         "marts/unified_demand (avg_product_sentiment)."
     ),
 )
+@holds_its_pool
 def ticket_sentiment(context: AssetExecutionContext, storage: PlatformStorage) -> MaterializeResult:
     import numpy as np
     import pandas as pd

@@ -22,6 +22,7 @@ from dagster_dbt import DbtCliInvocation, DbtCliResource, dbt_assets
 from pydantic import Field
 
 from unified_assets.lib.dbt_project import DbtLayers, dbt_project
+from unified_assets.lib.pools import holds_its_pool
 from unified_assets.lib.storage import PlatformStorage
 from unified_assets.lib.warehouse import WAREHOUSE_POOL
 
@@ -125,6 +126,7 @@ class DbtBuildConfig(Config):
     dagster_dbt_translator=DbtLayers(),
     pool=WAREHOUSE_POOL,
 )
+@holds_its_pool
 def dbt_models(
     context: AssetExecutionContext,
     dbt: DbtCliResource,

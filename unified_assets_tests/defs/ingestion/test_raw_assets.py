@@ -19,7 +19,11 @@ from unified_assets.defs.ingestion.assets import (
     raw_assets,
 )
 from unified_assets.lake import Lake
-from unified_assets_tests.support.resources import source_resources, with_fields
+from unified_assets_tests.support.resources import (
+    SHORT_READ_TIMEOUT,
+    source_resources,
+    with_fields,
+)
 from unified_assets_tests.support.simulators import FROZEN_AT, frozen_world, serving
 from unified_assets_tests.support.truth import TABLE_SYSTEM, landed_versions, true_versions
 
@@ -143,7 +147,7 @@ def test_rerunning_a_partition_gives_identical_rows(demo_config, data_dir, stora
 def test_injected_api_faults_lose_nothing(demo_config, data_dir, plan, storage):
     world = frozen_world(demo_config)
     with serving(world, faults=FaultPlan.parse(plan, seed=11)) as server:
-        result = materialize_range(server, storage, page_size=10)
+        result = materialize_range(server, storage, page_size=10, **SHORT_READ_TIMEOUT)
         injected = sum(sum(s["faults"].values()) for s in server.stats.values())
     assert result.success
     assert injected > 0, "the plan should have injected faults"

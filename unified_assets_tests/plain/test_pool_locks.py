@@ -1,0 +1,115 @@
+"""The pools' locks admit one holder at a time across processes, on both backends, and free what a killed
+holder held (unified_assets/pool_locks.py says why Dagster's slots are not enough)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+
+import pytest
+
+from unified_assets.pool_locks import FileLocks, PoolLockError, PostgresAdvisoryLocks
+
+RACERS = 8
+ROUNDS = 15
+
+
+@pytest.fixture(params=["file", "postgres"])
+def locks(request, tmp_path):
+    if request.param == "file":
+        return FileLocks(tmp_path / "locks")
+    return PostgresAdvisoryLocks(request.getfixturevalue("postgres_url"))
+
+
+def _race(locks, start, holders, most, rounds) -> None:
+    start.wait()
+    for _ in range(rounds):
+        with locks.hold("warehouse"):
+            with holders.get_lock():
+                holders.value += 1
+                most.value = max(most.value, holders.value)
+            # Hand the core to the others while holding: a second holder, were there one, gets in now.
+            os.sched_yield()
+            with holders.get_lock():
+                holders.value -= 1
+
+
+def test_eight_processes_racing_for_a_pool_never_hold_it_two_at_once(locks):
+    context = multiprocessing.get_context("fork")
+    start = context.Event()
+    holders, most = context.Value("i", 0), context.Value("i", 0)
+    racers = [
+        context.Process(target=_race, args=(locks, start, holders, most, ROUNDS))
+        for _ in range(RACERS)
+    ]
+    for racer in racers:
+        racer.start()
+    start.set()
+    for racer in racers:
+        racer.join()
+    assert [racer.exitcode for racer in racers] == [0] * RACERS
+    assert most.value == 1
+
+
+def _hold_until_killed(locks, held) -> None:
+    with locks.hold("accounting_api"):
+        held.set()
+        signal.pause()
+
+
+def test_a_killed_holder_frees_the_pool_and_a_waiter_is_told_it_waits(locks):
+    context = multiprocessing.get_context("fork")
+    held = context.Event()
+    holder = context.Process(target=_hold_until_killed, args=(locks, held))
+    holder.start()
+    assert held.wait(timeout=60)
+    told = []
+
+    def kill_holder_once_told() -> None:
+        told.append(True)
+        os.kill(holder.pid, signal.SIGKILL)
+
+    with locks.hold("accounting_api", on_wait=kill_holder_once_told):
+        pass
+    holder.join()
+    assert told == [True]
+    assert holder.exitcode == -signal.SIGKILL
+    with locks.hold("accounting_api", on_wait=lambda: pytest.fail("the pool was free")):
+        pass
+
+
+def test_different_pools_do_not_wait_for_each_other(locks):
+    with (
+        locks.hold("warehouse"),
+        locks.hold("support_api", on_wait=lambda: pytest.fail("waited for another pool")),
+    ):
+        pass
+
+
+def test_an_unreachable_lock_database_names_the_pool_and_the_host_but_not_the_password():
+    closed_port = 9  # discard: nothing listens on loopback
+    locks = PostgresAdvisoryLocks(
+        f"postgresql://platform:s3cret-pw@127.0.0.1:{closed_port}/dagster",
+        connect_timeout_seconds=2,
+    )
+    with pytest.raises(PoolLockError) as raised, locks.hold("warehouse"):
+        pass
+    message = str(raised.value)
+    assert "pool 'warehouse'" in message and "127.0.0.1" in message and "dagster" in message
+    assert "s3cret-pw" not in message and "platform" not in message
+
+
+def test_an_unwritable_lock_folder_names_the_pool_and_the_file(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    with (
+        pytest.raises(PoolLockError, match=r"pool 'warehouse'.*not-a-folder"),
+        FileLocks(blocker / "locks").hold("warehouse"),
+    ):
+        pass
+
+
+def test_a_pool_name_that_could_escape_its_folder_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="letters, digits"), FileLocks(tmp_path).hold("../etc"):
+        pass

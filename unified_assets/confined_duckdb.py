@@ -36,9 +36,12 @@ def confined_duckdb(
     return con
 
 
-def confine(con: duckdb.DuckDBPyConnection, allowed: Iterable[str | Path]) -> None:
-    """Switch off `con`'s external access except under the `allowed` folders, set it to UTC, and lock its
-    configuration. Irreversible for the whole database instance, every cursor of it included."""
+def confine(
+    con: duckdb.DuckDBPyConnection, allowed: Iterable[str | Path], remote: Iterable[str] = ()
+) -> None:
+    """Switch off `con`'s external access except under the `allowed` folders and the `remote` prefixes
+    (`s3://bucket/prefix`), set it to UTC, and lock its configuration. Irreversible for the whole
+    database instance, every cursor of it included."""
     # A trailing separator: "/data/lake" must not also allow "/data/lake-other".
     # Both spellings of each folder, as given and with symlinks resolved: paths in queries use either.
     folders = sorted(
@@ -47,6 +50,7 @@ def confine(con: duckdb.DuckDBPyConnection, allowed: Iterable[str | Path]) -> No
             for folder in allowed
             for spelling in (Path(folder).absolute(), Path(folder).resolve())
         }
+        | {prefix.rstrip("/") + "/" for prefix in remote}
     )
     con.execute("set TimeZone = 'UTC'")
     con.execute("set allowed_directories = ?", [folders])

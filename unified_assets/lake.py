@@ -1,9 +1,10 @@
 """The lake: Parquet files that hand data between steps, written so that readers never see half a partition.
 
 Layout: `<lake>/raw/<table>/updated_date=<YYYY-MM-DD>/data.parquet`, one file per day of last update (hive
-style, so dbt and DuckDB read the whole table with one glob). A day's file is written next to its final
-name and renamed into place after an fsync: the rename is atomic, so a partition is either the complete
-previous version, the complete new version, or absent. A run that covers several days publishes each day
+style, so dbt and DuckDB read the whole table with one glob), in a local folder or a bucket prefix
+(`unified_assets.places`). A day's file is published whole (renamed into place after an fsync in a folder,
+one completed upload in a bucket), so a partition is either the complete previous version, the complete
+new version, or absent. A run that covers several days publishes each day
 on its own; if it dies half-way, the days it did not reach keep their previous files and a re-run
 converges.
 
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -26,21 +26,10 @@ from typing import Any, TextIO
 
 import duckdb
 
-from unified_assets.confined_duckdb import confined_duckdb
-from unified_assets.durable import fsync_directory, fsync_file, process_alive
+from unified_assets.places import LakeWriteError, LocalFolder, Place, remove_orphans
 
 PARTITION_FILE = "data.parquet"
 DUCKDB_MEMORY_LIMIT = "1GB"
-
-
-class LakeWriteError(Exception):
-    """A file of the lake could not be written: a full disk, a file-size limit, a permission. Names the
-    file; what was published before it stays whole, and nothing half-written is left at a published name."""
-
-    def __init__(self, path: Path, cause: BaseException):
-        reason = cause.strerror if isinstance(cause, OSError) and cause.strerror else str(cause)
-        super().__init__(f"could not write {path}: {reason}")
-        self.path = path
 
 
 @dataclass(frozen=True)
@@ -64,26 +53,47 @@ class LandedPartitions:
     newest_update: datetime | None
     columns: list[tuple[str, str]]
     preview: list[dict[str, Any]]
-    files: dict[date, Path]
+    files: dict[date, str]
     uncastable: dict[str, int]  # values present in the source that did not cast, by source field
 
 
 class Lake:
-    def __init__(self, root: Path):
-        self.root = Path(root)
+    """The raw partitions of every source under one place: a local folder (`Lake(path)`) or a bucket
+    prefix (`Lake(S3Prefix(...), scratch_dir=...)`). Records are staged and typed in `scratch_dir`, a
+    folder of this host (default: `_staging` in the lake's folder)."""
 
-    def partition_file(self, table: str, day: date) -> Path:
-        return self.root / "raw" / table / f"updated_date={day.isoformat()}" / PARTITION_FILE
+    def __init__(self, place: Place | Path | str, scratch_dir: Path | None = None):
+        if isinstance(place, (str, Path)):
+            place = LocalFolder(Path(place))
+            scratch_dir = scratch_dir or place.path / "_staging"
+        if scratch_dir is None:
+            raise ValueError("a lake in a bucket needs a local scratch folder")
+        self.place = place
+        self.scratch_dir = Path(scratch_dir)
 
-    def partition_files(self, table: str) -> list[Path]:
+    @property
+    def url(self) -> str:
+        return self.place.url
+
+    def partition_file(self, table: str, day: date) -> str:
+        return self.place.join("raw", table, f"updated_date={day.isoformat()}", PARTITION_FILE)
+
+    def partition_files(self, table: str) -> list[str]:
         """Every published day file of a table, oldest day first."""
-        return sorted((self.root / "raw" / table).glob(f"*/{PARTITION_FILE}"))
+        return self.place.glob(f"raw/{table}/*/{PARTITION_FILE}")
 
     def table_glob(self, table: str) -> str:
-        return str(self.root / "raw" / table / "*" / PARTITION_FILE)
+        return self.place.join("raw", table, "*", PARTITION_FILE)
+
+    def exists(self, location: str) -> bool:
+        return self.place.exists(location)
+
+    def connect(self, config: dict[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB that reaches the lake and its scratch folder, nothing else."""
+        return self.place.connect(also_allowed=[self.scratch_dir], config=config)
 
     def staging_dir(self) -> Path:
-        return self.root / "_staging"
+        return self.scratch_dir
 
     def open_staging(self, table: str) -> StagingFile:
         """A private NDJSON file to stream one run's records into; removed when closed."""
@@ -103,7 +113,7 @@ class Lake:
         """Write one Parquet file per day (days without records get an empty file, so a re-run of a
         partition whose records all moved on replaces the old rows) and return what landed."""
         days = sorted(set(days))
-        with _scratch_duckdb(self.root, self.staging_dir()) as con:
+        with self._scratch_duckdb() as con:
             received = _load_staging(con, table, staging, extracted_at)
             unexpected = con.execute(
                 "select distinct updated_date from landed where updated_date not in "
@@ -128,9 +138,9 @@ class Lake:
                 uncastable=_uncastable(con) if ("_uncastable", "VARCHAR[]") in columns else {},
             )
 
-    def _publish_day(self, con: duckdb.DuckDBPyConnection, table: str, day: date) -> Path:
+    def _publish_day(self, con: duckdb.DuckDBPyConnection, table: str, day: date) -> str:
         final = self.partition_file(table, day)
-        publish_parquet(
+        self.place.publish_parquet(
             con,
             "select * exclude (updated_date) from landed where updated_date = ? order by updated_at, id",
             [day],
@@ -138,28 +148,25 @@ class Lake:
         )
         return final
 
-
-def publish_parquet(
-    con: duckdb.DuckDBPyConnection, query: str, parameters: list[Any], final: Path
-) -> None:
-    """Write the result of `query` to `final` as one Parquet file that readers see whole or not at all:
-    written beside it under a name that carries this process's id, flushed, renamed into place, the
-    folder flushed. Scratch files of writers that died are removed first. Every Parquet file the platform
-    publishes (lake days and the tables handed between steps) is written here."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    remove_orphans(final.parent.glob(f"{final.name}.tmp-*"))
-    temporary = final.with_name(f"{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex}")
-    try:
-        con.execute(
-            f"copy ({query}) to {_sql_string(temporary)} (format parquet, compression zstd)",
-            parameters,
+    @contextmanager
+    def _scratch_duckdb(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """An in-memory DuckDB that spills to the scratch folder instead of growing without bound, and
+        reaches nothing but the lake and its scratch folder."""
+        spill = self.scratch_dir / "duckdb_spill"
+        spill.mkdir(parents=True, exist_ok=True)
+        con = self.connect(
+            config={
+                "memory_limit": DUCKDB_MEMORY_LIMIT,
+                "temp_directory": str(spill),
+                # Rows are ordered where it matters (each day file by updated_at, id); not buffering
+                # them in arrival order lets large loads stream.
+                "preserve_insertion_order": False,
+            },
         )
-        fsync_file(temporary)
-        os.replace(temporary, final)
-    except (OSError, duckdb.IOException) as error:
-        temporary.unlink(missing_ok=True)
-        raise LakeWriteError(final, error) from error
-    fsync_directory(final.parent)
+        try:
+            yield con
+        finally:
+            con.close()
 
 
 class StagingFile:
@@ -199,41 +206,6 @@ class StagingFile:
             self.finish()
         finally:
             self.path.unlink(missing_ok=True)
-
-
-def remove_orphans(paths: Iterable[Path]) -> None:
-    """Remove files left by processes that no longer exist (a killed run); another live run's files,
-    which may be being written right now, are left alone. The writer's pid is the first run of digits
-    after the file's fixed prefix (`<table>.<pid>.<uuid>.ndjson`, `<name>.parquet.tmp-<pid>-<uuid>`)."""
-    for path in paths:
-        match = _WRITER_PID.search(path.name)
-        if match and not process_alive(int(match.group(1))):
-            path.unlink(missing_ok=True)
-
-
-_WRITER_PID = re.compile(r"(?:\.tmp-|^[a-z_]+\.)(\d+)[.-]")
-
-
-@contextmanager
-def _scratch_duckdb(lake_root: Path, spill_dir: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    """An in-memory DuckDB that spills to the lake's staging folder instead of growing without bound,
-    and reaches no file outside the lake."""
-    spill = spill_dir / "duckdb_spill"
-    spill.mkdir(parents=True, exist_ok=True)
-    con = confined_duckdb(
-        allowed=[lake_root],
-        config={
-            "memory_limit": DUCKDB_MEMORY_LIMIT,
-            "temp_directory": str(spill),
-            # Rows are ordered where it matters (each day file by updated_at, id); not buffering
-            # them in arrival order lets large loads stream.
-            "preserve_insertion_order": False,
-        },
-    )
-    try:
-        yield con
-    finally:
-        con.close()
 
 
 def _load_staging(

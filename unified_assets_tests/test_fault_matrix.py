@@ -158,7 +158,7 @@ def lake_hashes(data_dir: Path) -> dict[str, tuple[int, int]]:
     lake = Lake(data_dir / "lake")
     with duckdb.connect() as con:
         return {
-            str(path.relative_to(lake.root)): rows_hash(con, f"read_parquet('{path}')")
+            str(Path(path).relative_to(lake.url)): rows_hash(con, f"read_parquet('{path}')")
             for table in TABLE_SYSTEM
             for path in lake.partition_files(table)
         }

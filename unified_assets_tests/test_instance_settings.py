@@ -71,7 +71,7 @@ def cluster_instance_home(tmp_path, monkeypatch, postgres_url, s3_server) -> str
         "DAGSTER_PG_DB": database["dbname"],
         "DAGSTER_PG_USER": database["user"],
         "DAGSTER_PG_PASSWORD": database["password"],
-        "UNIFIED_ASSETS_BUCKET": bucket,
+        "DAGSTER_COMPUTE_LOGS_BUCKET": bucket,
         "UNIFIED_ASSETS_S3_ENDPOINT": s3_server.endpoint_url,
         "AWS_ACCESS_KEY_ID": s3_server.access_key_id,
         "AWS_SECRET_ACCESS_KEY": s3_server.secret_access_key,

@@ -37,6 +37,7 @@ PLAIN = [
     "dbt_confinement.py",
     "dbt_manifest.py",
     "lake.py",
+    "places.py",
     "quality.py",
     "forecasting",
     "model_registry.py",

@@ -3,7 +3,7 @@ when the step that writes them has not run yet.
 
 Steps run in separate processes and DuckDB lets one process write a file, so Python assets never hand
 data to each other (or to dbt) in memory or through the warehouse: each table is one file under the
-storage resource's hand-off folder, replaced atomically (`unified_assets.lake.publish_parquet`).
+storage resource's hand-off folder, replaced atomically (`unified_assets.places.publish_parquet`).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 from dagster import AssetKey, Failure
 
 from unified_assets.confined_duckdb import confined_duckdb
-from unified_assets.lake import publish_parquet
 from unified_assets.lib.keys import DEMAND_FORECAST, TICKET_SENTIMENT
 from unified_assets.lib.storage import PlatformStorage
+from unified_assets.places import publish_parquet
 
 if TYPE_CHECKING:
     import pandas as pd

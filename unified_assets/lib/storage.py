@@ -23,12 +23,15 @@ from pydantic import Field
 from unified_assets.lake import Lake
 from unified_assets.lib.environment import bound_to_set_variables
 from unified_assets.model_registry import ModelRegistry
+from unified_assets.places import S3Prefix, S3Settings
 from unified_assets.pool_locks import FileLocks, PoolLocks, PostgresAdvisoryLocks
 from unified_assets.settings import PROJECT_ROOT, SettingError
 
 DATA_DIR_VAR = "UNIFIED_ASSETS_DATA_DIR"
 PROFILE_VAR = "UNIFIED_ASSETS_PROFILE"
 POSTGRES_URL_VAR = "UNIFIED_ASSETS_POSTGRES_URL"
+BUCKET_URL_VAR = "UNIFIED_ASSETS_BUCKET_URL"
+S3_ENDPOINT_VAR = "UNIFIED_ASSETS_S3_ENDPOINT"
 PROFILES = ("local", "cluster")
 DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
 
@@ -65,10 +68,33 @@ class PlatformStorage(ConfigurableResource):
         ),
     )
 
+    bucket_url: str = Field(
+        default="",
+        description=(
+            f"The `cluster` profile's bucket prefix, s3://bucket/prefix ({BUCKET_URL_VAR}): the lake "
+            "lives under <prefix>/lake."
+        ),
+    )
+    s3_endpoint: str = Field(
+        default="",
+        description=(
+            f"The S3 API's URL ({S3_ENDPOINT_VAR}), e.g. https://s3.eu-west-1.amazonaws.com or an "
+            "S3-compatible server's http://host:port."
+        ),
+    )
+    s3_region: str = Field(default="us-east-1", description="The bucket's region (AWS_REGION).")
+    s3_access_key_id: str = Field(default="", description="AWS_ACCESS_KEY_ID (secret).")
+    s3_secret_access_key: str = Field(default="", description="AWS_SECRET_ACCESS_KEY (secret).")
+
     ENV_VARS: ClassVar[dict[str, str]] = {
         "data_dir": DATA_DIR_VAR,
         "profile": PROFILE_VAR,
         "postgres_url": POSTGRES_URL_VAR,
+        "bucket_url": BUCKET_URL_VAR,
+        "s3_endpoint": S3_ENDPOINT_VAR,
+        "s3_region": "AWS_REGION",
+        "s3_access_key_id": "AWS_ACCESS_KEY_ID",
+        "s3_secret_access_key": "AWS_SECRET_ACCESS_KEY",
     }
 
     @classmethod
@@ -172,7 +198,37 @@ class PlatformStorage(ConfigurableResource):
         return PostgresAdvisoryLocks(self.postgres_url.strip())
 
     def lake(self) -> Lake:
-        return Lake(self.lake_dir)
+        """The raw partitions: under the data folder, or in the bucket in the cluster profile (staged
+        and typed in the data folder, which is then only this host's scratch space)."""
+        if not self.is_cluster:
+            return Lake(self.lake_dir)
+        return Lake(self.bucket_place("lake"), scratch_dir=self.root / "_staging")
+
+    def bucket_place(self, name: str) -> S3Prefix:
+        """`<bucket prefix>/<name>` in the cluster profile's bucket."""
+        bucket_url = self.bucket_url.strip().rstrip("/")
+        if not bucket_url.startswith("s3://") or len(bucket_url) <= len("s3://"):
+            raise SettingError(
+                f"{PROFILE_VAR}=cluster needs {BUCKET_URL_VAR}, the bucket prefix the hosts share "
+                f"(s3://bucket/prefix); got {bucket_url!r}"
+            )
+        if not self.s3_endpoint.strip():
+            raise SettingError(
+                f"{PROFILE_VAR}=cluster needs {S3_ENDPOINT_VAR}, the S3 API's URL "
+                "(on AWS https://s3.<region>.amazonaws.com)"
+            )
+        try:
+            settings = S3Settings.from_endpoint_url(
+                self.s3_endpoint.strip(),
+                access_key_id=self.s3_access_key_id,
+                secret_access_key=self.s3_secret_access_key,
+                region=self.s3_region,
+            )
+        except ValueError as error:
+            raise SettingError(f"{S3_ENDPOINT_VAR}: {error}") from None
+        return S3Prefix(
+            f"{bucket_url}/{name}", settings, extensions_dir=self.root / "duckdb_extensions"
+        )
 
     def model_registry(self, model: str) -> ModelRegistry:
         return ModelRegistry(self.models_dir, model)

@@ -1,4 +1,5 @@
-"""The lake publishes whole partitions atomically, replaces them on re-run and loses nothing it staged."""
+"""The lake publishes whole partitions atomically, replaces them on re-run and loses nothing it staged, in a
+local folder and in a bucket alike (`lake` runs each test on both)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from unified_assets.lake import Lake, RawTable, remove_orphans
+from unified_assets.lake import Lake, RawTable
+from unified_assets.places import S3Prefix, remove_orphans
 
 TABLE = RawTable(
     "things",
@@ -25,6 +27,17 @@ EXTRACTED_AT = datetime(2026, 3, 5, tzinfo=UTC)
 DAY = date(2026, 3, 1)
 
 
+@pytest.fixture(params=["folder", "bucket"])
+def lake(request, tmp_path) -> Lake:
+    if request.param == "folder":
+        return Lake(tmp_path / "lake")
+    s3 = request.getfixturevalue("s3_server")
+    place = S3Prefix(
+        f"s3://{s3.create_bucket()}/lake", s3.settings(), extensions_dir=tmp_path / "extensions"
+    )
+    return Lake(place, scratch_dir=tmp_path / "scratch")
+
+
 def thing(record_id: str, updated: str, qty: object = 1) -> dict:
     return {"id": record_id, "updated": updated, "qty": qty}
 
@@ -36,12 +49,17 @@ def land(lake: Lake, records: list[dict], days: list[date]):
         return lake.publish_days(TABLE, staging, days, EXTRACTED_AT)
 
 
-def read(path) -> list[tuple]:
-    return duckdb.sql(f"select id, qty from read_parquet('{path}') order by id").fetchall()
+def read(lake: Lake, location: str) -> list[tuple]:
+    with lake.connect() as con:
+        return con.execute("select id, qty from read_parquet(?) order by id", [location]).fetchall()
 
 
-def test_records_land_in_the_day_of_their_update_in_utc(tmp_path):
-    lake = Lake(tmp_path)
+def content(lake: Lake, location: str) -> bytes:
+    with lake.connect() as con:
+        return con.execute("select content from read_blob(?)", [location]).fetchone()[0]
+
+
+def test_records_land_in_the_day_of_their_update_in_utc(lake):
     landed = land(
         lake,
         [
@@ -52,44 +70,40 @@ def test_records_land_in_the_day_of_their_update_in_utc(tmp_path):
         [date(2026, 3, 1), date(2026, 3, 2)],
     )
     assert landed.rows_by_day == {date(2026, 3, 1): 1, date(2026, 3, 2): 2}
-    assert read(lake.partition_file("things", date(2026, 3, 2))) == [("b", 1), ("c", 3)]
+    assert read(lake, lake.partition_file("things", date(2026, 3, 2))) == [("b", 1), ("c", 3)]
     assert ("_raw", "JSON") in landed.columns
     assert not any(name == "updated_date" for name, _ in landed.columns)
 
 
-def test_days_without_records_get_an_empty_file_so_a_rerun_clears_moved_records(tmp_path):
-    lake = Lake(tmp_path)
+def test_days_without_records_get_an_empty_file_so_a_rerun_clears_moved_records(lake):
     day = date(2026, 3, 1)
     land(lake, [thing("a", "2026-03-01T10:00:00Z")], [day])
     landed = land(lake, [], [day])
     assert landed.rows_by_day == {day: 0}
-    assert read(lake.partition_file("things", day)) == []
+    assert read(lake, lake.partition_file("things", day)) == []
 
 
-def test_rerunning_a_partition_replaces_exactly_that_partition(tmp_path):
-    lake = Lake(tmp_path)
+def test_rerunning_a_partition_replaces_exactly_that_partition(lake):
     land(
         lake,
         [thing("a", "2026-03-01T10:00:00Z"), thing("b", "2026-03-02T10:00:00Z")],
         [date(2026, 3, 1), date(2026, 3, 2)],
     )
-    first = lake.partition_file("things", date(2026, 3, 1)).read_bytes()
+    first = content(lake, lake.partition_file("things", date(2026, 3, 1)))
     land(lake, [thing("b", "2026-03-02T10:00:00Z", qty=9)], [date(2026, 3, 2)])
-    assert lake.partition_file("things", date(2026, 3, 1)).read_bytes() == first
-    assert read(lake.partition_file("things", date(2026, 3, 2))) == [("b", 9)]
+    assert content(lake, lake.partition_file("things", date(2026, 3, 1))) == first
+    assert read(lake, lake.partition_file("things", date(2026, 3, 2))) == [("b", 9)]
 
 
-def test_same_input_gives_identical_rows(tmp_path):
+def test_same_input_gives_identical_rows(lake):
     records = [thing(str(i), f"2026-03-01T{i % 24:02d}:00:00Z", qty=i) for i in range(50)]
-    lake = Lake(tmp_path)
     land(lake, records, [date(2026, 3, 1)])
-    before = read(lake.partition_file("things", date(2026, 3, 1)))
+    before = content(lake, lake.partition_file("things", date(2026, 3, 1)))
     land(lake, list(reversed(records)), [date(2026, 3, 1)])
-    assert read(lake.partition_file("things", date(2026, 3, 1))) == before
+    assert content(lake, lake.partition_file("things", date(2026, 3, 1))) == before
 
 
-def test_repeated_versions_are_kept_once_and_distinct_versions_all_kept(tmp_path):
-    lake = Lake(tmp_path)
+def test_repeated_versions_are_kept_once_and_distinct_versions_all_kept(lake):
     landed = land(
         lake,
         [
@@ -103,26 +117,26 @@ def test_repeated_versions_are_kept_once_and_distinct_versions_all_kept(tmp_path
     assert landed.rows_by_day == {date(2026, 3, 1): 2}
 
 
-def test_values_that_do_not_cast_stay_in_raw(tmp_path):
-    lake = Lake(tmp_path)
+def test_values_that_do_not_cast_stay_in_raw(lake):
     land(lake, [thing("a", "2026-03-01T10:00:00Z", qty="two")], [date(2026, 3, 1)])
     path = lake.partition_file("things", date(2026, 3, 1))
-    row = duckdb.sql(f"select qty, _raw ->> '$.qty' from read_parquet('{path}')").fetchall()[0]
+    with lake.connect() as con:
+        row = con.execute("select qty, _raw ->> '$.qty' from read_parquet(?)", [path]).fetchone()
     assert row == (None, "two")
 
 
-def test_records_outside_the_partitions_are_refused_and_nothing_is_published(tmp_path):
-    lake = Lake(tmp_path)
+def test_records_outside_the_partitions_are_refused_and_nothing_is_published(lake):
     with pytest.raises(
         ValueError, match=r"things: records updated on \[datetime.date\(2026, 3, 9\)\]"
     ):
         land(lake, [thing("a", "2026-03-09T10:00:00Z")], [date(2026, 3, 1)])
-    assert not lake.partition_file("things", date(2026, 3, 1)).exists()
+    assert not lake.exists(lake.partition_file("things", date(2026, 3, 1)))
 
 
 def test_leftovers_of_a_killed_write_are_invisible_and_cleaned_up(tmp_path):
+    """A folder's publication writes a scratch file first (a bucket's upload has none to leave)."""
     lake = Lake(tmp_path)
-    final = lake.partition_file("things", date(2026, 3, 1))
+    final = Path(lake.partition_file("things", date(2026, 3, 1)))
     final.parent.mkdir(parents=True)
     half_written = final.with_name("data.parquet.tmp-999999999-deadbeef")
     being_written = final.with_name(f"data.parquet.tmp-{os.getpid()}-cafe")
@@ -134,7 +148,7 @@ def test_leftovers_of_a_killed_write_are_invisible_and_cleaned_up(tmp_path):
     land(lake, [thing("a", "2026-03-01T10:00:00Z")], [date(2026, 3, 1)])
     assert not half_written.exists()
     assert being_written.exists(), "a live writer's file must not be deleted under it"
-    assert read(final) == [("a", 1)]
+    assert read(lake, str(final)) == [("a", 1)]
 
 
 def test_staging_files_of_dead_processes_are_removed_and_live_ones_kept(tmp_path):
@@ -149,24 +163,37 @@ def test_staging_files_of_dead_processes_are_removed_and_live_ones_kept(tmp_path
     assert alive.exists()
 
 
-def test_staging_file_is_removed_after_use(tmp_path):
-    lake = Lake(tmp_path)
+def test_staging_file_is_removed_after_use(lake):
     land(lake, [thing("a", "2026-03-01T10:00:00Z")], [date(2026, 3, 1)])
     assert list(lake.staging_dir().glob("*.ndjson")) == []
 
 
-def _publish_repeatedly(root: str, qty: int) -> None:
-    lake = Lake(Path(root))
+def _publish_repeatedly(lake: Lake, qty: int) -> None:
     for _ in range(15):
         land(lake, [thing(str(i), "2026-03-01T10:00:00Z", qty=qty) for i in range(200)], [DAY])
 
 
-def test_processes_publishing_the_same_partition_at_once_all_succeed(tmp_path):
+def test_processes_publishing_the_same_partition_at_once_all_succeed(lake):
     """A sensor's run and a manual run may land the same day together: each publish is whole."""
     context = multiprocessing.get_context("spawn")
     with context.Pool(3) as pool:
-        pool.starmap(_publish_repeatedly, [(str(tmp_path), qty) for qty in (1, 2, 3)])
-    rows = read(Lake(tmp_path).partition_file("things", DAY))
+        pool.starmap(_publish_repeatedly, [(lake, qty) for qty in (1, 2, 3)])
+    rows = read(lake, lake.partition_file("things", DAY))
     assert len(rows) == 200
     assert len({qty for _, qty in rows}) == 1, "the file must come from one publish, not a mix"
-    assert list(Lake(tmp_path).partition_file("things", DAY).parent.glob("*.tmp-*")) == []
+    assert lake.partition_files("things") == [lake.partition_file("things", DAY)]
+
+
+def test_a_lake_connection_reaches_nothing_beside_the_lake(lake, tmp_path):
+    """A crafted path in a check's SQL cannot read another prefix of the bucket, a sibling folder or a
+    file of the host."""
+    land(lake, [thing("a", "2026-03-01T10:00:00Z")], [DAY])
+    beside = lake.url + "-other/raw/things/updated_date=2026-03-01/data.parquet"
+    above = lake.url.rsplit("/", 1)[0] + "/secrets.parquet"
+    with lake.connect() as con:
+        assert con.execute(
+            "select count(*) from read_parquet(?)", [lake.table_glob("things")]
+        ).fetchone() == (1,)
+        for foreign in (beside, above, "/etc/passwd"):
+            with pytest.raises(duckdb.PermissionException, match="Cannot access file"):
+                con.execute("select * from read_blob(?)", [foreign]).fetchall()

@@ -173,6 +173,13 @@ class S3Server:
             region_name=self.region,
         )
 
+    def settings(self):  # -> unified_assets.places.S3Settings
+        from unified_assets.places import S3Settings
+
+        return S3Settings.from_endpoint_url(
+            self.endpoint_url, self.access_key_id, self.secret_access_key, self.region
+        )
+
     def create_bucket(self) -> str:
         """A new empty bucket of the test's own; returns its name."""
         name = f"test-{secrets.token_hex(6)}"
@@ -212,3 +219,20 @@ def _wait_for_port(port: int, process: subprocess.Popen) -> None:
         except OSError:
             time.sleep(0.05)
     pytest.fail(f"moto's server did not listen on port {port} within {STARTUP_LIMIT_SECONDS} s")
+
+
+def cluster_storage(data_dir: Path, postgres_url: str, s3_server: S3Server):
+    """The storage resource in the `cluster` profile: a new bucket of the test's own on `s3_server`, the
+    pools' locks in `postgres_url`, `data_dir` as this host's scratch folder."""
+    from unified_assets.lib.storage import PlatformStorage
+
+    return PlatformStorage(
+        data_dir=str(data_dir),
+        profile="cluster",
+        postgres_url=postgres_url,
+        bucket_url=f"s3://{s3_server.create_bucket()}/unified_assets",
+        s3_endpoint=s3_server.endpoint_url,
+        s3_region=s3_server.region,
+        s3_access_key_id=s3_server.access_key_id,
+        s3_secret_access_key=s3_server.secret_access_key,
+    )

@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
-import duckdb
-
 from unified_assets.lake import Lake
 
 TABLE_SYSTEM = {
@@ -23,15 +21,18 @@ def day_window(first: date, last: date) -> tuple[datetime, datetime]:
     return start, datetime.combine(last + timedelta(days=1), time(), tzinfo=UTC)
 
 
-def landed_versions(lake_dir: Path, table: str, first: date, last: date) -> set[Version]:
-    """Distinct (id, updated_at) across the day files of [first, last]; every file must exist."""
-    lake = Lake(lake_dir)
+def landed_versions(lake: Lake | Path, table: str, first: date, last: date) -> set[Version]:
+    """Distinct (id, updated_at) across the day files of [first, last] of a lake (or a lake folder);
+    every file must exist."""
+    lake = lake if isinstance(lake, Lake) else Lake(lake)
     days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
     files = [lake.partition_file(table, day) for day in days]
-    missing = [str(path) for path in files if not path.exists()]
+    missing = [path for path in files if not lake.exists(path)]
     assert not missing, f"partitions not landed: {missing}"
-    listing = ", ".join(f"'{path}'" for path in files)
-    rows = duckdb.sql(f"select distinct id, updated_at from read_parquet([{listing}])").fetchall()
+    with lake.connect() as con:
+        rows = con.execute(
+            "select distinct id, updated_at from read_parquet(?)", [files]
+        ).fetchall()
     return {(record_id, moment.astimezone(UTC)) for record_id, moment in rows}
 
 

@@ -39,11 +39,12 @@ from unified_assets.defs.ingestion.source_fields import (
     SOURCE_FIELDS_RECORDS,
     source_fields_schema,
 )
-from unified_assets.lake import LakeWriteError, LandedPartitions, RawTable
+from unified_assets.lake import LandedPartitions, RawTable
 from unified_assets.lib.keys import DATA_PLATFORM
 from unified_assets.lib.metadata import markdown_table
 from unified_assets.lib.pools import holds_its_pool
 from unified_assets.lib.storage import PlatformStorage
+from unified_assets.places import LakeWriteError
 from unified_assets.quality import FieldCensus
 from unified_assets.redaction import PLACEHOLDERS, redact_record
 from unified_assets.settings import SettingError

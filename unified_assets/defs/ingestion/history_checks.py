@@ -32,7 +32,6 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
     AssetCheckEvaluationTargetMaterializationData,
 )
 
-from unified_assets.confined_duckdb import confined_duckdb
 from unified_assets.defs.ingestion.source_fields import (
     SOURCE_FIELDS,
     SOURCE_FIELDS_RECORDS,
@@ -259,13 +258,13 @@ def no_numeric_drift(
 def _landed_values(
     lake: Lake, table: str, days: Sequence[date], fields: dict[str, str]
 ) -> dict[str, np.ndarray]:
-    files = [str(path) for day in days if (path := lake.partition_file(table, day)).exists()]
+    files = [path for day in days if lake.exists(path := lake.partition_file(table, day))]
     if not files:
         return {name: np.array([], dtype=float) for name in fields}
     columns = ", ".join(
         f"cast({expression} as double) as {name}" for name, expression in fields.items()
     )
-    with confined_duckdb(allowed=[lake.root]) as con:
+    with lake.connect() as con:
         frame = con.execute(
             f"select {columns} from (select unnest(lines) as line from read_parquet(?))", [files]
         ).fetchnumpy()

@@ -6,7 +6,6 @@ from collections import Counter
 
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey, MetadataValue
 
-from unified_assets.confined_duckdb import confined_duckdb
 from unified_assets.lake import Lake
 from unified_assets.redaction import PLACEHOLDERS, find_pii
 
@@ -57,10 +56,8 @@ def scan_landed_tickets(lake: Lake) -> tuple[Counter[str], set[str], int]:
     scanned = 0
     if not files:
         return findings, leaking, scanned
-    with confined_duckdb(allowed=[lake.root]) as con:
-        cursor = con.execute(
-            f"select id, {', '.join(TEXT_COLUMNS)} from read_parquet(?)", [[str(f) for f in files]]
-        )
+    with lake.connect() as con:
+        cursor = con.execute(f"select id, {', '.join(TEXT_COLUMNS)} from read_parquet(?)", [files])
         while batch := cursor.fetchmany(BATCH_ROWS):
             for ticket_id, *texts in batch:
                 scanned += 1
@@ -106,10 +103,10 @@ def no_uncastable_values(lake: Lake, table: str) -> AssetCheckResult:
 def find_uncastable(lake: Lake, table: str) -> tuple[dict[str, int], list[str]]:
     """Values that did not cast, by source field, and the ids of the records holding them, over the
     latest version of each record (the ones staging reads)."""
-    files = [str(path) for path in lake.partition_files(table)]
+    files = lake.partition_files(table)
     if not files:
         return {}, []
-    with confined_duckdb(allowed=[lake.root]) as con:
+    with lake.connect() as con:
         versions = con.read_parquet(files, union_by_name=True)
         if "_uncastable" not in versions.columns:  # landed before the column existed
             return {}, []

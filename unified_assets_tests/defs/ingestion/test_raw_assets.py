@@ -18,12 +18,14 @@ from unified_assets.defs.ingestion.assets import (
     build_raw_asset,
     raw_assets,
 )
+from unified_assets.defs.ingestion.checks import raw_extract_checks
 from unified_assets.lake import Lake
 from unified_assets_tests.support.resources import (
     SHORT_READ_TIMEOUT,
     source_resources,
     with_fields,
 )
+from unified_assets_tests.support.services import cluster_storage
 from unified_assets_tests.support.simulators import FROZEN_AT, frozen_world, serving
 from unified_assets_tests.support.truth import TABLE_SYSTEM, landed_versions, true_versions
 
@@ -102,6 +104,31 @@ def test_a_range_of_partitions_lands_exactly_the_ground_truth(demo_config, data_
         )
 
 
+def test_the_cluster_profile_lands_the_ground_truth_in_the_bucket_and_checks_it_there(
+    demo_config, tmp_path, postgres_url, s3_server
+):
+    """Same extraction, same partitions, in the bucket: nothing lands in the local folder, which is only
+    scratch space, and the extract checks (the blocking PII check among them) read the bucket."""
+    storage = cluster_storage(tmp_path / "scratch", postgres_url, s3_server)
+    world = frozen_world(demo_config)
+    with serving(world) as server:
+        result = materialize_range(server, storage, assets=[*raw_assets, *raw_extract_checks])
+    assert result.success
+    lake = storage.lake()
+    assert lake.url.startswith("s3://")
+    for table in TABLE_SYSTEM:
+        assert landed_versions(lake, table, FIRST, LAST) == true_versions(
+            world, table, FIRST, LAST, FROZEN_AT
+        ), table
+        assert len(lake.partition_files(table)) == 3
+    assert not (tmp_path / "scratch" / "lake").exists()
+    evaluations = result.get_asset_check_evaluations()
+    assert "no_pii_in_landed_text" in {evaluation.check_name for evaluation in evaluations}
+    assert all(evaluation.passed for evaluation in evaluations), [
+        (e.check_name, e.metadata) for e in evaluations if not e.passed
+    ]
+
+
 def test_ticket_pii_is_redacted_in_every_landed_column(demo_config, data_dir, storage):
     world = frozen_world(demo_config)
     with serving(world) as server:
@@ -176,8 +203,8 @@ def test_a_source_that_keeps_failing_fails_its_asset_with_a_clear_error(
     assert "purchasing (Coupa): HTTP 50" in message
     assert "/coupa/api/purchase_orders, offset 0" in message
     lake = Lake(data_dir / "lake")
-    assert not lake.partition_file("purchase_orders", FIRST).exists()
-    assert lake.partition_file("invoices", FIRST).exists()
+    assert not lake.exists(lake.partition_file("purchase_orders", FIRST))
+    assert lake.exists(lake.partition_file("invoices", FIRST))
 
 
 def test_rejected_credentials_say_so_without_the_secret(demo_config, data_dir, storage):

@@ -1,0 +1,231 @@
+"""Where the platform's files live: a folder on this host (`local` profile) or a prefix of an S3 bucket
+(`cluster` profile), behind one small interface the lake is written against.
+
+Both give whole-file publication: a reader sees the previous file or the new one, never part of one. A
+folder gets it from a rename after an fsync (`publish_parquet`); a bucket gets it
+from S3 itself, which makes an object visible only once its upload completes (DuckDB's `COPY ... TO
+'s3://...'` is one multipart upload). A killed writer leaves, at worst, an incomplete multipart upload,
+which no reader can see and a bucket lifecycle rule removes: no scratch file, so nothing to clean by
+process id.
+
+Every DuckDB connection a place opens is confined to it (`unified_assets.confined_duckdb`): a bucket
+connection reaches only its own prefix (and the local scratch folders it is given), with the bucket's
+credentials in a DuckDB secret scoped to that prefix.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import duckdb
+
+from unified_assets.confined_duckdb import confine, confined_duckdb
+from unified_assets.duckdb_extensions import connection_settings
+from unified_assets.durable import fsync_directory, fsync_file, process_alive
+
+
+class LakeWriteError(Exception):
+    """A file of the lake could not be written: a full disk, a file-size limit, a permission. Names the
+    file; what was published before it stays whole, and nothing half-written is left at a published name."""
+
+    def __init__(self, path: Path | str, cause: BaseException):
+        reason = cause.strerror if isinstance(cause, OSError) and cause.strerror else str(cause)
+        super().__init__(f"could not write {path}: {reason}")
+        self.path = path
+
+
+def publish_parquet(
+    con: duckdb.DuckDBPyConnection, query: str, parameters: list[Any], final: Path
+) -> None:
+    """Write the result of `query` to `final` as one Parquet file that readers see whole or not at all:
+    written beside it under a name that carries this process's id, flushed, renamed into place, the
+    folder flushed. Scratch files of writers that died are removed first. Every Parquet file the platform
+    publishes (lake days and the tables handed between steps) is written here."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    remove_orphans(final.parent.glob(f"{final.name}.tmp-*"))
+    temporary = final.with_name(f"{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex}")
+    try:
+        con.execute(
+            f"copy ({query}) to {_literal(str(temporary))} (format parquet, compression zstd)",
+            parameters,
+        )
+        fsync_file(temporary)
+        os.replace(temporary, final)
+    except (OSError, duckdb.IOException) as error:
+        temporary.unlink(missing_ok=True)
+        raise LakeWriteError(final, error) from error
+    fsync_directory(final.parent)
+
+
+def remove_orphans(paths: Iterable[Path]) -> None:
+    """Remove files left by processes that no longer exist (a killed run); another live run's files,
+    which may be being written right now, are left alone. The writer's pid is the first run of digits
+    after the file's fixed prefix (`<table>.<pid>.<uuid>.ndjson`, `<name>.parquet.tmp-<pid>-<uuid>`)."""
+    for path in paths:
+        match = _WRITER_PID.search(path.name)
+        if match and not process_alive(int(match.group(1))):
+            path.unlink(missing_ok=True)
+
+
+_WRITER_PID = re.compile(r"(?:\.tmp-|^[a-z_]+\.)(\d+)[.-]")
+
+
+class Place(Protocol):
+    url: str
+
+    def join(self, *parts: str) -> str:
+        """The location of a file under this place."""
+
+    def glob(self, pattern: str) -> list[str]:
+        """Files under this place matching `pattern` (relative, DuckDB glob syntax), sorted."""
+
+    def exists(self, location: str) -> bool: ...
+
+    def connect(
+        self, *, also_allowed: Iterable[Path] = (), config: Mapping[str, Any] | None = None
+    ) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB reaching only this place and the local folders `also_allowed`."""
+
+    def publish_parquet(
+        self, con: duckdb.DuckDBPyConnection, query: str, parameters: list[Any], final: str
+    ) -> None:
+        """Write the result of `query` to `final` as one Parquet file readers see whole or not at all;
+        `con` is a connection of this place's."""
+
+
+class LocalFolder:
+    """A folder on this host."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.url = str(self.path)
+
+    def join(self, *parts: str) -> str:
+        return str(self.path.joinpath(*parts))
+
+    def glob(self, pattern: str) -> list[str]:
+        return sorted(str(path) for path in self.path.glob(pattern))
+
+    def exists(self, location: str) -> bool:
+        return Path(location).exists()
+
+    def connect(
+        self, *, also_allowed: Iterable[Path] = (), config: Mapping[str, Any] | None = None
+    ) -> duckdb.DuckDBPyConnection:
+        return confined_duckdb(allowed=[self.path, *also_allowed], config=config)
+
+    def publish_parquet(
+        self, con: duckdb.DuckDBPyConnection, query: str, parameters: list[Any], final: str
+    ) -> None:
+        publish_parquet(con, query, parameters, Path(final))
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """How to reach an S3-compatible endpoint. `endpoint`: host[:port] of the S3 API (empty: AWS's own);
+    `url_style`: `path` for most S3-compatible servers, `vhost` for AWS."""
+
+    access_key_id: str
+    secret_access_key: str
+    region: str = "us-east-1"
+    endpoint: str = ""
+    use_ssl: bool = True
+    url_style: str = "vhost"
+
+    @classmethod
+    def from_endpoint_url(
+        cls, endpoint_url: str, access_key_id: str, secret_access_key: str, region: str
+    ) -> S3Settings:
+        """From an endpoint written as a URL (`http://127.0.0.1:9000`): the scheme says whether to use
+        TLS; a non-AWS host is addressed path-style."""
+        parts = urlsplit(endpoint_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(
+                f"an S3 endpoint is a URL such as https://s3.example.com, not {endpoint_url!r}"
+            )
+        return cls(
+            access_key_id=access_key_id,
+            secret_access_key=secret_access_key,
+            region=region,
+            endpoint=parts.netloc,
+            use_ssl=parts.scheme == "https",
+            url_style="vhost" if parts.netloc.endswith("amazonaws.com") else "path",
+        )
+
+
+class S3Prefix:
+    """A prefix of an S3 bucket, `s3://bucket/some/prefix`."""
+
+    def __init__(self, url: str, settings: S3Settings, extensions_dir: Path):
+        parts = urlsplit(url)
+        if parts.scheme != "s3" or not parts.netloc:
+            raise ValueError(f"a bucket location is s3://bucket/prefix, not {url!r}")
+        self.url = url.rstrip("/")
+        self.settings = settings
+        self.extensions_dir = Path(extensions_dir)
+
+    def join(self, *parts: str) -> str:
+        return "/".join([self.url, *parts])
+
+    def glob(self, pattern: str) -> list[str]:
+        with self.connect() as con:
+            rows = con.execute("select file from glob(?)", [self.join(pattern)]).fetchall()
+        return sorted(file for (file,) in rows)
+
+    def exists(self, location: str) -> bool:
+        # A glob without a wildcard is answered without asking S3; listing the object's folder is not.
+        folder = location.rsplit("/", 1)[0]
+        with self.connect() as con:
+            listed = con.execute("select file from glob(?)", [folder + "/*"]).fetchall()
+        return (location,) in listed
+
+    def connect(
+        self, *, also_allowed: Iterable[Path] = (), config: Mapping[str, Any] | None = None
+    ) -> duckdb.DuckDBPyConnection:
+        con = duckdb.connect(config={**connection_settings(self.extensions_dir), **(config or {})})
+        try:
+            self._add_secret(con)
+            confine(con, [*also_allowed], remote=[self.url])
+        except BaseException:
+            con.close()
+            raise
+        return con
+
+    def _add_secret(self, con: duckdb.DuckDBPyConnection) -> None:
+        s = self.settings
+        options = {
+            "key_id": s.access_key_id,
+            "secret": s.secret_access_key,
+            "region": s.region,
+            "url_style": s.url_style,
+            "scope": self.url + "/",
+        }
+        if s.endpoint:
+            options["endpoint"] = s.endpoint
+        # CREATE SECRET takes literals only; quotes are doubled, and DuckDB never shows a secret's value.
+        listed = ", ".join(f"{key} {_literal(value)}" for key, value in options.items())
+        con.execute(
+            f"create temporary secret place (type s3, use_ssl {str(s.use_ssl).lower()}, {listed})"
+        )
+
+    def publish_parquet(
+        self, con: duckdb.DuckDBPyConnection, query: str, parameters: list[Any], final: str
+    ) -> None:
+        try:
+            con.execute(
+                f"copy ({query}) to {_literal(final)} (format parquet, compression zstd)",
+                parameters,
+            )
+        except (duckdb.IOException, duckdb.HTTPException) as error:
+            raise LakeWriteError(final, error) from error
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"

@@ -38,3 +38,21 @@ def test_each_extension_loads_by_name_from_its_package_without_a_download(packag
     assert (
         connection_settings(tmp_path / "extensions") == settings
     )  # a second layout changes nothing
+
+
+def test_the_image_lock_pins_what_the_development_lock_pins():
+    """deploy/k8s/requirements.lock (the runtime and the `cluster` extra, what the image installs) is
+    compiled with requirements.lock as its constraint: a package in both has one version."""
+    image = dict(
+        re.findall(
+            r"^([a-z0-9-]+)==(\S+)",
+            (PROJECT_ROOT / "deploy" / "k8s" / "requirements.lock").read_text(),
+            flags=re.MULTILINE,
+        )
+    )
+    developed = locked_versions()
+    assert {"dagster-k8s", "dagster-postgres", "duckdb-extension-ducklake"} <= set(image)
+    assert {
+        name: version for name, version in image.items() if developed.get(name) != version
+    } == {}
+    assert not {"pytest", "moto", "playwright"} & set(image), "the image carries no dev tools"

@@ -92,6 +92,7 @@ def on_call(number, function):
 
 
 import unified_assets.lake as lake
+import unified_assets.places as places
 
 if fault == "mid_fetch":  # the first page staged, the second fetched, nothing published
     lake.StagingFile.append = on_call(2, lake.StagingFile.append)
@@ -101,7 +102,7 @@ elif fault == "before_rename":  # the first day renamed into place; the second w
     os_with_a_fault = types.ModuleType("os")
     os_with_a_fault.__dict__.update(os.__dict__)
     os_with_a_fault.replace = on_call(2, os.replace)
-    lake.os = os_with_a_fault
+    places.os = os_with_a_fault  # where a local folder publishes (places.publish_parquet)
 elif fault == "disk_full":  # writes beyond 16 kB fail with EFBIG, as on a full disk
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     resource.setrlimit(resource.RLIMIT_FSIZE, (16 * 1024, resource.RLIM_INFINITY))

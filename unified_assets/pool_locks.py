@@ -24,6 +24,8 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Protocol
 
+from unified_assets.postgres import PostgresDatabase
+
 # Every lock of the platform is one key in Postgres's single advisory-lock space, shared with whatever
 # else uses the database: the namespace keeps ours apart.
 ADVISORY_LOCK_NAMESPACE = "unified_assets/pool/"
@@ -80,25 +82,23 @@ class FileLocks:
 
 
 class PostgresAdvisoryLocks:
-    """Session-level advisory locks in the Postgres database at `url` (a libpq connection string)."""
+    """Session-level advisory locks in a Postgres database."""
 
-    def __init__(self, url: str, connect_timeout_seconds: int = 10):
-        self.url = url
+    def __init__(self, database: PostgresDatabase, connect_timeout_seconds: int = 10):
+        self.database = database
         self.connect_timeout_seconds = connect_timeout_seconds
 
     @contextmanager
     def hold(self, pool: str, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
-        import psycopg  # the cluster profile's dependency; the local profile never loads it
+        import psycopg
 
         key = ADVISORY_LOCK_NAMESPACE + _checked(pool)
         try:
-            connection = psycopg.connect(
-                self.url, autocommit=True, connect_timeout=self.connect_timeout_seconds
-            )
+            connection = self.database.connect(self.connect_timeout_seconds, autocommit=True)
         except psycopg.Error as error:
             raise PoolLockError(
                 f"pool {pool!r}: cannot reach the Postgres database that holds the pools' locks "
-                f"({describe_postgres_url(self.url)}): {type(error).__name__}"
+                f"({self.database.describe()}): {type(error).__name__}"
             ) from None
         with connection:
             taken = connection.execute(
@@ -111,17 +111,3 @@ class PostgresAdvisoryLocks:
             yield
             # Closing the connection releases the lock as well; unlocking first hands it on at once.
             connection.execute("select pg_advisory_unlock(hashtextextended(%s, 0))", [key])
-
-
-def describe_postgres_url(url: str) -> str:
-    """The host, port and database of a connection string, never its user or password: what an error
-    may show."""
-    from psycopg.conninfo import conninfo_to_dict
-
-    try:
-        parts = conninfo_to_dict(url)
-    except Exception:
-        return "an unparseable connection string"
-    host = parts.get("host", "localhost")
-    port = parts.get("port", "5432")
-    return f"host {host}, port {port}, database {parts.get('dbname', '(default)')}"

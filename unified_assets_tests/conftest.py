@@ -51,8 +51,8 @@ def postgres_server() -> PostgresServer:
 
 
 @pytest.fixture
-def postgres_url(postgres_server) -> str:
-    """The URL (with its password) of a new empty database of the test's own."""
+def postgres_database(postgres_server):
+    """A new empty database of the test's own (a `unified_assets.postgres.PostgresDatabase`)."""
     return postgres_server.create_database()
 
 

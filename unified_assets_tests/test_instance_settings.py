@@ -57,20 +57,18 @@ def test_queued_runs_start_within_a_second(tmp_path, monkeypatch):
         assert instance.run_coordinator.dequeue_interval_seconds == 1
 
 
-def cluster_instance_home(tmp_path, monkeypatch, postgres_url, s3_server) -> str:
+def cluster_instance_home(tmp_path, monkeypatch, postgres_database, s3_server) -> str:
     """DAGSTER_HOME with deploy/cluster/dagster.yaml, its variables pointing at the test's services."""
     shutil.copy(PROJECT_ROOT / "deploy" / "cluster" / "dagster.yaml", tmp_path / "dagster.yaml")
-    from psycopg.conninfo import conninfo_to_dict
-
     bucket = s3_server.create_bucket()
-    database = conninfo_to_dict(postgres_url)
+    database = postgres_database
     for variable, value in {
         "DAGSTER_HOME": str(tmp_path),
-        "DAGSTER_PG_HOST": database["host"],
-        "DAGSTER_PG_PORT": database["port"],
-        "DAGSTER_PG_DB": database["dbname"],
-        "DAGSTER_PG_USER": database["user"],
-        "DAGSTER_PG_PASSWORD": database["password"],
+        "DAGSTER_PG_HOST": database.host,
+        "DAGSTER_PG_PORT": str(database.port),
+        "DAGSTER_PG_DB": database.dbname,
+        "DAGSTER_PG_USER": database.user,
+        "DAGSTER_PG_PASSWORD": database.password,
         "DAGSTER_COMPUTE_LOGS_BUCKET": bucket,
         "UNIFIED_ASSETS_S3_ENDPOINT": s3_server.endpoint_url,
         "AWS_ACCESS_KEY_ID": s3_server.access_key_id,
@@ -82,12 +80,11 @@ def cluster_instance_home(tmp_path, monkeypatch, postgres_url, s3_server) -> str
 
 
 def test_the_cluster_instance_keeps_runs_in_postgres_and_step_logs_in_the_bucket(
-    tmp_path, monkeypatch, postgres_url, s3_server
+    tmp_path, monkeypatch, postgres_database, s3_server
 ):
-    import psycopg
     from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage
 
-    bucket = cluster_instance_home(tmp_path, monkeypatch, postgres_url, s3_server)
+    bucket = cluster_instance_home(tmp_path, monkeypatch, postgres_database, s3_server)
 
     @asset
     def talkative() -> None:
@@ -106,7 +103,7 @@ def test_the_cluster_instance_keeps_runs_in_postgres_and_step_logs_in_the_bucket
         assert concurrency.pool_config.default_pool_limit == 1
         result = materialize([talkative], instance=instance)
     assert result.success
-    with psycopg.connect(postgres_url) as connection:
+    with postgres_database.connect() as connection:
         [(status,)] = connection.execute(
             "select status from runs where run_id = %s", [result.run_id]
         ).fetchall()

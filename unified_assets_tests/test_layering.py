@@ -32,6 +32,7 @@ PLAIN = [
     "redaction.py",
     "durable.py",
     "pool_locks.py",
+    "postgres.py",
     "duckdb_extensions.py",
     "confined_duckdb.py",
     "dbt_confinement.py",

@@ -25,11 +25,19 @@ from unified_assets.lib.environment import bound_to_set_variables
 from unified_assets.model_registry import ModelRegistry
 from unified_assets.places import S3Prefix, S3Settings
 from unified_assets.pool_locks import FileLocks, PoolLocks, PostgresAdvisoryLocks
+from unified_assets.postgres import PostgresDatabase
 from unified_assets.settings import PROJECT_ROOT, SettingError
 
 DATA_DIR_VAR = "UNIFIED_ASSETS_DATA_DIR"
 PROFILE_VAR = "UNIFIED_ASSETS_PROFILE"
-POSTGRES_URL_VAR = "UNIFIED_ASSETS_POSTGRES_URL"
+# libpq's own variables: psql, psycopg and dbt's DuckDB read the same ones (unified_assets/postgres.py).
+POSTGRES_VARS = {
+    "postgres_host": "PGHOST",
+    "postgres_port": "PGPORT",
+    "postgres_database": "PGDATABASE",
+    "postgres_user": "PGUSER",
+    "postgres_password": "PGPASSWORD",
+}
 BUCKET_URL_VAR = "UNIFIED_ASSETS_BUCKET_URL"
 S3_ENDPOINT_VAR = "UNIFIED_ASSETS_S3_ENDPOINT"
 PROFILES = ("local", "cluster")
@@ -60,13 +68,13 @@ class PlatformStorage(ConfigurableResource):
             f"through Postgres ({PROFILE_VAR})."
         ),
     )
-    postgres_url: str = Field(
-        default="",
-        description=(
-            f"The `cluster` profile's Postgres database, a libpq URL with its password "
-            f"({POSTGRES_URL_VAR}, secret: bound through EnvVar, never shown)."
-        ),
+    postgres_host: str = Field(
+        default="", description="The cluster profile's Postgres host (PGHOST)."
     )
+    postgres_port: str = Field(default="5432", description="Its port (PGPORT).")
+    postgres_database: str = Field(default="", description="Its database (PGDATABASE).")
+    postgres_user: str = Field(default="", description="Its user (PGUSER).")
+    postgres_password: str = Field(default="", description="Its password (PGPASSWORD, secret).")
 
     bucket_url: str = Field(
         default="",
@@ -89,7 +97,7 @@ class PlatformStorage(ConfigurableResource):
     ENV_VARS: ClassVar[dict[str, str]] = {
         "data_dir": DATA_DIR_VAR,
         "profile": PROFILE_VAR,
-        "postgres_url": POSTGRES_URL_VAR,
+        **POSTGRES_VARS,
         "bucket_url": BUCKET_URL_VAR,
         "s3_endpoint": S3_ENDPOINT_VAR,
         "s3_region": "AWS_REGION",
@@ -190,12 +198,31 @@ class PlatformStorage(ConfigurableResource):
         own slots are not enough): files in the data folder, or advisory locks in the cluster's Postgres."""
         if not self.is_cluster:
             return FileLocks(self.locks_dir)
-        if not self.postgres_url.strip():
+        return PostgresAdvisoryLocks(self.postgres())
+
+    def postgres(self) -> PostgresDatabase:
+        """The cluster profile's Postgres database: the pools' locks and the warehouse's catalog."""
+        missing = [
+            POSTGRES_VARS[name]
+            for name in ("postgres_host", "postgres_database", "postgres_user")
+            if not getattr(self, name).strip()
+        ]
+        if missing:
             raise SettingError(
-                f"{PROFILE_VAR}=cluster needs {POSTGRES_URL_VAR}, the Postgres database the hosts share "
-                "(postgresql://user:password@host:5432/database)"
+                f"{PROFILE_VAR}=cluster needs the Postgres database the hosts share: set "
+                f"{', '.join(missing)} (libpq's variables; PGPASSWORD and PGPORT too where needed)"
             )
-        return PostgresAdvisoryLocks(self.postgres_url.strip())
+        try:
+            port = int(self.postgres_port)
+        except ValueError:
+            raise SettingError(f"PGPORT={self.postgres_port!r} is not a port number") from None
+        return PostgresDatabase(
+            host=self.postgres_host.strip(),
+            port=port,
+            dbname=self.postgres_database.strip(),
+            user=self.postgres_user.strip(),
+            password=self.postgres_password,
+        )
 
     def lake(self) -> Lake:
         """The raw partitions: under the data folder, or in the bucket in the cluster profile (staged

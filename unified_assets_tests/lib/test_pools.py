@@ -8,7 +8,7 @@ import pytest
 from dagster import AssetExecutionContext, Output, asset, materialize
 
 from unified_assets.lib.pools import holds_its_pool
-from unified_assets.lib.storage import POSTGRES_URL_VAR, PROFILE_VAR, PlatformStorage
+from unified_assets.lib.storage import PROFILE_VAR, PlatformStorage
 from unified_assets.pool_locks import FileLocks, PostgresAdvisoryLocks
 from unified_assets.settings import SettingError
 
@@ -46,22 +46,38 @@ def test_a_pooled_step_holds_its_pools_lock_while_it_runs_and_frees_it_after(ste
 
 def test_the_cluster_profile_locks_in_postgres_and_needs_its_url(monkeypatch, tmp_path):
     cluster = PlatformStorage(
-        data_dir=str(tmp_path), profile="cluster", postgres_url="postgresql://h/db"
+        data_dir=str(tmp_path),
+        profile="cluster",
+        postgres_host="db.internal",
+        postgres_database="unified_assets",
+        postgres_user="platform",
     )
     assert isinstance(cluster.pool_locks(), PostgresAdvisoryLocks)
     assert isinstance(PlatformStorage(data_dir=str(tmp_path)).pool_locks(), FileLocks)
-    with pytest.raises(SettingError, match=f"{PROFILE_VAR}=cluster needs {POSTGRES_URL_VAR}"):
+    with pytest.raises(
+        SettingError, match=f"{PROFILE_VAR}=cluster needs .* PGHOST, PGDATABASE, PGUSER"
+    ):
         PlatformStorage(data_dir=str(tmp_path), profile="cluster").pool_locks()
 
 
-def test_the_profile_and_the_postgres_url_come_from_the_environment(monkeypatch):
-    secret = "postgresql://platform:canary-pw-51c@db.internal:5432/unified_assets"
+def test_the_profile_and_the_postgres_settings_come_from_the_environment(monkeypatch):
     monkeypatch.setenv(PROFILE_VAR, "cluster")
-    monkeypatch.setenv(POSTGRES_URL_VAR, secret)
-    bound = PlatformStorage.from_environment()
-    assert "canary-pw-51c" not in repr(bound)
-    outside = PlatformStorage.outside_dagster()
-    assert (outside.profile, outside.postgres_url) == ("cluster", secret)
+    for variable, value in {
+        "PGHOST": "db.internal",
+        "PGPORT": "6432",
+        "PGDATABASE": "unified_assets",
+        "PGUSER": "platform",
+        "PGPASSWORD": "canary-pw-51c",
+    }.items():
+        monkeypatch.setenv(variable, value)
+    assert "canary-pw-51c" not in repr(PlatformStorage.from_environment())
+    database = PlatformStorage.outside_dagster().postgres()
+    assert (database.host, database.port, database.password) == (
+        "db.internal",
+        6432,
+        "canary-pw-51c",
+    )
+    assert "canary-pw-51c" not in repr(database) + database.describe()
 
 
 def test_an_unknown_profile_names_its_variable(tmp_path):

@@ -10,6 +10,7 @@ import signal
 import pytest
 
 from unified_assets.pool_locks import FileLocks, PoolLockError, PostgresAdvisoryLocks
+from unified_assets.postgres import PostgresDatabase
 
 RACERS = 8
 ROUNDS = 15
@@ -19,7 +20,7 @@ ROUNDS = 15
 def locks(request, tmp_path):
     if request.param == "file":
         return FileLocks(tmp_path / "locks")
-    return PostgresAdvisoryLocks(request.getfixturevalue("postgres_url"))
+    return PostgresAdvisoryLocks(request.getfixturevalue("postgres_database"))
 
 
 def _race(locks, start, holders, most, rounds) -> None:
@@ -90,7 +91,7 @@ def test_different_pools_do_not_wait_for_each_other(locks):
 def test_an_unreachable_lock_database_names_the_pool_and_the_host_but_not_the_password():
     closed_port = 9  # discard: nothing listens on loopback
     locks = PostgresAdvisoryLocks(
-        f"postgresql://platform:s3cret-pw@127.0.0.1:{closed_port}/dagster",
+        PostgresDatabase("127.0.0.1", "dagster", "platform", "s3cret-pw", closed_port),
         connect_timeout_seconds=2,
     )
     with pytest.raises(PoolLockError) as raised, locks.hold("warehouse"):

@@ -53,14 +53,16 @@ class PostgresServer:
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://{POSTGRES_USER}:{self.password}@{self.host}:{self.port}/{database}"
 
-    def create_database(self) -> str:
-        """A new empty database of the test's own; returns its URL."""
+    def create_database(self):  # -> unified_assets.postgres.PostgresDatabase
+        """A new empty database of the test's own."""
         import psycopg
+
+        from unified_assets.postgres import PostgresDatabase
 
         name = f"test_{secrets.token_hex(6)}"
         with psycopg.connect(self.url(), autocommit=True) as connection:
             connection.execute(f'create database "{name}"')
-        return self.url(name)
+        return PostgresDatabase(self.host, name, POSTGRES_USER, self.password, self.port)
 
 
 def postgres_bin_dir() -> Path | None:
@@ -221,15 +223,20 @@ def _wait_for_port(port: int, process: subprocess.Popen) -> None:
     pytest.fail(f"moto's server did not listen on port {port} within {STARTUP_LIMIT_SECONDS} s")
 
 
-def cluster_storage(data_dir: Path, postgres_url: str, s3_server: S3Server):
+def cluster_storage(data_dir: Path, postgres_database, s3_server: S3Server):
     """The storage resource in the `cluster` profile: a new bucket of the test's own on `s3_server`, the
-    pools' locks in `postgres_url`, `data_dir` as this host's scratch folder."""
+    pools' locks and the warehouse's catalog in `postgres_database`, `data_dir` as this host's scratch
+    folder."""
     from unified_assets.lib.storage import PlatformStorage
 
     return PlatformStorage(
         data_dir=str(data_dir),
         profile="cluster",
-        postgres_url=postgres_url,
+        postgres_host=postgres_database.host,
+        postgres_port=str(postgres_database.port),
+        postgres_database=postgres_database.dbname,
+        postgres_user=postgres_database.user,
+        postgres_password=postgres_database.password,
         bucket_url=f"s3://{s3_server.create_bucket()}/unified_assets",
         s3_endpoint=s3_server.endpoint_url,
         s3_region=s3_server.region,

@@ -105,11 +105,11 @@ def test_a_range_of_partitions_lands_exactly_the_ground_truth(demo_config, data_
 
 
 def test_the_cluster_profile_lands_the_ground_truth_in_the_bucket_and_checks_it_there(
-    demo_config, tmp_path, postgres_url, s3_server
+    demo_config, tmp_path, postgres_database, s3_server
 ):
     """Same extraction, same partitions, in the bucket: nothing lands in the local folder, which is only
     scratch space, and the extract checks (the blocking PII check among them) read the bucket."""
-    storage = cluster_storage(tmp_path / "scratch", postgres_url, s3_server)
+    storage = cluster_storage(tmp_path / "scratch", postgres_database, s3_server)
     world = frozen_world(demo_config)
     with serving(world) as server:
         result = materialize_range(server, storage, assets=[*raw_assets, *raw_extract_checks])

@@ -191,14 +191,15 @@ class S3Prefix:
     ) -> duckdb.DuckDBPyConnection:
         con = duckdb.connect(config={**connection_settings(self.extensions_dir), **(config or {})})
         try:
-            self._add_secret(con)
+            self.add_secret(con)
             confine(con, [*also_allowed], remote=[self.url])
         except BaseException:
             con.close()
             raise
         return con
 
-    def _add_secret(self, con: duckdb.DuckDBPyConnection) -> None:
+    def add_secret(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Give `con` this prefix's credentials, for this prefix only."""
         s = self.settings
         options = {
             "key_id": s.access_key_id,

@@ -39,6 +39,7 @@ from unified_assets_tests.support.resources import (
 )
 from unified_assets_tests.support.simulators import FROZEN_AT, frozen_world, serving
 from unified_assets_tests.support.truth import TABLE_SYSTEM
+from unified_assets_tests.support.warehouse import built_tables_hashes, rows_hash
 
 pytestmark = pytest.mark.slow
 
@@ -46,12 +47,6 @@ RANGE = {
     "dagster/asset_partition_range_start": "2026-03-13",
     "dagster/asset_partition_range_end": FROZEN_AT.date().isoformat(),
 }
-VOLATILE = (
-    "extracted_at"  # any column whose name holds it: the wall clock of the run that wrote the row
-)
-# DuckDB sums doubles in parallel, in no fixed order, so an aggregate may differ in its last bits from one
-# build to the next (3665.28 and 3665.2799999999997): doubles are compared to this many decimals.
-DOUBLE_DECIMALS = 6
 
 # Every fault the simulator injects that leaves the data as it is (a vendor's schema drift and a record
 # updated during the run change what there is to land; test_connectors.py holds those against the truth), on
@@ -170,29 +165,9 @@ def warehouse_hashes(data_dir: Path) -> dict[str, tuple[int, int]]:
     path = data_dir / "warehouse.duckdb"
     if not path.exists():
         return {}
-    with duckdb.connect(
-        str(path)
-    ) as con:  # read-write: a killed writer's WAL is replayed or dropped
-        tables = con.execute(
-            "select table_schema, table_name from information_schema.tables "
-            "where table_type = 'BASE TABLE'"
-        ).fetchall()
-        return {
-            f"{schema}.{table}": rows_hash(con, f'"{schema}"."{table}"') for schema, table in tables
-        }
-
-
-def rows_hash(con: duckdb.DuckDBPyConnection, source: str) -> tuple[int, int]:
-    described = con.execute(f"describe select * from {source}").fetchall()
-    kept = ", ".join(
-        f'round("{name}", {DOUBLE_DECIMALS})' if kind in ("DOUBLE", "FLOAT") else f'"{name}"'
-        for name, kind, *_ in described
-        if VOLATILE not in name
-    )
-    count, digest = con.execute(
-        f"select count(*), coalesce(sum(hash(row({kept}))::hugeint), 0) from {source}"
-    ).fetchone()
-    return count, int(digest)
+    # Read-write: a killed writer's WAL is replayed or dropped.
+    with duckdb.connect(str(path)) as con:
+        return built_tables_hashes(con)
 
 
 def simulator_environment(server, storage: PlatformStorage) -> dict[str, str]:

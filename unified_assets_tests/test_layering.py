@@ -39,6 +39,7 @@ PLAIN = [
     "dbt_manifest.py",
     "lake.py",
     "places.py",
+    "ducklake.py",
     "quality.py",
     "forecasting",
     "model_registry.py",

@@ -10,6 +10,11 @@
     {%- if not execute -%}
         {{ return(true) }}
     {%- endif -%}
-    {%- set found = run_query("select count(*) from glob('" ~ ml_output_path(name) ~ "')") -%}
+    {#- The folder is listed: a glob with no wildcard is answered without asking a bucket whether the file
+        is there. -#}
+    {%- set found = run_query(
+        "select count(*) from glob('" ~ var('handoff_dir') ~ "/*.parquet') where file = '"
+        ~ ml_output_path(name) ~ "'"
+    ) -%}
     {{ return(found.columns[0].values()[0] > 0) }}
 {%- endmacro %}

@@ -20,6 +20,8 @@ from typing import Any, ClassVar
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from unified_assets.duckdb_extensions import extension_directory
+from unified_assets.ducklake import DuckLakeWarehouse
 from unified_assets.lake import Lake
 from unified_assets.lib.environment import bound_to_set_variables
 from unified_assets.model_registry import ModelRegistry
@@ -263,11 +265,46 @@ class PlatformStorage(ConfigurableResource):
     def handoff_path(self, name: str) -> Path:
         return self.handoff_dir / f"{name}.parquet"
 
+    def ducklake(self) -> DuckLakeWarehouse:
+        """The cluster profile's warehouse: catalog in Postgres, data files under <bucket>/warehouse."""
+        return DuckLakeWarehouse(self.postgres(), self.bucket_place("warehouse"))
+
+    def dbt_target(self) -> str:
+        """The profiles.yml output dbt builds with: the DuckDB file, or the DuckLake."""
+        return "cluster" if self.is_cluster else "local"
+
     def dbt_vars(self) -> dict[str, str]:
         """The locations dbt reads and writes, as `--vars` (profiles.yml and the sources use them; run
-        by hand, dbt falls back to the defaults in dbt_project.yml, the project's data/ folder)."""
+        by hand, dbt falls back to the defaults in dbt_project.yml, the project's data/ folder). No
+        secret: those reach dbt in its environment (`dbt_environment`)."""
+        if not self.is_cluster:
+            return {
+                "lake_dir": str(self.lake_dir),
+                "handoff_dir": str(self.handoff_dir),
+                "warehouse_path": str(self.warehouse_path),
+            }
+        warehouse = self.bucket_place("warehouse")
+        s3 = warehouse.settings
         return {
-            "lake_dir": str(self.lake_dir),
-            "handoff_dir": str(self.handoff_dir),
-            "warehouse_path": str(self.warehouse_path),
+            "lake_dir": self.bucket_place("lake").url,
+            "handoff_dir": self.bucket_place("ml").url,
+            "warehouse_data_path": warehouse.url + "/",
+            "bucket_url": self.bucket_url.strip().rstrip("/"),
+            "extension_dir": str(extension_directory(warehouse.extensions_dir)),
+            "s3_endpoint": s3.endpoint,
+            "s3_region": s3.region,
+            "s3_url_style": s3.url_style,
+            "s3_use_ssl": str(s3.use_ssl).lower(),
+            "scratch_dir": str(self.root / "_dbt_spill"),
+        }
+
+    def dbt_environment(self) -> dict[str, str]:
+        """The secrets dbt's connection needs, as the variables profiles.yml reads: the bucket's keys and
+        the catalog's libpq settings in the cluster profile, nothing locally."""
+        if not self.is_cluster:
+            return {}
+        return {
+            **self.postgres().libpq_environment(),
+            "AWS_ACCESS_KEY_ID": self.s3_access_key_id,
+            "AWS_SECRET_ACCESS_KEY": self.s3_secret_access_key,
         }

@@ -196,25 +196,28 @@ def running_s3() -> Iterator[S3Server]:
     except ImportError:
         unavailable("moto's S3 server is not installed (scripts/bootstrap installs the dev extras)")
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        _wait_for_port(port, process)
-        yield S3Server(f"http://127.0.0.1:{port}")
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    # Its request log goes to a file: a pipe nobody reads fills up and the server stops answering.
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "--host", "127.0.0.1", "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+        try:
+            _wait_for_port(port, process, log)
+            yield S3Server(f"http://127.0.0.1:{port}")
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
 
 
-def _wait_for_port(port: int, process: subprocess.Popen) -> None:
+def _wait_for_port(port: int, process: subprocess.Popen, log) -> None:
     """Until the server accepts connections; fails at once if it exits instead."""
     deadline = time.monotonic() + STARTUP_LIMIT_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            pytest.fail(f"moto's server exited ({process.returncode}): {process.stderr.read()!r}")
+            log.seek(0)
+            pytest.fail(f"moto's server exited ({process.returncode}): {log.read()[-2000:]!r}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
             return

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import duckdb
 from dagster import materialize
 
 from saas_simulator.world import World
@@ -23,17 +24,22 @@ def range_tags(first_day: str, last_day: str) -> dict[str, str]:
     }
 
 
+def land_days(server, storage: PlatformStorage, first_day: str, last_day: str) -> None:
+    """Land [first_day, last_day] from the simulator `server` in one run, as a backfill does."""
+    landed = materialize(
+        raw_assets,
+        resources=source_resources(server, storage),
+        tags=range_tags(first_day, last_day),
+    )
+    assert landed.success
+
+
 def build_warehouse(
     storage: PlatformStorage, world: World, first_day: str, last_day: str
 ) -> PlatformStorage:
     """Land [first_day, last_day] from `world` in one run and build every dbt model into `storage`."""
     with serving(world) as server:
-        landed = materialize(
-            raw_assets,
-            resources=source_resources(server, storage),
-            tags=range_tags(first_day, last_day),
-        )
-    assert landed.success
+        land_days(server, storage, first_day, last_day)
     assert materialize([dbt_models], resources=dbt_resources(storage)).success
     return storage
 
@@ -46,3 +52,36 @@ def copy_of_warehouse(
     ignore = None if with_lake else shutil.ignore_patterns("lake")
     shutil.copytree(built.root, directory, ignore=ignore)
     return PlatformStorage(data_dir=str(directory))
+
+
+VOLATILE = (
+    "extracted_at"  # any column whose name holds it: the wall clock of the run that wrote the row
+)
+# DuckDB sums doubles in parallel, in no fixed order, so an aggregate may differ in its last bits from one
+# build to the next (3665.28 and 3665.2799999999997): doubles are compared to this many decimals.
+DOUBLE_DECIMALS = 6
+
+
+def rows_hash(con: duckdb.DuckDBPyConnection, source: str) -> tuple[int, int]:
+    """Row count and an order-independent hash of the rows of `source` (a table or a table function)."""
+    described = con.execute(f"describe select * from {source}").fetchall()
+    kept = ", ".join(
+        f'round("{name}", {DOUBLE_DECIMALS})' if kind in ("DOUBLE", "FLOAT") else f'"{name}"'
+        for name, kind, *_ in described
+        if VOLATILE not in name
+    )
+    count, digest = con.execute(
+        f"select count(*), coalesce(sum(hash(row({kept}))::hugeint), 0) from {source}"
+    ).fetchone()
+    return count, int(digest)
+
+
+def built_tables_hashes(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[int, int]]:
+    """`rows_hash` of every table dbt built in the connection's default database, by schema.table."""
+    tables = con.execute(
+        "select table_schema, table_name from information_schema.tables "
+        "where table_type = 'BASE TABLE' and table_catalog = current_database()"
+    ).fetchall()
+    return {
+        f"{schema}.{table}": rows_hash(con, f'"{schema}"."{table}"') for schema, table in tables
+    }

@@ -15,6 +15,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from dagster import AssetExecutionContext, Config, Output
@@ -110,6 +111,23 @@ def with_row_counts(invocation: DbtCliInvocation, context: AssetExecutionContext
             yield event
 
 
+@contextmanager
+def environment_for_dbt(variables: dict[str, str]) -> Iterator[None]:
+    """Set `variables` in this process's environment while dbt is started: dagster-dbt gives dbt a copy
+    of the environment and takes no other, and in the cluster profile the storage resource's secrets
+    (resolved by Dagster from EnvVar) are what profiles.yml reads."""
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 class DbtBuildConfig(Config):
     full_refresh: bool = Field(
         default=False,
@@ -133,7 +151,7 @@ def dbt_models(
     storage: PlatformStorage,
     config: DbtBuildConfig,
 ):
-    args = ["build", "--vars", json.dumps(storage.dbt_vars())]
+    args = ["build", "--target", storage.dbt_target(), "--vars", json.dumps(storage.dbt_vars())]
     if config.full_refresh:
         args.append("--full-refresh")
     project = dbt_project()
@@ -145,8 +163,8 @@ def dbt_models(
     state = parse_state_for(target_dir, storage.dbt_vars())
     seed_parse_state(state, build_target)
     try:
-        yield from with_row_counts(
-            dbt.cli(args, context=context, target_path=build_target), context
-        )
+        with environment_for_dbt(storage.dbt_environment()):
+            invocation = dbt.cli(args, context=context, target_path=build_target)
+        yield from with_row_counts(invocation, context)
     finally:
         keep_parse_state(build_target, state)

@@ -63,9 +63,14 @@ def s3_server() -> S3Server:
         yield server
 
 
-# The three slowest files start first, so the two test processes finish together rather than one waiting on
+# The slowest files start first, so the two test processes finish together rather than one waiting on
 # a late-started `dagster dev` test (with --dist loadfile, files go out in collection order).
-SLOWEST_FIRST = ("test_dagster_dev.py", "test_transform.py", "test_ml_assets.py")
+SLOWEST_FIRST = (
+    "test_dagster_dev.py",
+    "test_ducklake.py",
+    "test_transform.py",
+    "test_ml_assets.py",
+)
 
 
 def pytest_collection_modifyitems(items):

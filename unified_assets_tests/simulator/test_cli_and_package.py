@@ -43,15 +43,22 @@ def test_no_module_imports_dagster():
 
 
 def test_import_is_light():
+    """Importing the simulator loads the standard library's web pieces and nothing heavy beyond what the
+    platform has loaded already (numpy, pandas, requests). What a package loads decides its import time;
+    measuring the time itself belongs in a benchmark, not a test that a busy machine could fail."""
     code = (
-        "import sys, time; import numpy, pandas, requests; started = time.perf_counter();"
+        "import sys; import numpy, pandas, requests; before = set(sys.modules);"
         "import saas_simulator;"
-        "print(time.perf_counter() - started, 'dagster' in sys.modules)"
+        "print(' '.join(sorted({name.split('.')[0] for name in set(sys.modules) - before})))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout.split()
-    assert float(out[0]) < 0.3 and out[1] == "False", out
+    loaded = set(
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.split()
+    )
+    assert loaded <= {"saas_simulator", "http", "html", "socketserver", "uuid", "_uuid", "email"}, (
+        loaded
+    )
 
 
 @pytest.mark.parametrize(

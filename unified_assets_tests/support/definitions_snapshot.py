@@ -72,7 +72,12 @@ def snapshot(defs: Definitions) -> str:
     graph = defs.resolve_asset_graph()
     lines = asset_lines(graph)
     for job in sorted(defs.jobs or (), key=lambda job: job.name):
-        lines.append(f"job {job.name}: {_keys(job.selection.resolve(graph))}")
+        selection = getattr(job, "selection", None)
+        if selection is None:  # an op job: its ops, not assets
+            ops = sorted(node.name for node in job.all_node_defs)
+            lines.append(f"job {job.name}: ops {', '.join(ops)}")
+        else:
+            lines.append(f"job {job.name}: {_keys(selection.resolve(graph))}")
     for sensor in sorted(defs.sensors or (), key=lambda sensor: sensor.name):
         lines += [
             f"sensor {sensor.name} ({type(sensor).__name__})",

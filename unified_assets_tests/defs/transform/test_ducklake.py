@@ -11,6 +11,7 @@ from pathlib import Path
 from dagster import materialize
 
 from unified_assets.defs.transform.assets import dbt_models
+from unified_assets.defs.transform.maintenance import warehouse_maintenance
 from unified_assets.lib.storage import PlatformStorage
 from unified_assets_tests.support.resources import dbt_resources
 from unified_assets_tests.support.services import S3Server, cluster_storage
@@ -110,6 +111,27 @@ def test_the_same_lake_builds_the_same_warehouse_on_a_file_and_on_ducklake_incre
     build(cluster, full_refresh=True)
     assert local_hashes(local) == incremental
     assert ducklake_hashes(cluster) == incremental
+
+    # The weekly upkeep, keeping no old snapshot: one snapshot left, and the same tables.
+    upkeep = warehouse_maintenance.execute_in_process(
+        resources={"storage": cluster},
+        run_config={"ops": {"compact_warehouse": {"config": {"keep_snapshots_days": 0}}}},
+    )
+    assert upkeep.success
+    with cluster.ducklake().connect() as con:
+        assert con.execute("select count(*) from ducklake_snapshots('warehouse')").fetchone() == (
+            1,
+        )
+    assert ducklake_hashes(cluster) == incremental
+
+
+def test_the_warehouse_upkeep_leaves_a_local_warehouse_alone(storage):
+    result = warehouse_maintenance.execute_in_process(resources={"storage": storage})
+    assert result.success
+    written = sorted(path.name for path in storage.root.iterdir())
+    assert written == ["locks"], (
+        "the local profile has nothing to merge or expire (it held its pool)"
+    )
 
 
 def test_a_reader_is_told_when_the_ducklake_has_not_been_built(

@@ -110,6 +110,7 @@ def test_the_schedules_and_the_automation_sensor_are_on_by_default():
     assert {s.name: s.default_status.value for s in defs.schedules} == {
         "daily_pipeline": "RUNNING",
         "ticket_and_sentiment_refresh": "RUNNING",
+        "weekly_warehouse_maintenance": "RUNNING",
     }
     assert defs.get_sensor_def("automation").default_status.value == "RUNNING"
 

@@ -170,6 +170,7 @@ class S3Prefix:
         self.url = url.rstrip("/")
         self.settings = settings
         self.extensions_dir = Path(extensions_dir)
+        self._boto3_client: Any = None
 
     def join(self, *parts: str) -> str:
         return "/".join([self.url, *parts])
@@ -180,11 +181,73 @@ class S3Prefix:
         return sorted(file for (file,) in rows)
 
     def exists(self, location: str) -> bool:
-        # A glob without a wildcard is answered without asking S3; listing the object's folder is not.
-        folder = location.rsplit("/", 1)[0]
-        with self.connect() as con:
-            listed = con.execute("select file from glob(?)", [folder + "/*"]).fetchall()
-        return (location,) in listed
+        from botocore.exceptions import ClientError
+
+        try:
+            self._client().head_object(Bucket=self.bucket, Key=self._key(location))
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
+
+    # Whole objects, for what is not a table (a model's files, an alert, a webhook delivery): S3 makes an
+    # object visible only once its upload completes, so a reader gets all of one or none of it.
+
+    def put_bytes(self, location: str, payload: bytes) -> None:
+        self._client().put_object(Bucket=self.bucket, Key=self._key(location), Body=payload)
+
+    def get_bytes(self, location: str) -> bytes:
+        """The object's content; FileNotFoundError naming the location when there is none."""
+        client = self._client()
+        try:
+            return client.get_object(Bucket=self.bucket, Key=self._key(location))["Body"].read()
+        except client.exceptions.NoSuchKey:
+            raise FileNotFoundError(f"{location} does not exist") from None
+
+    def list_under(self, location: str) -> list[str]:
+        """Every object under the folder `location` (one of this prefix's), as locations, sorted."""
+        folder = self._key(location.rstrip("/")) + "/"
+        pages = (
+            self._client()
+            .get_paginator("list_objects_v2")
+            .paginate(Bucket=self.bucket, Prefix=folder)
+        )
+        keys = [item["Key"] for page in pages for item in page.get("Contents", [])]
+        return sorted(f"s3://{self.bucket}/{key}" for key in keys)
+
+    @property
+    def bucket(self) -> str:
+        return urlsplit(self.url).netloc
+
+    def _key(self, location: str) -> str:
+        if not location.startswith(self.url + "/"):
+            raise ValueError(f"{location} is not under {self.url}")
+        return location.removeprefix(f"s3://{self.bucket}/")
+
+    def _client(self) -> Any:
+        """A boto3 client (the cluster extra's dependency, loaded only here), made once per prefix."""
+        if self._boto3_client is None:
+            self._boto3_client = self._new_client()
+        return self._boto3_client
+
+    def _new_client(self) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        s = self.settings
+        scheme = "https" if s.use_ssl else "http"
+        return boto3.client(
+            "s3",
+            endpoint_url=f"{scheme}://{s.endpoint}" if s.endpoint else None,
+            region_name=s.region,
+            aws_access_key_id=s.access_key_id,
+            aws_secret_access_key=s.secret_access_key,
+            config=Config(
+                s3={"addressing_style": "path" if s.url_style == "path" else "virtual"},
+                retries={"mode": "standard", "max_attempts": 5},
+            ),
+        )
 
     def connect(
         self, *, also_allowed: Iterable[Path] = (), config: Mapping[str, Any] | None = None

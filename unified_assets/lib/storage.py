@@ -25,7 +25,7 @@ from unified_assets.ducklake import DuckLakeWarehouse
 from unified_assets.lake import Lake
 from unified_assets.lib.environment import bound_to_set_variables
 from unified_assets.model_registry import ModelRegistry
-from unified_assets.places import S3Prefix, S3Settings
+from unified_assets.places import LocalFolder, Place, S3Prefix, S3Settings
 from unified_assets.pool_locks import FileLocks, PoolLocks, PostgresAdvisoryLocks
 from unified_assets.postgres import PostgresDatabase
 from unified_assets.settings import PROJECT_ROOT, SettingError
@@ -260,10 +260,21 @@ class PlatformStorage(ConfigurableResource):
         )
 
     def model_registry(self, model: str) -> ModelRegistry:
-        return ModelRegistry(self.models_dir, model)
+        """A model's registry: in the data folder, or in the bucket with its production pointer in
+        Postgres (unified_assets.model_registry)."""
+        if not self.is_cluster:
+            return ModelRegistry.in_folder(self.models_dir, model)
+        return ModelRegistry.in_bucket(self.bucket_place("models"), self.postgres(), model)
 
-    def handoff_path(self, name: str) -> Path:
-        return self.handoff_dir / f"{name}.parquet"
+    def handoff_place(self) -> Place:
+        """Where the tables steps hand each other are published: the hand-off folder, or `<bucket>/ml`."""
+        return self.bucket_place("ml") if self.is_cluster else LocalFolder(self.handoff_dir)
+
+    def operations_place(self) -> Place:
+        """Where the business-event assets publish: the operations folder, or `<bucket>/operations`."""
+        if self.is_cluster:
+            return self.bucket_place("operations")
+        return LocalFolder(self.operations_dir)
 
     def ducklake(self) -> DuckLakeWarehouse:
         """The cluster profile's warehouse: catalog in Postgres, data files under <bucket>/warehouse."""

@@ -226,10 +226,12 @@ def _wait_for_port(port: int, process: subprocess.Popen, log) -> None:
     pytest.fail(f"moto's server did not listen on port {port} within {STARTUP_LIMIT_SECONDS} s")
 
 
-def cluster_storage(data_dir: Path, postgres_database, s3_server: S3Server):
-    """The storage resource in the `cluster` profile: a new bucket of the test's own on `s3_server`, the
-    pools' locks and the warehouse's catalog in `postgres_database`, `data_dir` as this host's scratch
-    folder."""
+def cluster_storage(
+    data_dir: Path, postgres_database, s3_server: S3Server, bucket_url: str | None = None
+):
+    """The storage resource in the `cluster` profile: `bucket_url` (default: a new bucket of the test's
+    own on `s3_server`), the pools' locks, the warehouse's catalog and the models' production pointers in
+    `postgres_database`, `data_dir` as this host's scratch folder."""
     from unified_assets.lib.storage import PlatformStorage
 
     return PlatformStorage(
@@ -240,7 +242,7 @@ def cluster_storage(data_dir: Path, postgres_database, s3_server: S3Server):
         postgres_database=postgres_database.dbname,
         postgres_user=postgres_database.user,
         postgres_password=postgres_database.password,
-        bucket_url=f"s3://{s3_server.create_bucket()}/unified_assets",
+        bucket_url=bucket_url or f"s3://{s3_server.create_bucket()}/unified_assets",
         s3_endpoint=s3_server.endpoint_url,
         s3_region=s3_server.region,
         s3_access_key_id=s3_server.access_key_id,

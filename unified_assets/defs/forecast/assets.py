@@ -102,12 +102,12 @@ def demand_training_set(
     import pandas as pd
 
     history = read_weekly_demand(storage)
-    path = TRAINING_SET_TABLE.write(storage, history)
+    location = TRAINING_SET_TABLE.write(storage, history)
     weeks = history["period"].nunique()
     context.log.info(f"{history['series_id'].nunique()} SKUs, {weeks} complete weeks")
     return MaterializeResult(
         metadata={
-            "path": MetadataValue.path(str(path)),
+            "path": MetadataValue.path(location),
             "dagster/row_count": len(history),
             "dagster/column_schema": frame_schema(history),
             "sku_count": history["series_id"].nunique(),
@@ -322,7 +322,7 @@ def demand_forecast(context: AssetExecutionContext, storage: PlatformStorage) ->
             "model_version": production.version,
         }
     )
-    path = DEMAND_FORECAST_TABLE.write(storage, table)
+    location = DEMAND_FORECAST_TABLE.write(storage, table)
     context.log.info(
         f"{table['product_sku'].nunique()} SKUs forecast for {len(table['week_start'].unique())} "
         f"weeks from {origin.date()} with model {production.version}"
@@ -334,7 +334,7 @@ def demand_forecast(context: AssetExecutionContext, storage: PlatformStorage) ->
         metadata={
             "model_version": production.version,
             "forecast_origin": str(origin.date()),
-            "path": MetadataValue.path(str(path)),
+            "path": MetadataValue.path(location),
             "dagster/row_count": len(table),
             "dagster/column_schema": frame_schema(table),
             "preview": MetadataValue.md(markdown_table(table.head(12))),

@@ -12,7 +12,6 @@ Both read the warehouse read-only inside the `warehouse` pool, so they never mee
 """
 
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -31,7 +30,7 @@ from dagster import (
 
 from unified_assets import settings
 from unified_assets.lib.dbt_project import dbt_model_key
-from unified_assets.lib.handoffs import write_parquet_atomically
+from unified_assets.lib.handoffs import publish_table
 from unified_assets.lib.keys import DATA_PLATFORM
 from unified_assets.lib.metadata import markdown_table
 from unified_assets.lib.pools import holds_its_pool
@@ -51,12 +50,12 @@ closed_month_partitions = MonthlyPartitionsDefinition(
 )
 
 
-def enriched_ticket_path(storage: PlatformStorage, ticket_id: int) -> Path:
-    return storage.operations_dir / "enriched_p1_tickets" / f"{ticket_id}.parquet"
+def enriched_ticket_location(storage: PlatformStorage, ticket_id: int) -> str:
+    return storage.operations_place().join("enriched_p1_tickets", f"{ticket_id}.parquet")
 
 
-def month_end_path(storage: PlatformStorage, month: str) -> Path:
-    return storage.operations_dir / "month_end_close" / f"{month}.parquet"
+def month_end_location(storage: PlatformStorage, month: str) -> str:
+    return storage.operations_place().join("month_end_close", f"{month}.parquet")
 
 
 # ------------------------------------------------------------------------------ enriched P1 tickets
@@ -162,10 +161,10 @@ def enriched_p1_tickets(
     with open_warehouse(storage) as con:
         known = customer_context(con, ticket.get("organization_id"))
     row = enriched_row(ticket, known)
-    path = enriched_ticket_path(storage, ticket_id)
+    location = enriched_ticket_location(storage, ticket_id)
     import pandas as pd  # here, not at the top: the code location loads without pandas
 
-    write_parquet_atomically(pd.DataFrame([row]), path)
+    publish_table(storage.operations_place(), pd.DataFrame([row]), location)
     who = known["customer_name"] or "an unresolved customer"
     context.log.info(
         f"P1 ticket {ticket_id} ({who}): {row['open_purchase_order_count']} open purchase orders, "
@@ -179,7 +178,7 @@ def enriched_p1_tickets(
             "past_due_invoices": row["past_due_invoice_count"],
             "past_due_balance_usd": row["past_due_balance_usd"],
             "pii_redacted": sum(redacted.values()),
-            "path": MetadataValue.path(str(path)),
+            "path": MetadataValue.path(location),
         }
     )
 
@@ -240,8 +239,8 @@ def month_end_close(context: AssetExecutionContext, storage: PlatformStorage) ->
                 "month's days before closing it"
             )
         )
-    path = month_end_path(storage, context.partition_key)
-    write_parquet_atomically(by_sku, path)
+    location = month_end_location(storage, context.partition_key)
+    publish_table(storage.operations_place(), by_sku, location)
     context.log.info(
         f"{first:%B %Y} closed: {len(by_sku)} SKUs, invoiced {by_sku['invoiced_amount'].sum():,.2f} USD"
     )
@@ -252,6 +251,6 @@ def month_end_close(context: AssetExecutionContext, storage: PlatformStorage) ->
             "invoiced_amount_usd": round(float(by_sku["invoiced_amount"].sum()), 2),
             "ordered_quantity": float(by_sku["ordered_quantity"].sum()),
             "preview": MetadataValue.md(markdown_table(by_sku.head(12))),
-            "path": MetadataValue.path(str(path)),
+            "path": MetadataValue.path(location),
         }
     )

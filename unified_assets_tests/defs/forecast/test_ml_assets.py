@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from datetime import datetime
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -109,7 +110,7 @@ def test_the_first_model_is_promoted_and_forecasts_every_active_sku(storage):
     assert model["backtest_plot"].startswith("![backtest](data:image/png;base64,")
 
     forecast = pd.DataFrame(
-        duckdb.sql(f"select * from '{DEMAND_FORECAST_TABLE.path(storage)}'").df()
+        duckdb.sql(f"select * from '{DEMAND_FORECAST_TABLE.location(storage)}'").df()
     )
     weekly = read_weekly_demand(storage)
     assert set(forecast["product_sku"]) == active_skus(weekly)
@@ -168,7 +169,7 @@ def test_a_challenger_killed_while_written_or_no_better_leaves_the_champion_serv
     )
 
     assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
-    [scratch] = registry.versions_dir.glob(".scratch-*")
+    [scratch] = registry.store.folder.glob(".scratch-*")
     assert (scratch / "model.pkl").stat().st_size > 0, "the kill landed mid-write"
     assert registry.versions() == [champion]  # the half-written challenger is not a version
     assert registry.production().version == champion  # it loads: the artifact's hash is checked
@@ -180,7 +181,7 @@ def test_a_challenger_killed_while_written_or_no_better_leaves_the_champion_serv
     assert "champion" in check.metadata["decision"].value
     assert registry.production_version() == champion
     assert len(registry.versions()) == 2
-    assert not list(registry.versions_dir.glob(".scratch-*")), "the killed writer's scratch"
+    assert not list(registry.store.folder.glob(".scratch-*")), "the killed writer's scratch"
     assert metadata(again, FORECAST)["model_version"] == champion
 
 
@@ -215,7 +216,7 @@ def test_a_first_model_worse_than_seasonal_naive_stops_the_run_before_the_foreca
     assert "does not beat seasonal naive" in check.metadata["decision"].value
     assert FORECAST not in {e.asset_key for e in result.get_asset_materialization_events()}
     assert model_registry(storage).production_version() is None
-    assert not DEMAND_FORECAST_TABLE.path(storage).exists()
+    assert not Path(DEMAND_FORECAST_TABLE.location(storage)).exists()
 
 
 def test_forecasting_without_a_production_model_says_what_to_run(storage):
@@ -246,7 +247,7 @@ def test_safety_stock_reaches_the_purchasing_system_once(storage, demo_config):
             replenishment_assets, instance=DagsterInstance.ephemeral(), resources=resources
         )
         assert server.items.updates() == written  # nothing written twice
-        table = duckdb.sql(f"select * from '{RECOMMENDATIONS_TABLE.path(storage)}'").df()
+        table = duckdb.sql(f"select * from '{RECOMMENDATIONS_TABLE.location(storage)}'").df()
         for row in table.itertuples():
             assert server.items.custom_fields(int(row.purchasing_item_id)) == {
                 "safety-stock": row.safety_stock,
@@ -271,7 +272,7 @@ def test_every_ticket_gets_a_sentiment_from_the_model_with_the_better_f1(storage
         [ticket_sentiment], instance=DagsterInstance.ephemeral(), resources={"storage": storage}
     )
     shown = metadata(result, TICKET_SENTIMENT)
-    scored = duckdb.sql(f"select * from '{TICKET_SENTIMENT_TABLE.path(storage)}'").df()
+    scored = duckdb.sql(f"select * from '{TICKET_SENTIMENT_TABLE.location(storage)}'").df()
     with duckdb.connect(str(storage.warehouse_path), read_only=True) as con:
         [(tickets,)] = con.execute(
             "select count(*) from staging.stg_support__tickets where not is_deleted"
@@ -309,7 +310,7 @@ def test_the_sentiment_scores_feed_the_unified_demand_mart(storage):
         instance=DagsterInstance.ephemeral(),
     )
     assert result.success
-    scores = duckdb.sql(f"select * from '{TICKET_SENTIMENT_TABLE.path(storage)}'").df()
+    scores = duckdb.sql(f"select * from '{TICKET_SENTIMENT_TABLE.location(storage)}'").df()
     with duckdb.connect(str(storage.warehouse_path), read_only=True) as con:
         mentions = con.execute(
             "select ticket_id, customer_id, product_sku from intermediate.int_ticket_mentions"

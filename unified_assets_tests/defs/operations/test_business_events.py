@@ -31,9 +31,9 @@ from unified_assets import settings
 from unified_assets.defs.operations.assets import (
     MARTS,
     enriched_p1_tickets,
-    enriched_ticket_path,
+    enriched_ticket_location,
     month_end_close,
-    month_end_path,
+    month_end_location,
     p1_ticket_partitions,
 )
 from unified_assets.defs.operations.sensors import (
@@ -166,7 +166,7 @@ def test_a_p1_webhook_is_enriched_in_the_next_tick_with_the_customers_open_order
         resources={"storage": storage, "support_api": resources["support_api"]},
     )
     assert run.success
-    row = read_parquet(enriched_ticket_path(storage, ticket_id)).iloc[0]
+    row = read_parquet(enriched_ticket_location(storage, ticket_id)).iloc[0]
     assert row["ticket_id"] == ticket_id and row["priority"] == "urgent"
     assert row["customer_id"] is not None, "the ticket's organization resolves to a customer"
     account = customer_360(storage, row["customer_id"])
@@ -251,7 +251,7 @@ def test_the_books_closing_starts_the_months_consolidation_once(storage, world, 
             resources={"storage": storage},
         )
         assert run.success
-        july = read_parquet(month_end_path(storage, "2026-07-01"))
+        july = read_parquet(month_end_location(storage, "2026-07-01"))
         assert len(july) > 10 and july["invoiced_amount"].sum() > 0
 
         world.clock.advance(timedelta(hours=1))

@@ -1,8 +1,9 @@
 """Fixtures every test file may use, and the order test files start in. Helpers live in `support/`.
 
 The folders mirror the house: `plain/` (the plain libraries), `lib/`, `defs/<domain>/`, `simulator/`,
-`end_to_end/` (`dagster dev` and a browser); whole-house rules (layering, the definitions snapshot, security,
-the fault matrix, style) at the top."""
+`end_to_end/` (`dagster dev` and a browser), `deploy/` (the Kubernetes deployment's files, without a
+cluster); whole-house rules (layering, the definitions snapshot, security, the fault matrix, style) at the
+top."""
 
 from __future__ import annotations
 

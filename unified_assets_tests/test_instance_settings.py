@@ -9,6 +9,7 @@ from dagster._core.run_coordinator import QueuedRunCoordinator
 from dagster._core.scheduler.instigation import TickStatus
 
 from unified_assets.settings import PROJECT_ROOT
+from unified_assets_tests.support.services import cluster_instance_home
 
 
 def test_the_local_instance_keeps_a_day_of_idle_ticks_and_a_month_of_failures(
@@ -55,28 +56,6 @@ def test_queued_runs_start_within_a_second(tmp_path, monkeypatch):
     with DagsterInstance.get() as instance:
         assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
         assert instance.run_coordinator.dequeue_interval_seconds == 1
-
-
-def cluster_instance_home(tmp_path, monkeypatch, postgres_database, s3_server) -> str:
-    """DAGSTER_HOME with deploy/cluster/dagster.yaml, its variables pointing at the test's services."""
-    shutil.copy(PROJECT_ROOT / "deploy" / "cluster" / "dagster.yaml", tmp_path / "dagster.yaml")
-    bucket = s3_server.create_bucket()
-    database = postgres_database
-    for variable, value in {
-        "DAGSTER_HOME": str(tmp_path),
-        "DAGSTER_PG_HOST": database.host,
-        "DAGSTER_PG_PORT": str(database.port),
-        "DAGSTER_PG_DB": database.dbname,
-        "DAGSTER_PG_USER": database.user,
-        "DAGSTER_PG_PASSWORD": database.password,
-        "DAGSTER_COMPUTE_LOGS_BUCKET": bucket,
-        "UNIFIED_ASSETS_S3_ENDPOINT": s3_server.endpoint_url,
-        "AWS_ACCESS_KEY_ID": s3_server.access_key_id,
-        "AWS_SECRET_ACCESS_KEY": s3_server.secret_access_key,
-        "AWS_DEFAULT_REGION": s3_server.region,
-    }.items():
-        monkeypatch.setenv(variable, value)
-    return bucket
 
 
 def test_the_cluster_instance_keeps_runs_in_postgres_and_step_logs_in_the_bucket(

@@ -54,7 +54,11 @@ PLAIN = [
 ENTRY_POINTS = {"webhooks/__main__.py"}
 DAGSTER_LAYERS = ("dagster", "dagster_dbt", "unified_assets.lib", "unified_assets.defs")
 DAGSTER_LAYERS += ("unified_assets.definitions",)
-DOMAINS = sorted(path.name for path in (PACKAGE / "defs").iterdir() if path.is_dir())
+DOMAINS = sorted(
+    path.name
+    for path in (PACKAGE / "defs").iterdir()
+    if path.is_dir() and path.name != "__pycache__"
+)
 
 
 def module_name(path: Path) -> str:
@@ -240,13 +244,14 @@ def test_only_the_storage_resource_knows_the_data_folder_variable():
 
 def test_the_tests_mirror_the_house():
     """Tests of a domain live in `unified_assets_tests/defs/<domain>/`, of the plain libraries in `plain/`,
-    of the shared Dagster machinery in `lib/`, of the simulator in `simulator/`. (The `ml` group's forecast,
-    sentiment and replenishment assets are tested together in `defs/forecast/`, over one built warehouse.)"""
+    of the shared Dagster machinery in `lib/`, of the simulator in `simulator/`, of the deployment files in
+    `deploy/`. (The `ml` group's forecast, sentiment and replenishment assets are tested together in
+    `defs/forecast/`, over one built warehouse.)"""
     tests = PROJECT_ROOT / "unified_assets_tests"
     folders = {path.parent.relative_to(tests).as_posix() for path in tests.rglob("test_*.py")}
     domain_folders = {folder for folder in folders if folder.startswith("defs/")}
     assert {folder.split("/")[1] for folder in domain_folders} <= set(DOMAINS)
-    assert {"plain", "lib", "simulator", "end_to_end"} <= folders
+    assert {"plain", "lib", "simulator", "end_to_end", "deploy"} <= folders
     assert "support" not in folders
 
 

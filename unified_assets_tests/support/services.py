@@ -248,3 +248,29 @@ def cluster_storage(
         s3_access_key_id=s3_server.access_key_id,
         s3_secret_access_key=s3_server.secret_access_key,
     )
+
+
+def cluster_instance_home(tmp_path, monkeypatch, postgres_database, s3_server) -> str:
+    """DAGSTER_HOME with deploy/cluster/dagster.yaml, its variables pointing at the test's services;
+    returns the bucket it keeps step logs in."""
+    from unified_assets.settings import PROJECT_ROOT
+
+    Path(tmp_path).mkdir(parents=True, exist_ok=True)
+    shutil.copy(PROJECT_ROOT / "deploy" / "cluster" / "dagster.yaml", tmp_path / "dagster.yaml")
+    bucket = s3_server.create_bucket()
+    database = postgres_database
+    for variable, value in {
+        "DAGSTER_HOME": str(tmp_path),
+        "DAGSTER_PG_HOST": database.host,
+        "DAGSTER_PG_PORT": str(database.port),
+        "DAGSTER_PG_DB": database.dbname,
+        "DAGSTER_PG_USER": database.user,
+        "DAGSTER_PG_PASSWORD": database.password,
+        "DAGSTER_COMPUTE_LOGS_BUCKET": bucket,
+        "UNIFIED_ASSETS_S3_ENDPOINT": s3_server.endpoint_url,
+        "AWS_ACCESS_KEY_ID": s3_server.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": s3_server.secret_access_key,
+        "AWS_DEFAULT_REGION": s3_server.region,
+    }.items():
+        monkeypatch.setenv(variable, value)
+    return bucket

@@ -1,0 +1,68 @@
+"""A code location for the pool test (`unified_assets_tests/lib/test_pools_across_runs.py`): one job whose
+steps each hold one of the platform's pools, the way its assets do (`pool=` and `@holds_its_pool`), and
+write down when they held it.
+
+Two runs of it must be able to meet: its first step waits until a second run has started (the queue lets
+two in at once), so the runs are known to overlap and their pooled steps to contend.
+"""
+
+import json
+import os
+import time
+from pathlib import Path
+
+from dagster import Definitions, In, Nothing, OpExecutionContext, Out, job, op
+
+from unified_assets.lib.pools import holds_its_pool
+from unified_assets.lib.storage import PlatformStorage
+
+RECORDS_VAR = "UNIFIED_ASSETS_TEST_POOL_RECORDS"
+POOLS = ("warehouse", "accounting_api", "purchasing_api", "support_api")
+MEETING_LIMIT_SECONDS = 120  # a safety net only: the wait ends when the second run arrives
+WORK_SECONDS = 0.5  # what a step does while it holds its pool
+
+
+def records() -> Path:
+    return Path(os.environ[RECORDS_VAR])
+
+
+@op(out=Out(Nothing))
+def meet_another_run(context: OpExecutionContext) -> None:
+    arrivals = records() / "arrivals"
+    arrivals.mkdir(parents=True, exist_ok=True)
+    (arrivals / context.run_id).touch()
+    deadline = time.monotonic() + MEETING_LIMIT_SECONDS
+    while len(list(arrivals.iterdir())) < 2:
+        if time.monotonic() > deadline:
+            raise RuntimeError("no second run started beside this one")
+        time.sleep(0.05)
+
+
+def pooled_step(pool: str):
+    @op(
+        name=f"hold_{pool}",
+        pool=pool,
+        ins={"met": In(Nothing)},
+        required_resource_keys={"storage"},
+    )
+    @holds_its_pool
+    def hold(context: OpExecutionContext) -> None:
+        held_from = time.monotonic_ns()  # one clock for every process of this host
+        time.sleep(WORK_SECONDS)
+        held = {"run": context.run_id, "pool": pool, "from": held_from, "to": time.monotonic_ns()}
+        (records() / f"{context.run_id}-{pool}.json").write_text(json.dumps(held))
+
+    return hold
+
+
+STEPS = [pooled_step(pool) for pool in POOLS]
+
+
+@job
+def pooled_run() -> None:
+    met = meet_another_run()
+    for step in STEPS:
+        step(met)
+
+
+defs = Definitions(jobs=[pooled_run], resources={"storage": PlatformStorage.from_environment()})

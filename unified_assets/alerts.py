@@ -1,8 +1,9 @@
 """Failure alerts: what a person is told when a run fails or a check does not pass, and where it goes.
 
-An alert names the asset(s), the run and the first line of the error. Every alert is appended to the alerts
-log (one JSON line each, `<data>/alerts/alerts.jsonl`) before anything else happens, so it survives a sink
-that is down; when a Slack-compatible incoming webhook is configured, it is posted there too.
+An alert names the asset(s), the run and the first line of the error. Every alert is recorded in the alerts
+log before anything else happens, so it survives a sink that is down: one JSON line each in
+`<data>/alerts/alerts.jsonl` (the local profile), or one object each in the bucket (the cluster profile,
+`AlertsInBucket`). When a Slack-compatible incoming webhook is configured, it is posted there too.
 
 A webhook URL is a secret (Slack's carries its token in the path). Nothing here puts it into a message, an
 exception or a log line: errors show only scheme and host, exceptions from the HTTP stack are never chained
@@ -13,12 +14,13 @@ Plain Python: the Dagster side (`unified_assets.sensors.alerts`) decides what fa
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 import requests
@@ -26,6 +28,9 @@ from requests.adapters import HTTPAdapter
 
 from unified_assets.durable import fsync_directory
 from unified_assets.sources.http import RETRYABLE_STATUSES, HttpPolicy
+
+if TYPE_CHECKING:
+    from unified_assets.places import S3Prefix
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +112,18 @@ class Alert:
         return cls(**values)
 
 
+class KeepsAlerts(Protocol):
+    """The sink that is always there: every alert recorded once, by its key."""
+
+    where: str
+
+    def append(self, alert: Alert) -> bool:
+        """Record `alert` unless one with its key is recorded; True when it was written."""
+
+    def read(self) -> list[Alert]:
+        """Every alert recorded, oldest first."""
+
+
 class AlertsLog:
     """Alerts appended one JSON line each to a file a person can `tail`; the sink that is always there.
 
@@ -116,6 +133,7 @@ class AlertsLog:
 
     def __init__(self, path: Path):
         self.path = Path(path)
+        self.where = str(self.path)
 
     def append(self, alert: Alert) -> bool:
         """Record `alert` unless an alert with its key is already recorded (alerts are few: the log is
@@ -163,6 +181,38 @@ class AlertsLog:
                         f"{self.path}:{number}: skipped a line that is not an alert ({error})"
                     )
         return alerts
+
+
+class AlertsInBucket:
+    """Alerts as objects under a bucket prefix, one per alert, for hosts that share no folder.
+
+    An alert's object is named by a digest of its key, so two sensor processes recording the same alert
+    write the same object with the same content: recorded once whatever the timing, with no lock. Each is
+    one upload, visible whole or not at all."""
+
+    def __init__(self, place: S3Prefix):
+        self.place = place
+        self.where = place.url
+
+    def append(self, alert: Alert) -> bool:
+        location = self._location(alert.key)
+        if self.place.exists(location):
+            return False
+        self.place.put_bytes(location, json.dumps(alert.to_record(), ensure_ascii=False).encode())
+        return True
+
+    def read(self) -> list[Alert]:
+        """Every alert, oldest first; an object that is not an alert is skipped with a warning."""
+        alerts = []
+        for location in self.place.list_under(self.place.url):
+            try:
+                alerts.append(Alert.from_record(json.loads(self.place.get_bytes(location))))
+            except (ValueError, TypeError, AttributeError) as error:
+                log.warning(f"{location}: skipped an object that is not an alert ({error})")
+        return sorted(alerts, key=lambda alert: (alert.at, alert.key))
+
+    def _location(self, key: str) -> str:
+        return self.place.join(hashlib.sha256(key.encode()).hexdigest()[:32] + ".json")
 
 
 def _ends_torn(descriptor: int) -> bool:
@@ -267,7 +317,7 @@ class Delivery:
 
 def deliver(
     alert: Alert,
-    alerts_log: AlertsLog,
+    alerts_log: KeepsAlerts,
     webhook_url: str,
     logger: logging.Logger,
     policy: HttpPolicy = SLACK_POLICY,
@@ -276,12 +326,12 @@ def deliver(
     when one is configured. A webhook that does not take it is a warning naming the sink by host."""
     alerts_log.append(alert)
     if not webhook_url.strip():
-        return Delivery(alert, f"the alerts log {alerts_log.path}", delivered=True)
+        return Delivery(alert, f"the alerts log {alerts_log.where}", delivered=True)
     try:
         webhook = SlackWebhook(webhook_url, policy)
     except AlertDeliveryError as error:
         return _undelivered(alert, alerts_log, "a Slack webhook", str(error), logger)
-    sinks = f"the alerts log {alerts_log.path} and the {webhook.where}"
+    sinks = f"the alerts log {alerts_log.where} and the {webhook.where}"
     try:
         webhook.post(alert)
     except AlertDeliveryError as error:
@@ -292,9 +342,9 @@ def deliver(
 
 
 def _undelivered(
-    alert: Alert, alerts_log: AlertsLog, sinks: str, error: str, logger: logging.Logger
+    alert: Alert, alerts_log: KeepsAlerts, sinks: str, error: str, logger: logging.Logger
 ) -> Delivery:
-    problem = f"{error}; the alert is in the alerts log {alerts_log.path}"
+    problem = f"{error}; the alert is in the alerts log {alerts_log.where}"
     logger.warning(problem)
     return Delivery(alert, sinks, delivered=False, problem=problem)
 

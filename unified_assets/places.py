@@ -221,7 +221,7 @@ class S3Prefix:
         return urlsplit(self.url).netloc
 
     def _key(self, location: str) -> str:
-        if not location.startswith(self.url + "/"):
+        if location != self.url and not location.startswith(self.url + "/"):
             raise ValueError(f"{location} is not under {self.url}")
         return location.removeprefix(f"s3://{self.bucket}/")
 

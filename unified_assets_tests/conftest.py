@@ -71,6 +71,8 @@ SLOWEST_FIRST = (
     "test_ducklake.py",
     "test_transform.py",
     "test_ml_assets.py",
+    "test_cluster_chain.py",
+    "test_pools_across_runs.py",
 )
 
 

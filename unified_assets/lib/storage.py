@@ -4,8 +4,9 @@ Two profiles (docs/scale-out.md):
 - `local` (the default, `dagster dev`): the lake, the warehouse, the model registry, the hand-off files
   between steps, the webhook inbox, the alerts log and the pools' locks all live under one data folder
   (`data/` in the project, or `UNIFIED_ASSETS_DATA_DIR`);
-- `cluster`: several processes on several hosts share a Postgres database (the pools' locks) instead of
-  one folder.
+- `cluster`: several processes on several hosts share a Postgres database (the pools' locks, the
+  warehouse's catalog, the model registry's production pointer) and a bucket (the lake, the warehouse's
+  files, the models, the hand-offs, the inbox, the alerts) instead of one folder.
 Nothing else in the platform knows these settings: code asks the `storage` resource for a location or a
 lock, so a deployment that keeps its data somewhere else changes this resource's configuration, not the
 assets.
@@ -20,6 +21,7 @@ from typing import Any, ClassVar
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from unified_assets.alerts import AlertsInBucket, AlertsLog, KeepsAlerts
 from unified_assets.duckdb_extensions import extension_directory
 from unified_assets.ducklake import DuckLakeWarehouse
 from unified_assets.lake import Lake
@@ -29,6 +31,7 @@ from unified_assets.places import LocalFolder, Place, S3Prefix, S3Settings
 from unified_assets.pool_locks import FileLocks, PoolLocks, PostgresAdvisoryLocks
 from unified_assets.postgres import PostgresDatabase
 from unified_assets.settings import PROJECT_ROOT, SettingError
+from unified_assets.webhooks.inbox import Inbox
 
 DATA_DIR_VAR = "UNIFIED_ASSETS_DATA_DIR"
 PROFILE_VAR = "UNIFIED_ASSETS_PROFILE"
@@ -164,15 +167,19 @@ class PlatformStorage(ConfigurableResource):
         """What the business-event assets write: enriched P1 tickets, closed months."""
         return self.root / "operations"
 
-    @property
-    def inbox_dir(self) -> Path:
-        """Verified webhook deliveries waiting for the business-event sensors."""
-        return self.root / "inbox"
+    def inbox(self) -> Inbox:
+        """Verified webhook deliveries waiting for the business-event sensors: under the data folder, or
+        in the bucket in the cluster profile (the receiver and the sensors may run on different hosts)."""
+        if not self.is_cluster:
+            return Inbox.in_folder(self.root / "inbox")
+        return Inbox.in_bucket(self.bucket_place("inbox"))
 
-    @property
-    def alerts_log_path(self) -> Path:
-        """Every failure alert, one JSON line each: the sink that always takes an alert."""
-        return self.root / "alerts" / "alerts.jsonl"
+    def alerts_log(self) -> KeepsAlerts:
+        """Every failure alert, the sink that always takes one: a JSON-lines file under the data folder, or
+        one object per alert in the bucket in the cluster profile."""
+        if not self.is_cluster:
+            return AlertsLog(self.root / "alerts" / "alerts.jsonl")
+        return AlertsInBucket(self.bucket_place("alerts"))
 
     @property
     def simulator_dir(self) -> Path:

@@ -1,9 +1,10 @@
 """`python -m unified_assets.webhooks`: the webhook receiver that runs beside `dagster dev`.
 
 It verifies the vendors' deliveries and stores them in the inbox the business-event sensors read
-(`<data>/inbox`). For every system served by the embedded simulator it also runs the simulator's webhook
-sender, subscribed to this receiver, so the P1-ticket and month-end-close webhooks arrive on a laptop as
-they would from the real vendors. `scripts/dev` starts it; stop it with Ctrl-C.
+(`<data>/inbox`, or the bucket's `inbox/` in the cluster profile). For every system served by the embedded
+simulator it also runs the simulator's webhook sender, subscribed to this receiver, so the P1-ticket and
+month-end-close webhooks arrive on a laptop as they would from the real vendors. `scripts/dev` starts it;
+stop it with Ctrl-C.
 
 Settings (environment): UNIFIED_ASSETS_WEBHOOK_HOST (127.0.0.1), UNIFIED_ASSETS_WEBHOOK_PORT (8901), the
 signing keys UNIFIED_ASSETS_SUPPORT_WEBHOOK_SECRET and UNIFIED_ASSETS_ACCOUNTING_WEBHOOK_KEY (a system on
@@ -23,7 +24,6 @@ import threading
 from unified_assets import settings
 from unified_assets.lib.storage import PlatformStorage
 from unified_assets.settings import SettingError
-from unified_assets.webhooks.inbox import Inbox
 from unified_assets.webhooks.receiver import Verifier, WebhookReceiver
 from unified_assets.webhooks.signatures import XeroVerifier, ZendeskVerifier
 
@@ -92,14 +92,14 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signum, lambda *_: stopped.set())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s webhooks %(levelname)s %(message)s")
     try:
-        inbox = Inbox(PlatformStorage.outside_dagster().inbox_dir)
+        inbox = PlatformStorage.outside_dagster().inbox()
         receiver = WebhookReceiver(inbox, verifiers(), host=args.host, port=args.port)
     except (OSError, SettingError) as error:
         logger.error(f"cannot start the webhook receiver on {args.host}:{args.port}: {error}")
         return 1
     receiver.start()
     emitter = start_simulator_events(receiver)
-    logger.info(f"receiving webhooks at {receiver.url}/webhooks/<source>; inbox {inbox.root}")
+    logger.info(f"receiving webhooks at {receiver.url}/webhooks/<source>; inbox {inbox.where}")
     stopped.wait()
     if emitter is not None:
         emitter.stop()

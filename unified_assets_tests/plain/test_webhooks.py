@@ -8,10 +8,12 @@ import os
 import socket
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
 
+from unified_assets.places import S3Prefix
 from unified_assets.webhooks.events import PayloadError, preferences_changed, urgent_ticket_id
 from unified_assets.webhooks.inbox import Inbox, InboxError, InboxItem
 from unified_assets.webhooks.receiver import WebhookReceiver
@@ -169,21 +171,31 @@ def deliver(inbox: Inbox, body: bytes, invocation: str):
     return inbox.put(verifier.verify(zendesk_headers(body, invocation=invocation), body))
 
 
-def test_the_inbox_keeps_each_delivery_once_in_arrival_order_across_restarts(tmp_path):
-    inbox = Inbox(tmp_path / "inbox")
+@pytest.fixture(params=["folder", "bucket"])
+def open_inbox(request, tmp_path) -> Callable[[], Inbox]:
+    """Opens the same inbox again (a receiver restarted), in each of its homes."""
+    if request.param == "folder":
+        return lambda: Inbox.in_folder(tmp_path / "inbox")
+    s3_server = request.getfixturevalue("s3_server")
+    url = f"s3://{s3_server.create_bucket()}/inbox"
+    return lambda: Inbox.in_bucket(S3Prefix(url, s3_server.settings(), tmp_path / "extensions"))
+
+
+def test_the_inbox_keeps_each_delivery_once_in_arrival_order_across_restarts(open_inbox):
+    inbox = open_inbox()
     first = deliver(inbox, TICKET_EVENT, "inv-1")
     second = deliver(inbox, TICKET_EVENT.replace(b"4821", b"4822"), "inv-2")
     assert deliver(inbox, TICKET_EVENT, "inv-1") is None
     assert inbox.items("support") == [first, second]
     assert inbox.items("support", after=first.name) == [second]
     assert inbox.read(first) == TICKET_EVENT
-    restarted = Inbox(tmp_path / "inbox")
+    restarted = open_inbox()
     assert deliver(restarted, TICKET_EVENT, "inv-1") is None, "a replay after a restart"
     assert len(restarted.items("support")) == 2
 
 
 def test_nothing_outside_the_inbox_can_be_read_through_a_crafted_name(tmp_path):
-    inbox = Inbox(tmp_path / "inbox")
+    inbox = Inbox.in_folder(tmp_path / "inbox")
     deliver(inbox, TICKET_EVENT, "inv-1")
     secret_file = tmp_path / "secret.json"
     secret_file.write_text('{"token": "do-not-read"}')
@@ -212,7 +224,9 @@ def test_nothing_outside_the_inbox_can_be_read_through_a_crafted_name(tmp_path):
 @pytest.fixture
 def receiver(tmp_path):
     verifiers = [ZendeskVerifier(ZENDESK_SECRET, clock=NOW.timestamp), XeroVerifier(XERO_KEY)]
-    with WebhookReceiver(Inbox(tmp_path / "inbox"), verifiers, max_body_bytes=4096) as running:
+    with WebhookReceiver(
+        Inbox.in_folder(tmp_path / "inbox"), verifiers, max_body_bytes=4096
+    ) as running:
         yield running
 
 
@@ -267,7 +281,7 @@ def test_oversized_unknown_and_unlengthed_requests_are_refused(receiver):
 def test_items_keep_arrival_order_when_the_wall_clock_steps_back(tmp_path, monkeypatch):
     readings = iter([2_000_000_000_000_000_000, 1_000_000_000_000_000_000])
     monkeypatch.setattr("unified_assets.webhooks.inbox.time.time_ns", lambda: next(readings))
-    inbox = Inbox(tmp_path / "inbox")
+    inbox = Inbox.in_folder(tmp_path / "inbox")
     first = deliver(inbox, TICKET_EVENT, "inv-1")
     second = deliver(inbox, TICKET_EVENT, "inv-2")
     assert first.name < second.name
@@ -322,7 +336,7 @@ def test_the_simulators_webhooks_verify_and_say_what_happened(tmp_path, demo_con
         ZendeskVerifier(demo.zendesk_webhook_secret),
         XeroVerifier(demo.accounting_webhook_key),
     ]
-    with WebhookReceiver(Inbox(tmp_path / "inbox"), verifiers) as receiver:
+    with WebhookReceiver(Inbox.in_folder(tmp_path / "inbox"), verifiers) as receiver:
         subscriptions = {s: f"{receiver.url}/webhooks/{s}" for s in ("support", "accounting")}
         sent = WebhookEmitter(world, subscriptions, demo).deliver(
             datetime(2026, 7, 27, tzinfo=UTC).timestamp(), world.clock.timestamp()
@@ -332,7 +346,7 @@ def test_the_simulators_webhooks_verify_and_say_what_happened(tmp_path, demo_con
             impostor.deliver(datetime(2026, 7, 27, tzinfo=UTC).timestamp(), world.clock.timestamp())
             == 0
         )
-    inbox = Inbox(tmp_path / "inbox")
+    inbox = Inbox.in_folder(tmp_path / "inbox")
     tickets = [urgent_ticket_id(inbox.read(item)) for item in inbox.items("support")]
     closes = [preferences_changed(inbox.read(item)) for item in inbox.items("accounting")]
     assert sent == len(tickets) + len(closes)
@@ -389,7 +403,7 @@ def test_the_webhook_companion_of_dagster_dev_receives_and_stops_cleanly(tmp_pat
                 assert time.monotonic() < deadline and process.poll() is None, process.stdout.read()
                 time.sleep(0.2)
         assert status == 200
-        assert len(Inbox(tmp_path / "inbox").items("support")) == 1
+        assert len(Inbox.in_folder(tmp_path / "inbox").items("support")) == 1
         forged = zendesk_headers(TICKET_EVENT, datetime.now(UTC), invocation="inv-2")
         assert post_to(url, TICKET_EVENT, forged) == 401
     finally:

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from unified_assets.alerts import DEFAULT_UI_URL, Alert, AlertsLog, Delivery, deliver
+from unified_assets.alerts import DEFAULT_UI_URL, Alert, Delivery, KeepsAlerts, deliver
 from unified_assets.lib.environment import bound_to_set_variables
 from unified_assets.lib.storage import PlatformStorage
 
@@ -38,8 +38,8 @@ class AlertSink(ConfigurableResource):
         bound = bound_to_set_variables(cls.ENV_VARS)
         return cls(storage=storage, **{**bound, **overrides})
 
-    def alerts_log(self) -> AlertsLog:
-        return AlertsLog(self.storage.alerts_log_path)
+    def alerts_log(self) -> KeepsAlerts:
+        return self.storage.alerts_log()
 
     def run_url(self, run_id: str) -> str:
         base = self.ui_base_url.strip().rstrip("/")

@@ -124,7 +124,7 @@ def build_p1_tickets_sensor(now: Callable[[], datetime] | None = None) -> Sensor
             return SensorResult(skip_reason=f"waiting for {', '.join(unbuilt)} to be built first")
         state = read_state(context)
         from_webhooks, inbox_position = inbox_events(
-            Inbox(storage.inbox_dir), "support", state.get("inbox"), urgent_ticket_id, context
+            storage.inbox(), "support", state.get("inbox"), urgent_ticket_id, context
         )
         seen = {ticket: "webhook" for ticket in from_webhooks if ticket is not None}
         cursor = {"inbox": inbox_position, "feed": state.get("feed")}
@@ -203,7 +203,7 @@ def build_books_closed_sensor(now: Callable[[], datetime] = utc_now) -> SensorDe
     ) -> SensorResult:
         state = read_state(context)
         hints, inbox_position = inbox_events(
-            Inbox(storage.inbox_dir), "accounting", state.get("inbox"), preferences_changed, context
+            storage.inbox(), "accounting", state.get("inbox"), preferences_changed, context
         )
         moment = now()
         polled_at = datetime.fromisoformat(state["polled_at"]) if state.get("polled_at") else None

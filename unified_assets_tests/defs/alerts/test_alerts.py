@@ -31,6 +31,7 @@ from unified_assets.alerts import (
     RUN_FAILURE,
     Alert,
     AlertDeliveryError,
+    AlertsInBucket,
     AlertsLog,
     SlackWebhook,
     deliver,
@@ -40,7 +41,9 @@ from unified_assets.defs.alerts import sensors as sensors_module
 from unified_assets.defs.alerts.sensors import failed_check_alerts, run_failure_alerts
 from unified_assets.defs.alerts.sink import AlertSink
 from unified_assets.lib.storage import PlatformStorage
+from unified_assets.places import S3Prefix
 from unified_assets.sources.http import HttpPolicy
+from unified_assets_tests.support.services import cluster_storage
 
 SECRET_PATH = "/services/T0000/B0000/s3cr3tT0ken"
 FAST = HttpPolicy(
@@ -119,6 +122,22 @@ def test_a_torn_last_line_is_skipped_and_not_glued_to_the_next_alert(tmp_path):
     assert [alert.key for alert in log.read()] == [an_alert().key]
     log.append(an_alert(key="third"))
     assert [alert.key for alert in log.read()] == [an_alert().key, "third"]
+
+
+def test_alerts_in_the_bucket_are_recorded_once_by_any_host_and_read_oldest_first(
+    tmp_path, s3_server, caplog
+):
+    url = f"s3://{s3_server.create_bucket()}/alerts"
+    one_host, another_host = (
+        AlertsInBucket(S3Prefix(url, s3_server.settings(), tmp_path / host)) for host in "ab"
+    )
+    later = an_alert(key="check failed:r:7", at="2026-03-15T12:05:00Z")
+    assert another_host.append(later) and one_host.append(an_alert())
+    assert not another_host.append(an_alert()), "the same alert from another host"
+    one_host.place.put_bytes(one_host.place.join("not-an-alert.json"), b"{")
+    with caplog.at_level(logging.WARNING):
+        assert another_host.read() == [an_alert(), later]
+    assert "not-an-alert.json" in caplog.text
 
 
 def test_a_line_that_is_not_an_alert_is_skipped_with_a_warning(tmp_path, caplog):
@@ -409,6 +428,20 @@ def test_each_failed_check_is_alerted_once(any_instance, storage):
 
 
 def test_an_undelivered_check_alert_keeps_the_cursor_and_is_retried(instance, storage, slack):
+    assert_an_undelivered_check_alert_is_retried_and_logged_once(instance, storage, slack)
+
+
+def test_in_the_cluster_profile_the_alerts_log_is_in_the_bucket(
+    instance, tmp_path, postgres_database, s3_server, slack
+):
+    storage = cluster_storage(tmp_path / "scratch", postgres_database, s3_server)
+    assert_an_undelivered_check_alert_is_retried_and_logged_once(instance, storage, slack)
+    alerts = storage.bucket_place("alerts")
+    assert len(alerts.list_under(alerts.url)) == 1
+    assert not (tmp_path / "scratch" / "alerts").exists()
+
+
+def assert_an_undelivered_check_alert_is_retried_and_logged_once(instance, storage, slack) -> None:
     first = tick(instance, sink_at(storage), None)
     run = materialize([orders, no_negative_amounts], instance=instance)
 

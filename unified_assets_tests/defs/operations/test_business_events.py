@@ -43,10 +43,10 @@ from unified_assets.defs.operations.sensors import (
 )
 from unified_assets.lib.storage import PlatformStorage
 from unified_assets.sources.changes import SETTLE
-from unified_assets.webhooks.inbox import Inbox
 from unified_assets.webhooks.receiver import WebhookReceiver
 from unified_assets.webhooks.signatures import XeroVerifier, ZendeskVerifier
 from unified_assets_tests.support.resources import source_resources, with_fields
+from unified_assets_tests.support.services import cluster_storage
 from unified_assets_tests.support.simulators import serving
 from unified_assets_tests.support.warehouse import build_warehouse, copy_of_warehouse
 
@@ -84,7 +84,7 @@ def receiver(storage):
         ZendeskVerifier(DEMO.zendesk_webhook_secret),
         XeroVerifier(DEMO.accounting_webhook_key),
     ]
-    with WebhookReceiver(Inbox(storage.inbox_dir), verifiers) as running:
+    with WebhookReceiver(storage.inbox(), verifiers) as running:
         yield running
 
 
@@ -186,6 +186,33 @@ def test_a_p1_webhook_is_enriched_in_the_next_tick_with_the_customers_open_order
     assert p1_ticket_partitions.get_partition_keys(dynamic_partitions_store=instance) == [
         str(ticket_id)
     ]
+
+
+def test_in_the_cluster_profile_the_receiver_and_the_sensor_meet_in_the_bucket(
+    tmp_path, world, server, postgres_database, s3_server
+):
+    """The receiver and the daemon on two hosts that share no folder, only the bucket."""
+    bucket_url = f"s3://{s3_server.create_bucket()}/unified_assets"
+    hosts = {
+        name: cluster_storage(tmp_path / name, postgres_database, s3_server, bucket_url=bucket_url)
+        for name in ("receiver", "daemon")
+    }
+    ticket_id, became_urgent = next_p1(world, AS_OF)
+    world.clock.set(became_urgent + timedelta(seconds=5))
+    verifiers = [ZendeskVerifier(DEMO.zendesk_webhook_secret)]
+    with WebhookReceiver(hosts["receiver"].inbox(), verifiers) as receiver:
+        emitter = WebhookEmitter(world, {"support": f"{receiver.url}/webhooks/support"}, DEMO)
+        assert emitter.deliver(
+            (became_urgent - timedelta(seconds=1)).timestamp(), world.clock.timestamp()
+        )
+
+    watching = json.dumps({"feed": (became_urgent - timedelta(seconds=1)).isoformat()})
+    sensor = build_p1_tickets_sensor(now=world.now)
+    resources = source_resources(server, hosts["daemon"])
+    result = tick(sensor, built_instance(), resources, cursor=watching)
+    assert [r.run_key for r in result.run_requests] == [f"p1:{ticket_id}"]
+    assert result.run_requests[0].tags["unified_assets/business_event"] == "P1 ticket via webhook"
+    assert not any((tmp_path / name / "inbox").exists() for name in hosts)
 
 
 def test_a_p1_whose_webhook_never_came_is_found_in_the_export(storage, world, server):
@@ -296,15 +323,13 @@ def test_an_unreachable_accounting_system_is_a_skip_that_keeps_the_cursor(storag
 def test_a_signed_webhook_of_the_wrong_shape_is_passed_over_and_named(storage, world, server):
     from unified_assets.webhooks.signatures import Delivery
 
-    Inbox(storage.inbox_dir).put(
-        Delivery("support", "bad-1", b'{"type": "zen:event-type:ticket.created"}')
-    )
+    storage.inbox().put(Delivery("support", "bad-1", b'{"type": "zen:event-type:ticket.created"}'))
     resources = source_resources(server, storage)
     sensor = build_p1_tickets_sensor(now=world.now)
     with built_instance() as instance:
         result = tick(sensor, instance, resources)
     assert not result.run_requests
-    assert json.loads(result.cursor)["inbox"] == Inbox(storage.inbox_dir).items("support")[-1].name
+    assert json.loads(result.cursor)["inbox"] == storage.inbox().items("support")[-1].name
 
 
 def test_the_local_instance_retries_the_event_runs_that_ask_for_it(tmp_path):

@@ -68,6 +68,7 @@ def s3_server() -> S3Server:
 # a late-started `dagster dev` test (with --dist loadfile, files go out in collection order).
 SLOWEST_FIRST = (
     "test_dagster_dev.py",
+    "test_dagster_dev_on_postgres.py",
     "test_ducklake.py",
     "test_transform.py",
     "test_ml_assets.py",

@@ -30,13 +30,10 @@ from dagster_k8s import K8sRunLauncher
 from kubernetes.client import ApiClient
 
 from unified_assets.settings import PROJECT_ROOT
+from unified_assets_tests.support.k8s import CONFIG_MAP, DEPLOYMENT, IMAGE, VALUES, pod_environment
 from unified_assets_tests.support.simulators import frozen_world, serving
 
-VALUES = yaml.safe_load((PROJECT_ROOT / "deploy" / "k8s" / "values.yaml").read_text())
-CONFIG_MAP = yaml.safe_load((PROJECT_ROOT / "deploy" / "k8s" / "configmap.yaml").read_text())
 CLUSTER_INSTANCE = PROJECT_ROOT / "deploy" / "cluster" / "dagster.yaml"
-[DEPLOYMENT] = VALUES["dagster-user-deployments"]["deployments"]
-IMAGE = f"{DEPLOYMENT['image']['repository']}:{DEPLOYMENT['image']['tag']}"
 
 # The chart's own values where ours set none (the chart's values.yaml and `_helpers.tpl`), for the release
 # of values.yaml's `helm upgrade --install unified-assets ...` in a namespace of its own.
@@ -232,29 +229,6 @@ def launch_capturing_the_job(
     [(namespace, body)] = created
     assert namespace == NAMESPACE
     return ApiClient().sanitize_for_serialization(body)
-
-
-def pod_environment(
-    container: Mapping[str, Any],
-    config_maps: Mapping[str, Mapping[str, str]],
-    secrets: Mapping[str, Mapping[str, str]],
-) -> dict[str, str]:
-    """The container's variables as the kubelet sets them: each `envFrom` source in order, then `env`
-    (literal values and references to a Secret's key). A name the cluster lacks fails the test, as it
-    would keep the pod from starting."""
-    environment: dict[str, str] = {}
-    for source in container.get("envFrom", []):
-        if "configMapRef" in source:
-            environment.update(config_maps[source["configMapRef"]["name"]])
-        else:
-            environment.update(secrets[source["secretRef"]["name"]])
-    for variable in container.get("env", []):
-        if "value" in variable:
-            environment[variable["name"]] = variable["value"]
-        else:
-            reference = variable["valueFrom"]["secretKeyRef"]
-            environment[variable["name"]] = secrets[reference["name"]][reference["key"]]
-    return environment
 
 
 def cluster_objects(

@@ -10,27 +10,21 @@ session, the browser's too, to have succeeded.
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from saas_simulator.clock import SimClock
-from saas_simulator.environment import SIM_CLOCK_VAR, simulator_world_config
+from saas_simulator.environment import simulator_world_config
 from saas_simulator.world import World
-from unified_assets.lib.storage import DATA_DIR_VAR
-from unified_assets.settings import HISTORY_START_VAR, PROJECT_ROOT
+from unified_assets.settings import PROJECT_ROOT
 from unified_assets_tests.support.browser import (
     DagsterUi,
     materialize_from_asset_page,
@@ -39,6 +33,13 @@ from unified_assets_tests.support.browser import (
     show_asset_graph,
     show_check_report,
     show_markdown_image,
+)
+from unified_assets_tests.support.dagster_dev import (
+    BACKFILL_STATUS,
+    DagsterDev,
+    backfill_params,
+    launch_backfill,
+    wait_for_backfill_run,
 )
 from unified_assets_tests.support.truth import TABLE_SYSTEM, landed_versions, true_versions
 
@@ -53,95 +54,6 @@ HISTORY_START = date(2025, 9, 22)  # a Monday: 23 complete weeks before FIRST_DA
 GROUPS = ("ingestion", "transform", "ml", "operations")
 FORECAST_MODEL, FORECAST = ["ml", "demand_forecast_model"], ["ml", "demand_forecast"]
 TRAINING_SET = ["ml", "demand_training_set"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class DagsterDev:
-    def __init__(self, tmp_path: Path):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.data_dir = tmp_path / "data"
-        self.log_path = tmp_path / "dagster-dev.log"
-        self.history_log_path = tmp_path / "land-history.log"
-        bin_dir = Path(sys.executable).parent
-        self.env = {
-            key: value for key, value in os.environ.items() if not key.startswith("UNIFIED_ASSETS_")
-        }
-        self.env.update(
-            {
-                "DAGSTER_HOME": str(tmp_path / "dagster_home"),
-                DATA_DIR_VAR: str(self.data_dir),
-                SIM_CLOCK_VAR: f"frozen:{FROZEN_AT}",
-                HISTORY_START_VAR: HISTORY_START.isoformat(),
-                "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-            }
-        )
-        dagster_home = Path(self.env["DAGSTER_HOME"])
-        dagster_home.mkdir()
-        shutil.copy(PROJECT_ROOT / "deploy" / "dagster.yaml", dagster_home / "dagster.yaml")
-        # As scripts/dev runs it.
-        self.command = [
-            str(bin_dir / "dagster"),
-            "dev",
-            "-w",
-            "workspace.yaml",
-            "--log-level",
-            "warning",
-        ]
-        self.command += ["-h", "127.0.0.1", "-p", str(self.port)]
-
-    def __enter__(self) -> DagsterDev:
-        self.log = self.log_path.open("w")
-        self.history_log = self.history_log_path.open("w")
-        self.process = subprocess.Popen(
-            self.command,
-            cwd=PROJECT_ROOT,
-            env=self.env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        return self
-
-    def __exit__(self, *_exc) -> None:
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass  # stopped already (the Ctrl-C test)
-        self.log.close()
-        self.history_log.close()
-
-    def wait_until_serving(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, f"dagster dev exited:\n{self.log_path.read_text()}"
-            try:
-                nodes = self.graphql("{ assetNodes { assetKey { path } } }")["assetNodes"]
-                if nodes:
-                    return
-            except OSError:
-                pass
-            time.sleep(1)
-        raise AssertionError(f"dagster dev did not serve the assets:\n{self.log_path.read_text()}")
-
-    def graphql(self, query: str, variables: dict | None = None) -> dict:
-        request = urllib.request.Request(
-            f"{self.url}/graphql",
-            data=json.dumps({"query": query, "variables": variables or {}}).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            body = json.load(response)
-        assert "errors" not in body, body["errors"]
-        return body["data"]
 
 
 ASSET_GRAPH = """
@@ -176,23 +88,6 @@ CHECK_RESULTS = """
         executionForLatestMaterialization { status evaluation { severity description } } } } } } }
 """
 
-LAUNCH_BACKFILL = """
-mutation Launch($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on PythonError { message }
-  }
-}
-"""
-
-BACKFILL_STATUS = """
-query Status($id: String!) {
-  partitionBackfillOrError(backfillId: $id) {
-    ... on PartitionBackfill { status runs(limit: 10) { id status } }
-  }
-}
-"""
 
 LATEST_MATERIALIZATION = """
 query Latest($key: AssetKeyInput!) {
@@ -262,7 +157,9 @@ def land_history(dev: DagsterDev) -> subprocess.Popen:
 
 @pytest.fixture(scope="module")
 def dev(tmp_path_factory) -> Iterator[DagsterDev]:
-    session = DagsterDev(tmp_path_factory.mktemp("dagster_dev"))
+    session = DagsterDev(
+        tmp_path_factory.mktemp("dagster_dev"), frozen_at=FROZEN_AT, history_start=HISTORY_START
+    )
     with session:
         history = land_history(session)
         try:
@@ -280,19 +177,8 @@ def dev(tmp_path_factory) -> Iterator[DagsterDev]:
 def landed(dev: DagsterDev) -> dict:
     """The week backfilled as a user does it; returns the backfill (its id and its run) once the run has
     succeeded. Nothing more is pressed: the automation carries the landed days into the models."""
-    params = {
-        "partitionsByAssets": [
-            {
-                "assetKey": {"path": key},
-                "partitions": {"range": {"start": str(FIRST_DAY), "end": str(LAST_DAY)}},
-            }
-            for key in RAW_KEYS
-        ],
-        "title": "e2e backfill",
-    }
-    launched = dev.graphql(LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
-    assert launched["__typename"] == "LaunchBackfillSuccess", launched
-    backfill_id = launched["backfillId"]
+    params = backfill_params(RAW_KEYS, FIRST_DAY, LAST_DAY, title="e2e backfill")
+    backfill_id = launch_backfill(dev, params)
     run = wait_for_backfill_run(dev, backfill_id, timeout_s=300)
     assert run["status"] == "SUCCESS", run
     return {"id": backfill_id, "run": run}
@@ -606,22 +492,6 @@ def wait_for_backfill(dev: DagsterDev, backfill_id: str, timeout_s: float) -> di
             return backfill
         time.sleep(2)
     raise AssertionError(f"backfill still running after {timeout_s} s:\n{dev.log_path.read_text()}")
-
-
-def wait_for_backfill_run(dev: DagsterDev, backfill_id: str, timeout_s: float) -> dict:
-    """The backfill's first run once it has ended (the backfill itself is marked done later)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        backfill = dev.graphql(BACKFILL_STATUS, {"id": backfill_id})["partitionBackfillOrError"]
-        ended = [
-            run for run in backfill["runs"] if run["status"] in ("SUCCESS", "FAILURE", "CANCELED")
-        ]
-        if ended:
-            return ended[-1]
-        time.sleep(2)
-    raise AssertionError(
-        f"backfill's run not ended after {timeout_s} s:\n{dev.log_path.read_text()}"
-    )
 
 
 def assert_launched_together(events: list[dict]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -175,9 +176,11 @@ def _publish_repeatedly(lake: Lake, qty: int) -> None:
 
 def test_processes_publishing_the_same_partition_at_once_all_succeed(lake):
     """A sensor's run and a manual run may land the same day together: each publish is whole."""
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(3) as pool:
-        pool.starmap(_publish_repeatedly, [(lake, qty) for qty in (1, 2, 3)])
+    # Not multiprocessing.Pool: its terminate() can race its own worker refill and then wait forever on
+    # a fresh worker that ignores SIGTERM (as pytest-xdist's workers, and so their children, do).
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=3, mp_context=spawn) as pool:
+        list(pool.map(_publish_repeatedly, [lake] * 3, (1, 2, 3)))
     rows = read(lake, lake.partition_file("things", DAY))
     assert len(rows) == 200
     assert len({qty for _, qty in rows}) == 1, "the file must come from one publish, not a mix"

@@ -1,6 +1,6 @@
 """A code location for the pool test (`unified_assets_tests/lib/test_pools_across_runs.py`): one job whose
 steps each hold one of the platform's pools, the way its assets do (`pool=` and `@holds_its_pool`), and
-write down when they held it.
+write down when they held it and which other runs' steps were then waiting for it.
 
 Two runs of it must be able to meet: its first step waits until a second run has started (the queue lets
 two in at once), so the runs are known to overlap and their pooled steps to contend.
@@ -48,8 +48,20 @@ def pooled_step(pool: str):
     @holds_its_pool
     def hold(context: OpExecutionContext) -> None:
         held_from = time.monotonic_ns()  # one clock for every process of this host
+        info = context.instance.event_log_storage.get_concurrency_info(pool)
+        waiting = [
+            step.run_id
+            for step in info.pending_steps
+            if step.run_id != context.run_id and step.assigned_timestamp is None
+        ]
         time.sleep(WORK_SECONDS)
-        held = {"run": context.run_id, "pool": pool, "from": held_from, "to": time.monotonic_ns()}
+        held = {
+            "run": context.run_id,
+            "pool": pool,
+            "from": held_from,
+            "to": time.monotonic_ns(),
+            "other_runs_waiting": waiting,  # what made this pool contended
+        }
         (records() / f"{context.run_id}-{pool}.json").write_text(json.dumps(held))
 
     return hold

@@ -250,17 +250,13 @@ def cluster_storage(
     )
 
 
-def cluster_instance_home(tmp_path, monkeypatch, postgres_database, s3_server) -> str:
-    """DAGSTER_HOME with deploy/cluster/dagster.yaml, its variables pointing at the test's services;
-    returns the bucket it keeps step logs in."""
-    from unified_assets.settings import PROJECT_ROOT
-
-    Path(tmp_path).mkdir(parents=True, exist_ok=True)
-    shutil.copy(PROJECT_ROOT / "deploy" / "cluster" / "dagster.yaml", tmp_path / "dagster.yaml")
-    bucket = s3_server.create_bucket()
+def cluster_instance_environment(
+    postgres_database, s3_server: S3Server, bucket: str
+) -> dict[str, str]:
+    """The variables deploy/cluster/dagster.yaml reads, pointing at the test's services, with step logs
+    in `bucket`."""
     database = postgres_database
-    for variable, value in {
-        "DAGSTER_HOME": str(tmp_path),
+    return {
         "DAGSTER_PG_HOST": database.host,
         "DAGSTER_PG_PORT": str(database.port),
         "DAGSTER_PG_DB": database.dbname,
@@ -271,6 +267,18 @@ def cluster_instance_home(tmp_path, monkeypatch, postgres_database, s3_server) -
         "AWS_ACCESS_KEY_ID": s3_server.access_key_id,
         "AWS_SECRET_ACCESS_KEY": s3_server.secret_access_key,
         "AWS_DEFAULT_REGION": s3_server.region,
-    }.items():
+    }
+
+
+def cluster_instance_home(tmp_path, monkeypatch, postgres_database, s3_server) -> str:
+    """DAGSTER_HOME with deploy/cluster/dagster.yaml, its variables pointing at the test's services;
+    returns the bucket it keeps step logs in."""
+    from unified_assets.settings import PROJECT_ROOT
+
+    Path(tmp_path).mkdir(parents=True, exist_ok=True)
+    shutil.copy(PROJECT_ROOT / "deploy" / "cluster" / "dagster.yaml", tmp_path / "dagster.yaml")
+    bucket = s3_server.create_bucket()
+    environment = cluster_instance_environment(postgres_database, s3_server, bucket)
+    for variable, value in {"DAGSTER_HOME": str(tmp_path), **environment}.items():
         monkeypatch.setenv(variable, value)
     return bucket

@@ -234,7 +234,7 @@ def extract_to_lake(
         f"{landed.duplicates_dropped} duplicates dropped"
         + (f", {redacted} PII values redacted" if source.prepare else "")
     )
-    context.instance.add_run_tags(context.run_id, _run_totals(source, window, stats, landed))
+    context.instance.add_run_tags(context.run.run_id, _run_totals(source, window, stats, landed))
     preview = [{k: v for k, v in row.items() if k != "lines"} for row in landed.preview]
     detail: dict[str, Any] = {"preview": MetadataValue.md(markdown_table(preview))}
     if census.records:

@@ -159,7 +159,7 @@ def dbt_models(
     if removed := prune_build_targets(target_dir):
         context.log.info(f"Removed {len(removed)} old dbt build folders from {target_dir}")
     # Named as dagster-dbt names its build folders, so pruning treats them alike.
-    build_target = target_dir / f"dbt_models-{context.run_id[:7]}-{uuid.uuid4().hex[:7]}"
+    build_target = target_dir / f"dbt_models-{context.run.run_id[:7]}-{uuid.uuid4().hex[:7]}"
     state = parse_state_for(target_dir, storage.dbt_vars())
     seed_parse_state(state, build_target)
     try:

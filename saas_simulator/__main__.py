@@ -103,11 +103,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"export {line}")
     print("\nCtrl-C to stop.", flush=True)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        while not stop.wait(0.5):
-            pass
-    except KeyboardInterrupt:
+    # Handlers of its own: a shell that starts it in the background without job control leaves SIGINT
+    # ignored, and Ctrl-C (or a supervisor's SIGINT) would do nothing.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    while not stop.wait(0.5):
         pass
     server.stop()
     return 0

@@ -26,6 +26,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# `dagster dev` with Ctrl-C's default restored, then exec'd in place (same process): started from a shell
+# that ran the tests in the background without job control, it would inherit SIGINT ignored, and the
+# Ctrl-C test's SIGINT would do nothing.
+WITH_SIGINT_RESTORED = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
+
+
 class DagsterDev:
     """`dagster dev` as `scripts/dev` runs it, in a process group of its own, with the test's data folder,
     a frozen simulator clock, and `instance` (a dagster.yaml) in a DAGSTER_HOME of its own; `env` adds
@@ -77,7 +86,7 @@ class DagsterDev:
         self.log = self.log_path.open("w")
         self.history_log = self.history_log_path.open("w")
         self.process = subprocess.Popen(
-            self.command,
+            [sys.executable, "-c", WITH_SIGINT_RESTORED, *self.command],
             cwd=PROJECT_ROOT,
             env=self.env,
             stdout=self.log,

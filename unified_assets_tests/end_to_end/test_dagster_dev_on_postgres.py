@@ -20,6 +20,7 @@ from datetime import date
 
 import pytest
 
+from unified_assets.definitions import defs
 from unified_assets.settings import PROJECT_ROOT
 from unified_assets_tests.support.dagster_dev import (
     DagsterDev,
@@ -36,7 +37,14 @@ FROZEN_AT = "2026-03-15T12:00:00Z"
 HISTORY_START = FIRST_DAY = date(2026, 3, 12)
 LAST_DAY = date(2026, 3, 14)
 RAW_KEYS = [["raw", table] for table in TABLE_SYSTEM]
-POOLS = ("warehouse", "accounting_api", "purchasing_api", "support_api")
+# Every pool a step of the definitions is in: the limits deploying sets once.
+POOLS = sorted(
+    {
+        op.pool
+        for op in defs.resolve_implicit_global_asset_job_def().all_node_defs
+        if getattr(op, "pool", None)
+    }
+)
 
 # What deploying the instance does once (docs/scale-out.md, *Instance*), with the instance's settings.
 SET_POOL_LIMITS = """

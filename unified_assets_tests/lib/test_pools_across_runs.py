@@ -73,7 +73,7 @@ def test_three_runs_submitted_together_overlap_but_never_share_a_pool_or_pass_th
         assert all(launch.wait(timeout=120) == 0 for launch in launches)
         with DagsterInstance.get() as instance:
             records = wait_until_finished(instance, daemon, tmp_path / "daemon.log")
-            story = unfinished_runs_story(instance, records)
+            story = story_of_the_runs(instance, records)
     finally:  # the daemon and the code server it started, which outlives it otherwise
         os.killpg(daemon.pid, signal.SIGTERM)
         daemon.wait(timeout=60)
@@ -104,11 +104,11 @@ def wait_until_finished(instance: DagsterInstance, daemon: subprocess.Popen, log
         if len(records) == RUNS and all(r.dagster_run.status in FINISHED for r in records):
             return records
         assert daemon.poll() is None, f"the daemon exited: {log.read_text()[-3000:]}"
-        assert time.monotonic() < deadline, unfinished_runs_story(instance, records)
+        assert time.monotonic() < deadline, story_of_the_runs(instance, records)
         time.sleep(0.2)
 
 
-def unfinished_runs_story(instance: DagsterInstance, records: list) -> str:
+def story_of_the_runs(instance: DagsterInstance, records: list) -> str:
     """The last events and errors of each run that did not succeed, and who holds or waits for each pool:
     what a hung or failed run was waiting for."""
     told = []

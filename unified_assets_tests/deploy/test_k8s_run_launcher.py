@@ -10,6 +10,7 @@ Postgres, the bucket, the three source systems (a simulator), the instance Confi
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -19,67 +20,50 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from dagster import AssetKey, DagsterInstance, DagsterRunStatus
+from dagster import AssetCheckKey, AssetKey, DagsterInstance, DagsterRunStatus
 from dagster._core.definitions.selector import JobSubsetSelector
 from dagster._core.remote_origin import InProcessCodeLocationOrigin
 from dagster._core.storage.tags import DOCKER_IMAGE_TAG, PARTITION_NAME_TAG
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from dagster._core.workspace.context import WorkspaceProcessContext, WorkspaceRequestContext
 from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
-from dagster_k8s import K8sRunLauncher
 from kubernetes.client import ApiClient
 
+from unified_assets.lib.dbt_project import dbt_model_key
+from unified_assets.lib.k8s_run_launcher import StepSizedK8sRunLauncher, largest_resources
+from unified_assets.lib.keys import DEMAND_FORECAST_MODEL
+from unified_assets.lib.pod_resources import K8S_CONFIG_TAG
 from unified_assets.settings import PROJECT_ROOT
 from unified_assets_tests.support.k8s import CONFIG_MAP, DEPLOYMENT, IMAGE, VALUES, pod_environment
 from unified_assets_tests.support.simulators import frozen_world, serving
 
 CLUSTER_INSTANCE = PROJECT_ROOT / "deploy" / "cluster" / "dagster.yaml"
 
-# The chart's own values where ours set none (the chart's values.yaml and `_helpers.tpl`), for the release
-# of values.yaml's `helm upgrade --install unified-assets ...` in a namespace of its own.
+# The release of values.yaml's `helm upgrade --install unified-assets ...`, in a namespace of its own, and
+# what the chart names after it (`dagster.fullname`: the instance ConfigMap, the service account).
 RELEASE, NAMESPACE = "unified-assets", "unified-assets"
 CHART_DAGSTER_HOME = "/opt/dagster/dagster_home"  # global.dagsterHome
-CHART_IMAGE_PULL_POLICY = "Always"  # runLauncher.config.k8sRunLauncher.imagePullPolicy
-CHART_FULLNAME = f"{RELEASE}-dagster"  # `dagster.fullname`: the service account's name too
-# What the chart copies from runLauncher.config.k8sRunLauncher.runK8sConfig into run_k8s_config.
-CHART_RUN_K8S_CONFIG_KEYS = (
-    "containerConfig",
-    "podSpecConfig",
-    "podTemplateSpecMetadata",
-    "jobSpecConfig",
-    "jobMetadata",
-)
+CHART_FULLNAME = f"{RELEASE}-dagster"
 
 RAW_INVOICES = AssetKey(["raw", "invoices"])
+UNIFIED_DEMAND = dbt_model_key("unified_demand")  # a model of the dbt build step
 PARTITION = "2026-03-14"  # a whole day before the simulated world's clock (support/simulators.py)
 RUN_LIMIT_SECONDS = 300  # a safety net: the command ends when the run does
 
 
 def chart_run_launcher(values: Mapping[str, Any], kubeconfig_file: Path) -> dict[str, Any]:
-    """`run_launcher` as the chart's `dagsterYaml.runLauncher.k8s` template renders it from `values`,
-    except that the launcher reads a kubeconfig (an unreachable server) instead of the in-cluster one."""
-    launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
-    run_k8s_config = launcher.get("runK8sConfig", {})
-    config = {
-        "load_incluster_config": False,
-        "kubeconfig_file": str(kubeconfig_file),
-        "job_namespace": launcher.get("jobNamespace") or NAMESPACE,
-        "image_pull_policy": launcher.get("imagePullPolicy", CHART_IMAGE_PULL_POLICY),
-        "service_account_name": CHART_FULLNAME,
-        "dagster_home": CHART_DAGSTER_HOME,
-        "instance_config_map": f"{CHART_FULLNAME}-instance",
-        "postgres_password_secret": values["global"]["postgresqlSecretName"],
-        "env_config_maps": [source["name"] for source in launcher.get("envConfigMaps", [])],
-        "env_secrets": [source["name"] for source in launcher.get("envSecrets", [])],
-        "run_k8s_config": {snake_case(key): value for key, value in run_k8s_config.items()},
+    """`run_launcher` as the chart's `dagsterYaml.runLauncher.custom` template renders it from `values`
+    (module, class and config as written), except that the launcher reads a kubeconfig (an unreachable
+    server) instead of the in-cluster one."""
+    launcher = values["runLauncher"]
+    assert launcher["type"] == "CustomRunLauncher"
+    custom = launcher["config"]["customRunLauncher"]
+    config = {**custom["config"], "load_incluster_config": False}
+    return {
+        "module": custom["module"],
+        "class": custom["class"],
+        "config": {**config, "kubeconfig_file": str(kubeconfig_file)},
     }
-    assert set(run_k8s_config) <= set(CHART_RUN_K8S_CONFIG_KEYS), "a key the chart does not render"
-    return {"module": "dagster_k8s", "class": "K8sRunLauncher", "config": config}
-
-
-def snake_case(camel: str) -> str:
-    """The chart's template names each `run_k8s_config` section in snake case (their contents as is)."""
-    return "".join(f"_{c.lower()}" if c.isupper() else c for c in camel)
 
 
 def fake_kubeconfig(path: Path) -> Path:
@@ -147,6 +131,7 @@ def chart_instance(tmp_path, monkeypatch, postgres_database, s3_server) -> Path:
     )
     for variable, value in {
         "DAGSTER_HOME": str(dagster_home),
+        "DAGSTER_K8S_PIPELINE_RUN_NAMESPACE": NAMESPACE,  # the chart's `dagster.shared_env`
         "DAGSTER_PG_PASSWORD": postgres_database.password,
         "UNIFIED_ASSETS_S3_ENDPOINT": s3_server.endpoint_url,
         "AWS_ACCESS_KEY_ID": s3_server.access_key_id,
@@ -173,9 +158,16 @@ def code_location(instance: DagsterInstance) -> Iterator[WorkspaceRequestContext
         yield process.create_request_context()
 
 
-def create_partition_run(instance: DagsterInstance, workspace: WorkspaceRequestContext):
-    """A run of raw/invoices for one day, created as the daemon creates a sensor's or a schedule's run:
-    from the code location's job snapshot and execution plan, with its remote origin."""
+def create_asset_run(
+    instance: DagsterInstance,
+    workspace: WorkspaceRequestContext,
+    asset_key: AssetKey,
+    tags: Mapping[str, str],
+    checks: frozenset[AssetCheckKey] = frozenset(),
+):
+    """A run materializing `asset_key` (and `checks`, which an asset that cannot be subset needs),
+    created as the daemon creates a sensor's or a schedule's run: from the code location's job snapshot
+    and execution plan, with its remote origin."""
     location = workspace.get_code_location(DEPLOYMENT["name"])
     [repository_name] = location.get_repository_names()
     remote_job = location.get_job(
@@ -184,8 +176,8 @@ def create_partition_run(instance: DagsterInstance, workspace: WorkspaceRequestC
             repository_name=repository_name,
             job_name="__ASSET_JOB",
             op_selection=None,
-            asset_selection={RAW_INVOICES},
-            asset_check_selection=set(),
+            asset_selection={asset_key},
+            asset_check_selection=set(checks),
         )
     )
     plan = location.get_execution_plan(
@@ -201,14 +193,14 @@ def create_partition_run(instance: DagsterInstance, workspace: WorkspaceRequestC
         op_selection=None,
         root_run_id=None,
         parent_run_id=None,
-        tags={**remote_job.run_tags, PARTITION_NAME_TAG: PARTITION},
+        tags={**remote_job.run_tags, **tags},
         job_snapshot=remote_job.job_snapshot,
         execution_plan_snapshot=plan.execution_plan_snapshot,
         parent_job_snapshot=remote_job.parent_job_snapshot,
         remote_job_origin=remote_job.get_remote_origin(),
         job_code_origin=remote_job.get_python_origin(),
-        asset_selection=frozenset({RAW_INVOICES}),
-        asset_check_selection=frozenset(),
+        asset_selection=frozenset({asset_key}),
+        asset_check_selection=checks,
         asset_graph=location.get_repository(repository_name).asset_graph,
     )
 
@@ -300,7 +292,10 @@ def test_the_chart_instance_loads_a_k8s_run_launcher_configured_from_values_yaml
     chart_instance(tmp_path, monkeypatch, postgres_database, s3_server)
     with DagsterInstance.get() as instance:
         launcher = instance.run_launcher
-        assert isinstance(launcher, K8sRunLauncher)
+        assert isinstance(launcher, StepSizedK8sRunLauncher)
+        assert launcher.service_account_name == CHART_FULLNAME
+        assert launcher.instance_config_map == f"{CHART_FULLNAME}-instance"
+        assert launcher.dagster_home == CHART_DAGSTER_HOME
         assert launcher.env_config_maps == ["unified-assets-config"]
         assert launcher.env_secrets == ["unified-assets-secrets"]
         assert launcher.job_namespace == NAMESPACE
@@ -309,6 +304,68 @@ def test_the_chart_instance_loads_a_k8s_run_launcher_configured_from_values_yaml
             "memory": "1Gi",
         }
         assert launcher.run_k8s_config["job_spec_config"] == {"ttlSecondsAfterFinished": 86400}
+    # The daemon and the webserver load that launcher's class: they run the code location's image.
+    for service in ("dagsterDaemon", "dagsterWebserver"):
+        image = VALUES[service]["image"]
+        assert f"{image['repository']}:{image['tag']}" == IMAGE, service
+
+
+def step_resources(asset_key: AssetKey) -> dict[str, Any]:
+    """What the step materializing `asset_key` asks for in its `dagster-k8s/config` op tag."""
+    from unified_assets.definitions import defs
+
+    tags = defs.resolve_assets_def(asset_key).op.tags
+    return json.loads(tags[K8S_CONFIG_TAG])["container_config"]["resources"]
+
+
+def launched_resources(instance, workspace, asset_key: AssetKey, tags=None) -> dict[str, Any]:
+    """The resources of the run pod the launcher creates for a run of `asset_key` with `tags`."""
+    from unified_assets.definitions import defs
+
+    assets_def = defs.resolve_assets_def(asset_key)
+    checks = frozenset() if assets_def.can_subset else frozenset(assets_def.check_keys)
+    run = create_asset_run(instance, workspace, asset_key, tags or {}, checks)
+    job = launch_capturing_the_job(instance, run.run_id, workspace)
+    [container] = job["spec"]["template"]["spec"]["containers"]
+    return container["resources"]
+
+
+def test_a_runs_pod_requests_what_its_heaviest_step_asks_for(
+    tmp_path, monkeypatch, postgres_database, s3_server
+):
+    chart_instance(tmp_path, monkeypatch, postgres_database, s3_server)
+    defaults = VALUES["runLauncher"]["config"]["customRunLauncher"]["config"]["run_k8s_config"]
+    default_resources = defaults["container_config"]["resources"]
+    with DagsterInstance.get() as instance, code_location(instance) as workspace:
+        for heavy in (DEMAND_FORECAST_MODEL, UNIFIED_DEMAND):
+            asked = step_resources(heavy)
+            assert largest_resources([asked, default_resources]) == asked, (
+                f"{heavy.to_user_string()} asks for less than a run gets anyway"
+            )
+            assert launched_resources(instance, workspace, heavy) == asked, heavy
+
+        # A run's own tag still decides what it names; the step's figures fill in the rest.
+        more_memory = {"container_config": {"resources": {"requests": {"memory": "12Gi"}}}}
+        resources = launched_resources(
+            instance, workspace, DEMAND_FORECAST_MODEL, {K8S_CONFIG_TAG: json.dumps(more_memory)}
+        )
+        asked = step_resources(DEMAND_FORECAST_MODEL)
+        assert resources["requests"] == {**asked["requests"], "memory": "12Gi"}
+        assert resources["limits"] == asked["limits"]
+
+        # A step that asks for nothing runs with the launcher's defaults.
+        assert launched_resources(instance, workspace, RAW_INVOICES) == default_resources
+
+
+def test_the_largest_of_each_resource_is_taken_as_kubernetes_compares_quantities():
+    assert largest_resources(
+        [
+            {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "3Gi"}},
+            {"requests": {"cpu": "2", "memory": "1536Mi"}},
+            {"requests": {"cpu": "1500m", "memory": "1000Mi"}, "limits": {"memory": "2Gi"}},
+        ]
+    ) == {"requests": {"cpu": "2", "memory": "1536Mi"}, "limits": {"memory": "3Gi"}}
+    assert largest_resources([]) == {}
 
 
 def test_the_job_the_launcher_creates_runs_a_days_extract_to_success_from_an_empty_folder(
@@ -320,7 +377,9 @@ def test_the_job_the_launcher_creates_runs_a_days_extract_to_success_from_an_emp
     scratch.mkdir()
     with DagsterInstance.get() as instance:
         with code_location(instance) as workspace:
-            run = create_partition_run(instance, workspace)
+            run = create_asset_run(
+                instance, workspace, RAW_INVOICES, {PARTITION_NAME_TAG: PARTITION}
+            )
             job = launch_capturing_the_job(instance, run.run_id, workspace)
 
         [container] = job["spec"]["template"]["spec"]["containers"]

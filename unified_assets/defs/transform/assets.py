@@ -23,6 +23,7 @@ from dagster_dbt import DbtCliInvocation, DbtCliResource, dbt_assets
 from pydantic import Field
 
 from unified_assets.lib.dbt_project import DbtLayers, dbt_project
+from unified_assets.lib.pod_resources import pod_resources
 from unified_assets.lib.pools import holds_its_pool
 from unified_assets.lib.storage import PlatformStorage
 from unified_assets.lib.warehouse import WAREHOUSE_POOL
@@ -143,6 +144,8 @@ class DbtBuildConfig(Config):
     project=dbt_project(),
     dagster_dbt_translator=DbtLayers(),
     pool=WAREHOUSE_POOL,
+    # The benchmark world's build (2.1M invoice lines) peaked at 1,252 MB (docs/benchmarks.md, *Scale*).
+    op_tags=pod_resources(cpu="1", memory="1536Mi", memory_limit="3Gi"),
 )
 @holds_its_pool
 def dbt_models(

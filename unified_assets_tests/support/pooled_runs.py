@@ -3,7 +3,9 @@ steps each hold one of the platform's pools, the way its assets do (`pool=` and 
 write down when they held it and which other runs' steps were then waiting for it.
 
 Two runs of it must be able to meet: its first step waits until a second run has started (the queue lets
-two in at once), so the runs are known to overlap and their pooled steps to contend.
+two in at once), so the runs are known to overlap and their pooled steps to contend. Its steps run as the
+platform's do (`unified_assets.lib.executor`): the four pooled steps, which could overlap, forked from a
+server that preloaded this module.
 """
 
 import json
@@ -13,6 +15,7 @@ from pathlib import Path
 
 from dagster import Definitions, In, Nothing, OpExecutionContext, Out, job, op
 
+from unified_assets.lib.executor import forked_steps_config, in_process_unless_steps_overlap
 from unified_assets.lib.pools import holds_its_pool
 from unified_assets.lib.storage import PlatformStorage
 
@@ -38,6 +41,16 @@ def meet_another_run(context: OpExecutionContext) -> None:
         time.sleep(0.05)
 
 
+def other_runs_waiting(context: OpExecutionContext, pool: str) -> list[str]:
+    """The runs whose step waits for `pool` now (claimed no slot yet), this step's own run aside."""
+    info = context.instance.event_log_storage.get_concurrency_info(pool)
+    return [
+        step.run_id
+        for step in info.pending_steps
+        if step.run_id != context.run_id and step.assigned_timestamp is None
+    ]
+
+
 def pooled_step(pool: str):
     @op(
         name=f"hold_{pool}",
@@ -48,19 +61,15 @@ def pooled_step(pool: str):
     @holds_its_pool
     def hold(context: OpExecutionContext) -> None:
         held_from = time.monotonic_ns()  # one clock for every process of this host
-        info = context.instance.event_log_storage.get_concurrency_info(pool)
-        waiting = [
-            step.run_id
-            for step in info.pending_steps
-            if step.run_id != context.run_id and step.assigned_timestamp is None
-        ]
+        waiting = set(other_runs_waiting(context, pool))
         time.sleep(WORK_SECONDS)
+        waiting |= set(other_runs_waiting(context, pool))  # a step that came while this one held
         held = {
             "run": context.run_id,
             "pool": pool,
             "from": held_from,
             "to": time.monotonic_ns(),
-            "other_runs_waiting": waiting,  # what made this pool contended
+            "other_runs_waiting": sorted(waiting),  # what made this pool contended
         }
         (records() / f"{context.run_id}-{pool}.json").write_text(json.dumps(held))
 
@@ -70,7 +79,11 @@ def pooled_step(pool: str):
 STEPS = [pooled_step(pool) for pool in POOLS]
 
 
-@job
+@job(
+    executor_def=in_process_unless_steps_overlap.configured(
+        forked_steps_config([__name__], max_concurrent=4)
+    )
+)
 def pooled_run() -> None:
     met = meet_another_run()
     for step in STEPS:

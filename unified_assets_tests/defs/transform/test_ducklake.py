@@ -77,40 +77,38 @@ class SnapshotReader(threading.Thread):
 def test_the_same_lake_builds_the_same_warehouse_on_a_file_and_on_ducklake_incrementally(
     demo_config, tmp_path: Path, postgres_database, s3_server
 ):
+    """The DuckLake is built first from two days, then incrementally with a third, then from scratch
+    again; each time it equals one build of the same lake files into a DuckDB file. (That an incremental
+    build of the file equals its full refresh is `test_transform.py`'s own test.)"""
     local = PlatformStorage(data_dir=str(tmp_path / "local"))
     cluster = cluster_storage(tmp_path / "cluster", postgres_database, s3_server)
     world = frozen_world(demo_config)
     with serving(world) as server:
         land_days(server, local, *FIRST_DAYS)
         copy_lake_to_bucket(local, cluster, s3_server)
-        build(local)
         build(cluster)
-        first = local_hashes(local)
-        assert ducklake_hashes(cluster) == first
-
+        first = ducklake_hashes(cluster)
         land_days(server, local, NEXT_DAY, NEXT_DAY)
     copy_lake_to_bucket(local, cluster, s3_server)
-    build(local)
+    build(local)  # the reference: every day in one build of the file
+    whole = local_hashes(local)
+    assert whole != first, "the new day must change the warehouse"
+    assert {"staging", "intermediate", "marts"} <= {name.split(".")[0] for name in whole}
+
     reader = SnapshotReader(cluster)
     reader.start()
     reader.reading.wait(timeout=120)  # its first read is done: it reads while dbt builds
     build(cluster)  # incremental: the staging models append the new day's versions
     reader.stop.set()
     reader.join()
-
-    incremental = local_hashes(local)
-    assert incremental != first, "the new day must change the warehouse"
-    assert ducklake_hashes(cluster) == incremental
-    assert {"staging", "intermediate", "marts"} <= {name.split(".")[0] for name in incremental}
+    assert ducklake_hashes(cluster) == whole
 
     assert reader.error is None, reader.error
-    before, after = first[WATCHED], incremental[WATCHED]
+    before, after = first[WATCHED], whole[WATCHED]
     assert reader.seen and set(reader.seen) <= {before, after}, "a read saw half a build"
 
-    build(local, full_refresh=True)
     build(cluster, full_refresh=True)
-    assert local_hashes(local) == incremental
-    assert ducklake_hashes(cluster) == incremental
+    assert ducklake_hashes(cluster) == whole
 
     # The weekly upkeep, keeping no old snapshot: one snapshot left, and the same tables.
     upkeep = warehouse_maintenance.execute_in_process(
@@ -122,7 +120,7 @@ def test_the_same_lake_builds_the_same_warehouse_on_a_file_and_on_ducklake_incre
         assert con.execute("select count(*) from ducklake_snapshots('warehouse')").fetchone() == (
             1,
         )
-    assert ducklake_hashes(cluster) == incremental
+    assert ducklake_hashes(cluster) == whole
 
 
 def test_the_warehouse_upkeep_leaves_a_local_warehouse_alone(storage):

@@ -73,7 +73,6 @@ SLOWEST_FIRST = (
     "test_transform.py",
     "test_ml_assets.py",
     "test_cluster_chain.py",
-    "test_pools_across_runs.py",
 )
 
 

@@ -38,7 +38,7 @@ WITH_SIGINT_RESTORED = (
 class DagsterDev:
     """`dagster dev` as `scripts/dev` runs it, in a process group of its own, with the test's data folder,
     a frozen simulator clock, and `instance` (a dagster.yaml) in a DAGSTER_HOME of its own; `env` adds
-    to the environment (what that instance reads)."""
+    to the environment (what that instance reads); `workspace` names the code locations."""
 
     def __init__(
         self,
@@ -48,6 +48,7 @@ class DagsterDev:
         history_start: date,
         instance: Path = PROJECT_ROOT / "deploy" / "dagster.yaml",
         env: dict[str, str] | None = None,
+        workspace: Path = PROJECT_ROOT / "workspace.yaml",
     ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -76,7 +77,7 @@ class DagsterDev:
             str(bin_dir / "dagster"),
             "dev",
             "-w",
-            "workspace.yaml",
+            str(workspace),
             "--log-level",
             "warning",
         ]

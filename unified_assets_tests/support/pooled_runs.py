@@ -1,4 +1,4 @@
-"""A code location for the pool test (`unified_assets_tests/lib/test_pools_across_runs.py`): one job whose
+"""A code location for the pool test (`end_to_end/test_dagster_dev_on_postgres.py`): one job whose
 steps each hold one of the platform's pools, the way its assets do (`pool=` and `@holds_its_pool`), and
 write down when they held it and which other runs' steps were then waiting for it.
 

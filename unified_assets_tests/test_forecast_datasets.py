@@ -1,0 +1,48 @@
+"""The real data sets of the forecast accuracy benchmark (benchmarks/forecast_datasets.py): every series
+loads, aligned to end at one period with the competition's test part right after it, and the
+competition's sMAPE is computed as the competition did."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmarks.forecast_datasets import ALIGNED_END, DATASETS, competition_smape, smape
+from unified_assets.forecasting.baselines import Naive
+
+# Series and test periods per data set, as the competitions published them.
+PUBLISHED = {
+    "m3-monthly": (1428, 18),
+    "m3-quarterly": (756, 8),
+    "tourism-monthly": (366, 24),
+    "tourism-quarterly": (427, 8),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_every_series_ends_at_one_period_with_its_test_part_right_after(name):
+    dataset = DATASETS[name]
+    history, test = dataset.panels()
+    series, test_periods = PUBLISHED[name]
+    assert history["series_id"].nunique() == test["series_id"].nunique() == series
+    last = pd.date_range(end=ALIGNED_END, periods=1, freq=dataset.freq)[0]
+    assert (history.groupby("series_id")["period"].max() == last).all()
+    first_test = pd.date_range(last, periods=2, freq=dataset.freq)[1]
+    assert (test.groupby("series_id")["period"].min() == first_test).all()
+    assert (test.groupby("series_id").size() == test_periods).all()
+    assert history["y"].notna().all() and test["y"].notna().all()
+
+
+def test_the_competition_smape_of_the_naive_forecast_is_computed_by_hand():
+    history, test = DATASETS["tourism-quarterly"].panels(limit=3)
+    last = history.groupby("series_id")["y"].last()
+    by_hand = np.mean(
+        [
+            200 * abs(y - last[series]) / (abs(y) + abs(last[series]))
+            for series, y in zip(test["series_id"], test["y"], strict=True)
+        ]
+    )
+    assert competition_smape(history, test, [Naive]) == pytest.approx({"naive": by_hand})
+    assert smape(np.array([100.0]), np.array([100.0])) == 0.0
+    assert smape(np.array([100.0]), np.array([0.0])) == 200.0

@@ -11,6 +11,7 @@ the real one, which a model's calendar features cannot know.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -88,20 +89,27 @@ def smape(actual: np.ndarray, predicted: np.ndarray) -> float:
 
 def competition_smape(
     history: pd.DataFrame, test: pd.DataFrame, methods: Sequence[Callable]
-) -> dict[str, float]:
-    """method name -> sMAPE on the competition's test part, each method fitted on the whole training
-    parts (`history`) and forecasting as many periods as the longest test part."""
+) -> pd.DataFrame:
+    """Per method (the index): `smape` on the competition's test part, each method fitted on the whole
+    training parts (`history`) and forecasting as many periods as the longest test part, and `fit_s`, the
+    seconds that fit and forecast took (every series at once)."""
     from unified_assets.forecasting.panel import prepare_panel
 
     panel = prepare_panel(history)
     horizon = int(test.groupby("series_id").size().max())
-    scores = {}
+    rows = {}
     for factory in methods:
         method = factory(horizon, (0.5, 0.9, 0.95))
-        joined = test.merge(method.fit(panel).predict(), on=["series_id", "period"], how="left")
+        started = time.perf_counter()
+        forecast = method.fit(panel).predict()
+        fit_s = time.perf_counter() - started
+        joined = test.merge(forecast, on=["series_id", "period"], how="left")
         if joined["mean"].isna().any():
             raise ValueError(
                 f"{method.name} left {int(joined['mean'].isna().sum())} periods unforecast"
             )
-        scores[method.name] = smape(joined["y"].to_numpy(), joined["mean"].to_numpy())
-    return scores
+        rows[method.name] = {
+            "smape": smape(joined["y"].to_numpy(), joined["mean"].to_numpy()),
+            "fit_s": fit_s,
+        }
+    return pd.DataFrame.from_dict(rows, orient="index")

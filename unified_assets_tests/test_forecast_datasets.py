@@ -43,6 +43,8 @@ def test_the_competition_smape_of_the_naive_forecast_is_computed_by_hand():
             for series, y in zip(test["series_id"], test["y"], strict=True)
         ]
     )
-    assert competition_smape(history, test, [Naive]) == pytest.approx({"naive": by_hand})
+    scored = competition_smape(history, test, [Naive])
+    assert scored.loc["naive", "smape"] == pytest.approx(by_hand)
+    assert scored.loc["naive", "fit_s"] > 0
     assert smape(np.array([100.0]), np.array([100.0])) == 0.0
     assert smape(np.array([100.0]), np.array([0.0])) == 200.0

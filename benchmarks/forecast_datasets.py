@@ -61,22 +61,13 @@ class ForecastDataset:
 DATASETS = {
     dataset.name: dataset
     for dataset in (
+        ForecastDataset("m3-monthly", "M3", "monthly", "MS", 12, "M3 competition, monthly"),
+        ForecastDataset("m3-quarterly", "M3", "quarterly", "QS", 4, "M3 competition, quarterly"),
         ForecastDataset(
-            "m3-monthly", "M3", "monthly", "MS", 12, "M3 competition, 1,428 monthly series"
+            "tourism-monthly", "Tourism", "monthly", "MS", 12, "Tourism competition, monthly"
         ),
         ForecastDataset(
-            "m3-quarterly", "M3", "quarterly", "QS", 4, "M3 competition, 756 quarterly series"
-        ),
-        ForecastDataset(
-            "tourism-monthly", "Tourism", "monthly", "MS", 12, "Tourism competition, 366 monthly"
-        ),
-        ForecastDataset(
-            "tourism-quarterly",
-            "Tourism",
-            "quarterly",
-            "QS",
-            4,
-            "Tourism competition, 427 quarterly",
+            "tourism-quarterly", "Tourism", "quarterly", "QS", 4, "Tourism competition, quarterly"
         ),
     )
 }

@@ -29,7 +29,6 @@ from pathlib import Path
 def main() -> int:
     from benchmarks.forecast_datasets import DATASETS
 
-    real_datasets = ", ".join(DATASETS)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--history-start", default="2025-01-06", type=date.fromisoformat)
     parser.add_argument("--as-of", default="2026-11-23T06:00:00+00:00")
@@ -39,7 +38,10 @@ def main() -> int:
     parser.add_argument("--data-dir", type=Path, help="reuse a built warehouse here")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument(
-        "--dataset", default="simulator", help="simulator, or a real data set: " + real_datasets
+        "--dataset",
+        default="simulator",
+        choices=["simulator", *DATASETS],
+        help="the simulator's world (default) or a real data set",
     )
     parser.add_argument("--series", type=int, help="a real data set's first N series only")
     args = parser.parse_args()
@@ -132,9 +134,6 @@ def real_data_report(args) -> int:
     from unified_assets.forecasting.baselines import BASELINES
     from unified_assets.forecasting.selection import Blend
 
-    if args.dataset not in DATASETS:
-        names = ", ".join(DATASETS)
-        raise SystemExit(f"--dataset {args.dataset!r} is not one of: simulator, {names}")
     dataset = DATASETS[args.dataset]
     history, test = dataset.panels(limit=args.series)
     methods = [*BASELINES, DemandForecaster, Blend]
@@ -145,7 +144,7 @@ def real_data_report(args) -> int:
     competition = competition_smape(history, test, methods)
     summary["smape_test_part"] = competition["smape"]
     summary["fit_forecast_s_test_part"] = competition["fit_s"]
-    print(f"\n{dataset.description}: {history['series_id'].nunique()} series")
+    print(f"\n{dataset.description}: {history['series_id'].nunique():,} series")
     print(
         f"backtest: {args.cutoffs} rolling origins, {dataset.horizon} periods ahead, "
         f"{backtested - started:.0f} s; competition test part "

@@ -32,8 +32,9 @@ class StepSizedK8sRunLauncher(K8sRunLauncher):
     """`K8sRunLauncher` whose run pods are sized for the largest step of each run."""
 
     def get_container_context_for_run(self, dagster_run: DagsterRun) -> K8sContainerContext:
-        sized = largest_resources([self._default_resources(), *self._step_resources(dagster_run)])
-        if sized != self._default_resources():
+        defaults = self._default_resources()
+        sized = largest_resources([defaults, *self._step_resources(dagster_run)])
+        if sized != defaults:
             dagster_run = dagster_run.with_tags(
                 {**dagster_run.tags, K8S_CONFIG_TAG: beneath_run_tag(sized, dagster_run.tags)}
             )

@@ -29,6 +29,7 @@ from dagster._core.workspace.context import WorkspaceProcessContext, WorkspaceRe
 from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
 from kubernetes.client import ApiClient
 
+from unified_assets.definitions import defs
 from unified_assets.lib.dbt_project import dbt_model_key
 from unified_assets.lib.k8s_run_launcher import StepSizedK8sRunLauncher, largest_resources
 from unified_assets.lib.keys import DEMAND_FORECAST_MODEL
@@ -58,12 +59,12 @@ def chart_run_launcher(values: Mapping[str, Any], kubeconfig_file: Path) -> dict
     launcher = values["runLauncher"]
     assert launcher["type"] == "CustomRunLauncher"
     custom = launcher["config"]["customRunLauncher"]
-    config = {**custom["config"], "load_incluster_config": False}
-    return {
-        "module": custom["module"],
-        "class": custom["class"],
-        "config": {**config, "kubeconfig_file": str(kubeconfig_file)},
+    config = {
+        **custom["config"],
+        "load_incluster_config": False,
+        "kubeconfig_file": str(kubeconfig_file),
     }
+    return {"module": custom["module"], "class": custom["class"], "config": config}
 
 
 def fake_kubeconfig(path: Path) -> Path:
@@ -312,16 +313,12 @@ def test_the_chart_instance_loads_a_k8s_run_launcher_configured_from_values_yaml
 
 def step_resources(asset_key: AssetKey) -> dict[str, Any]:
     """What the step materializing `asset_key` asks for in its `dagster-k8s/config` op tag."""
-    from unified_assets.definitions import defs
-
     tags = defs.resolve_assets_def(asset_key).op.tags
     return json.loads(tags[K8S_CONFIG_TAG])["container_config"]["resources"]
 
 
 def launched_resources(instance, workspace, asset_key: AssetKey, tags=None) -> dict[str, Any]:
     """The resources of the run pod the launcher creates for a run of `asset_key` with `tags`."""
-    from unified_assets.definitions import defs
-
     assets_def = defs.resolve_assets_def(asset_key)
     checks = frozenset() if assets_def.can_subset else frozenset(assets_def.check_keys)
     run = create_asset_run(instance, workspace, asset_key, tags or {}, checks)

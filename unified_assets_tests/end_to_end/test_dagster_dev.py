@@ -39,6 +39,7 @@ from unified_assets_tests.support.dagster_dev import (
     DagsterDev,
     backfill_params,
     launch_backfill,
+    launch_run,
     wait_for_backfill_run,
 )
 from unified_assets_tests.support.truth import TABLE_SYSTEM, landed_versions, true_versions
@@ -60,17 +61,6 @@ ASSET_GRAPH = """
 { assetNodes { assetKey { path } groupName description kinds
     owners { ... on TeamAssetOwner { team } ... on UserAssetOwner { email } }
     isPartitioned dependencyKeys { path } } }
-"""
-
-LAUNCH_RUN = """
-mutation Launch($params: ExecutionParams!) {
-  launchRun(executionParams: $params) {
-    __typename
-    ... on LaunchRunSuccess { run { runId } }
-    ... on PythonError { message }
-    ... on InvalidSubsetError { message }
-  }
-}
 """
 
 RUN_STATUS = """
@@ -292,7 +282,7 @@ def test_ctrl_c_stops_dagster_dev_with_a_run_in_flight_and_the_run_says_so(dev, 
     `dagster dev`, its services and the run's processes (dbt's included) all exit, and the run in flight
     ends marked as interrupted, not left as started. (How long it takes: docs/benchmarks.md.)"""
     nodes = dev.graphql(ASSET_GRAPH)["assetNodes"]
-    run_id = launch_run(
+    run_id = launch_assets_run(
         dev, [n["assetKey"]["path"] for n in nodes if n["groupName"] == "transform"]
     )
     wait_for_run_message(dev, run_id, "Running dbt command", timeout_s=300)
@@ -364,20 +354,15 @@ def run_end(dev: DagsterDev, run_id: str) -> tuple[str, str]:
 STAGED_INVOICES = ("staging", "stg_accounting__invoices")
 
 
-def launch_run(dev: DagsterDev, asset_keys: list[list[str]]) -> str:
+def launch_assets_run(dev: DagsterDev, asset_keys: list[list[str]]) -> str:
     """What "Materialize selected" does in the UI: one run of the assets and their checks."""
-    params = {
-        "selector": {
-            "repositoryLocationName": "unified_assets.definitions",
-            "repositoryName": "__repository__",
-            "jobName": "__ASSET_JOB",
-            "assetSelection": [{"path": key} for key in asset_keys],
-        },
-        "mode": "default",
+    selector = {
+        "repositoryLocationName": "unified_assets.definitions",
+        "repositoryName": "__repository__",
+        "jobName": "__ASSET_JOB",
+        "assetSelection": [{"path": key} for key in asset_keys],
     }
-    launched = dev.graphql(LAUNCH_RUN, {"params": params})["launchRun"]
-    assert launched["__typename"] == "LaunchRunSuccess", launched
-    return launched["run"]["runId"]
+    return launch_run(dev, selector)
 
 
 def wait_for_run(dev: DagsterDev, run_id: str, timeout_s: float) -> str:

@@ -43,6 +43,7 @@ from unified_assets_tests.support.dagster_dev import (
     DagsterDev,
     backfill_params,
     launch_backfill,
+    launch_run,
     wait_for_backfill_run,
 )
 from unified_assets_tests.support.services import cluster_instance_environment
@@ -85,15 +86,6 @@ def logs_bucket(s3_server) -> str:
 
 POOLED_LOCATION = "pooled_runs"
 POOLED_RUNS = 3
-LAUNCH_RUN = """
-mutation Launch($params: ExecutionParams!) {
-  launchRun(executionParams: $params) {
-    __typename
-    ... on LaunchRunSuccess { run { runId } }
-    ... on PythonError { message }
-  }
-}
-"""
 RUNS_TAGGED = """
 query Runs($tags: [ExecutionTag!]) {
   runsOrError(filter: {tags: $tags}) { ... on Runs { results { runId status startTime endTime } } }
@@ -220,18 +212,12 @@ def test_three_runs_submitted_together_overlap_but_never_share_a_pool_or_pass_th
 
 def launch_pooled_run(dev: DagsterDev) -> str:
     """A run of the pool test's job, submitted as a backfill's runs are: through the queue, tagged."""
-    params = {
-        "selector": {
-            "repositoryLocationName": POOLED_LOCATION,
-            "repositoryName": "__repository__",
-            "jobName": "pooled_run",
-        },
-        "mode": "default",
-        "executionMetadata": {"tags": POOLED_TAGS},
+    selector = {
+        "repositoryLocationName": POOLED_LOCATION,
+        "repositoryName": "__repository__",
+        "jobName": "pooled_run",
     }
-    launched = dev.graphql(LAUNCH_RUN, {"params": params})["launchRun"]
-    assert launched["__typename"] == "LaunchRunSuccess", launched
-    return launched["run"]["runId"]
+    return launch_run(dev, selector, POOLED_TAGS)
 
 
 def wait_until_finished(dev: DagsterDev, run_ids: list[str]) -> list[dict]:

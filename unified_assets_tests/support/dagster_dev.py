@@ -132,6 +132,17 @@ class DagsterDev:
         return body["data"]
 
 
+LAUNCH_RUN = """
+mutation Launch($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+    ... on InvalidSubsetError { message }
+  }
+}
+"""
+
 LAUNCH_BACKFILL = """
 mutation Launch($params: LaunchBackfillParams!) {
   launchPartitionBackfill(backfillParams: $params) {
@@ -185,3 +196,14 @@ def launch_backfill(dev: DagsterDev, params: dict) -> str:
     launched = dev.graphql(LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
     assert launched["__typename"] == "LaunchBackfillSuccess", launched
     return launched["backfillId"]
+
+
+def launch_run(dev: DagsterDev, selector: dict, tags: list[dict[str, str]] | None = None) -> str:
+    """A run of the job (or asset selection) `selector` names, launched as the UI launches one, with
+    `tags` ({"key", "value"} pairs); its run id."""
+    params = {"selector": selector, "mode": "default"}
+    if tags:
+        params["executionMetadata"] = {"tags": tags}
+    launched = dev.graphql(LAUNCH_RUN, {"params": params})["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    return launched["run"]["runId"]

@@ -27,7 +27,7 @@ from unified_assets.defs.ingestion.assets import raw_assets
 from unified_assets.defs.ingestion.landed_checks import no_uncastable_values
 from unified_assets.defs.transform.assets import dbt_models, prune_build_targets
 from unified_assets.lake import Lake, RawTable
-from unified_assets.lib.dbt_project import dbt_cli_resource
+from unified_assets.lib.dbt_project import dbt_cli_resource, dbt_project
 from unified_assets.lib.storage import PlatformStorage
 from unified_assets.lib.warehouse import WAREHOUSE_POOL
 from unified_assets.settings import PROJECT_ROOT
@@ -144,14 +144,26 @@ UNIT_TESTED_MODELS = {
 
 
 def test_the_dbt_unit_tests_pass(built_warehouse):
-    """They read the column types of their models' inputs from the warehouse, hence a built one."""
-    _, storage, _ = built_warehouse
-    invocation = dbt_by_hand(storage, ["test", "--select", "test_type:unit"])
-    results = invocation.get_artifact("run_results.json")["results"]
+    """`dbt build` runs each model's unit tests before the model (they are not asset checks, so they
+    are read from the build's own run results)."""
+    _, _, built = built_warehouse
+    results = [
+        result
+        for result in build_run_results(built)["results"]
+        if result["unique_id"].startswith("unit_test.")
+    ]
     assert {r["unique_id"].split(".")[2] for r in results} == UNIT_TESTED_MODELS
     failed = [r["unique_id"].rsplit(".", 1)[-1] for r in results if r["status"] != "pass"]
     assert failed == []
-    assert invocation.is_successful()
+
+
+def build_run_results(built) -> dict:
+    """The run results dbt wrote for the dbt step of the run `built` (its build folder is named after
+    the run: `dbt_models-<run id>-<suffix>`)."""
+    project = dbt_project()
+    target_dir = Path(project.project_dir) / project.target_path
+    [folder] = target_dir.glob(f"dbt_models-{built.run_id[:7]}-*")
+    return json.loads((folder / "run_results.json").read_text())
 
 
 def test_staging_keeps_exactly_the_latest_version_of_every_record(built_warehouse):
@@ -355,7 +367,12 @@ def test_dbt_waits_for_another_process_holding_the_warehouse(built_warehouse):
     try:
         assert holder.stdout.readline().strip() == "locked"
         started = time.monotonic()
-        result = materialize([dbt_models], resources=dbt_resources(storage), raise_on_error=False)
+        result = materialize(
+            [dbt_models],
+            resources=dbt_resources(storage),
+            selection=[AssetKey(["staging", "stg_support__tickets"])],  # any model would wait
+            raise_on_error=False,
+        )
         waited = time.monotonic() - started
     finally:
         holder.wait(timeout=30)

@@ -59,10 +59,15 @@ def backtest(
             panel.frame["period"].isin(panel.periods_after(origin, horizon))
             & panel.frame["series_id"].isin(known.frame["series_id"].unique())
         ][["series_id", "period", "y"]]
+        made: dict[str, pd.DataFrame] = {}  # this origin's forecasts by method, for combinations
         for factory in methods:
             method = factory(horizon, quantiles)
             started = time.perf_counter()
-            forecast = method.fit(known).predict()
+            forecast = _combined(method, made)
+            how = "combined from its members' forecasts"
+            if forecast is None:
+                forecast, how = method.fit(known).predict(), "fitted"
+            made[method.name] = forecast
             joined = actual.merge(forecast, on=["series_id", "period"], how="left")
             missing = joined[POINT].isna().sum()
             if missing:
@@ -73,10 +78,17 @@ def backtest(
             if progress is not None:
                 progress(
                     f"backtest origin {number}/{len(origins)} ({origin:%Y-%m-%d}): {method.name} "
-                    f"fitted and scored in {time.perf_counter() - started:.1f} s"
+                    f"{how} and scored in {time.perf_counter() - started:.1f} s"
                 )
     forecasts = pd.concat(scored, ignore_index=True)
     return BacktestReport(_metrics(forecasts, panel, quantiles), forecasts)
+
+
+def _combined(method, made: dict[str, pd.DataFrame]) -> pd.DataFrame | None:
+    """A combination method's forecast from the forecasts its members already made at this origin
+    (`combine`, e.g. the blend of the forecaster and exponential smoothing), or None to fit it."""
+    combine = getattr(method, "combine", None)
+    return combine(made) if combine is not None else None
 
 
 def rolling_origins(panel: Panel, horizon: int, cutoffs: int) -> list[pd.Timestamp]:

@@ -9,6 +9,7 @@ beat seasonal naive.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pandas as pd
@@ -55,7 +56,17 @@ class Blend:
         panel = None
         if history is not None:
             panel = history if isinstance(history, Panel) else prepare_panel(history)
-        forecasts = [member.predict(panel) for member in self.members]
+        return self._mean([member.predict(panel) for member in self.members])
+
+    def combine(self, forecasts: Mapping[str, pd.DataFrame]) -> pd.DataFrame | None:
+        """The blend's forecast from its members' forecasts made from the same origin, if `forecasts`
+        (by method name) holds them all: what fitting the blend there would give (each member is
+        deterministic), without fitting the members a second time. A backtest asks this first."""
+        if not all(member.name in forecasts for member in self.members):
+            return None
+        return self._mean([forecasts[member.name] for member in self.members])
+
+    def _mean(self, forecasts: list[pd.DataFrame]) -> pd.DataFrame:
         keys = ["series_id", "period"]
         columns = [POINT, *(quantile_column(q) for q in self.quantiles)]
         stacked = pd.concat([f[keys + columns] for f in forecasts])

@@ -12,7 +12,12 @@ import pytest
 from unified_assets.forecasting import DemandForecaster, PanelError, backtest, prepare_panel
 from unified_assets.forecasting.baselines import SeasonalNaive
 from unified_assets.forecasting.features import FeatureBuilder, Layout
-from unified_assets.forecasting.selection import CHALLENGERS, best_challenger, promotion_decision
+from unified_assets.forecasting.selection import (
+    CHALLENGERS,
+    Blend,
+    best_challenger,
+    promotion_decision,
+)
 
 WEEK_SHAPE = np.array([1.1, 1.2, 1.1, 1.0, 0.9, 0.4, 0.3])
 
@@ -261,3 +266,17 @@ def test_the_challenger_is_the_best_of_model_smoothing_and_blend_by_backtest():
     assert summary.loc[chosen, "wape"] == summary.loc[list(CHALLENGERS), "wape"].min()
     blend = report.forecasts[report.forecasts["method"] == "blend"]
     assert (blend[["q50", "q90", "q95"]].diff(axis=1).iloc[:, 1:] >= 0).all().all()
+
+
+def test_the_backtest_blends_its_members_forecasts_as_a_fitted_blend_would():
+    """Beside its members the blend is averaged from their forecasts at each origin (not fitted a second
+    time); alone it is fitted. Both give the same forecasts."""
+    history = poisson_panel(series=6, days=120, seed=4)
+    heard = []
+    beside = backtest(
+        history, horizon=7, cutoffs=2, methods=list(CHALLENGERS.values()), progress=heard.append
+    )
+    assert sum("blend combined from its members' forecasts" in line for line in heard) == 2
+    alone = backtest(history, horizon=7, cutoffs=2, methods=[Blend])
+    blended = beside.forecasts[beside.forecasts["method"] == "blend"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(blended, alone.forecasts.reset_index(drop=True))

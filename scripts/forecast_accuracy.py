@@ -73,12 +73,13 @@ def main() -> int:
         weekly_demand_panel,
     )
     from unified_assets.forecasting import DemandForecaster, backtest
-    from unified_assets.forecasting.baselines import BASELINES
+    from unified_assets.forecasting.baselines import BASELINES, Theta
     from unified_assets.forecasting.selection import Blend
 
     history = read_weekly_demand(storage)
     methods = [
         *BASELINES,
+        Theta,
         functools.partial(DemandForecaster, signals=()),
         DemandForecaster,
         Blend,
@@ -131,12 +132,12 @@ def real_data_report(args) -> int:
     """The backtest and the competition's test part for one real data set; see the module's docstring."""
     from benchmarks.forecast_datasets import DATASETS, competition_smape
     from unified_assets.forecasting import DemandForecaster, backtest
-    from unified_assets.forecasting.baselines import BASELINES
+    from unified_assets.forecasting.baselines import BASELINES, Theta
     from unified_assets.forecasting.selection import Blend
 
     dataset = DATASETS[args.dataset]
     history, test = dataset.panels(limit=args.series)
-    methods = [*BASELINES, DemandForecaster, Blend]
+    methods = [*BASELINES, Theta, DemandForecaster, Blend]
     started = time.monotonic()
     report = backtest(history, dataset.horizon, args.cutoffs, methods=methods)
     backtested = time.monotonic()

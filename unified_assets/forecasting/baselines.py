@@ -1,4 +1,4 @@
-"""The standard baselines a forecaster must beat: naive, seasonal naive and exponential smoothing.
+"""The standard baselines a forecaster must beat: naive, seasonal naive, exponential smoothing and theta.
 
 Each gives a point forecast per series (its `mean` and its q50) and the other quantiles from its own
 in-sample errors (their spread widened with the square root of the steps ahead), floored at zero: demand is
@@ -79,28 +79,82 @@ class SeasonalNaive(Baseline):
         return point, y[season_length:] - y[:-season_length], season_length
 
 
+# statsforecast's AutoETS, as R's forecast::ets it follows, models no season longer than this.
+AUTO_ETS_LONGEST_SEASON = 24
+
+
 class ExponentialSmoothing(Baseline):
-    """Holt-Winters with additive seasonality (statsmodels), simple exponential smoothing when the history
-    is shorter than two seasons."""
+    """Exponential smoothing with its form chosen per series by statsforecast's AutoETS (error, trend and
+    season each additive, multiplicative or none, the trend damped or not, by AICc) where the season is
+    at most 24 periods (months, quarters). Longer seasons (weeks of a year), which AutoETS does not model,
+    and series too short for it: Holt-Winters with additive seasonality (statsmodels), simple exponential
+    smoothing when the history is shorter than two seasons."""
 
     name = "exponential_smoothing"
 
     def point_and_errors(self, y, season_length):
-        from statsmodels.tsa.holtwinters import ExponentialSmoothing as HoltWinters
-
-        seasonal = season_length > 1 and len(y) >= 2 * season_length
         if len(y) < 3 or not y.any():
-            return np.repeat(y.mean() if len(y) else 0.0, self.horizon), np.zeros(0), 1
-        model = HoltWinters(
-            y,
-            seasonal="add" if seasonal else None,
-            seasonal_periods=season_length if seasonal else None,
-            initialization_method="estimated",
-        )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # convergence chatter on short or flat series
-            fitted = model.fit()
-        return fitted.forecast(self.horizon), y - fitted.fittedvalues, 1
+            return _mean_forecast(y, self.horizon)
+        if season_length <= AUTO_ETS_LONGEST_SEASON:
+            from statsforecast.models import AutoETS
+
+            if (
+                chosen := _statsforecast(AutoETS(season_length=season_length), y, self.horizon)
+            ) is not None:
+                return chosen
+        return _holt_winters(y, season_length, self.horizon)
+
+
+class Theta(Baseline):
+    """The theta method with its variant chosen per series (statsforecast's AutoTheta: standard, optimised
+    or dynamic, on the series deseasonalised when a test finds a season): the M3 competition's most
+    accurate method on monthly series. Series too short for it: as exponential smoothing's."""
+
+    name = "theta"
+
+    def point_and_errors(self, y, season_length):
+        if len(y) < 3 or not y.any():
+            return _mean_forecast(y, self.horizon)
+        from statsforecast.models import AutoTheta
+
+        if (
+            chosen := _statsforecast(AutoTheta(season_length=season_length), y, self.horizon)
+        ) is not None:
+            return chosen
+        return _holt_winters(y, season_length, self.horizon)
+
+
+def _mean_forecast(y: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray, int]:
+    return np.repeat(y.mean() if len(y) else 0.0, horizon), np.zeros(0), 1
+
+
+def _statsforecast(model, y: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """A statsforecast model's forecast and in-sample errors, or None for a series it calls too short
+    (it raises NotImplementedError("tiny datasets") below a few periods more than its parameters)."""
+    try:
+        fitted = model.fit(y.astype(float))
+    except NotImplementedError:
+        return None
+    point = fitted.predict(h=horizon)["mean"]
+    return point, y - fitted.predict_in_sample()["fitted"], 1
+
+
+def _holt_winters(
+    y: np.ndarray, season_length: int, horizon: int
+) -> tuple[np.ndarray, np.ndarray, int]:
+    from statsmodels.tsa.holtwinters import ExponentialSmoothing as HoltWinters
+
+    seasonal = season_length > 1 and len(y) >= 2 * season_length
+    model = HoltWinters(
+        y,
+        seasonal="add" if seasonal else None,
+        seasonal_periods=season_length if seasonal else None,
+        initialization_method="estimated",
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence chatter on short or flat series
+        fitted = model.fit()
+    return fitted.forecast(horizon), y - fitted.fittedvalues, 1
 
 
 BASELINES = (Naive, SeasonalNaive, ExponentialSmoothing)

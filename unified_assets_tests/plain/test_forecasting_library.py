@@ -10,7 +10,13 @@ import pandas as pd
 import pytest
 
 from unified_assets.forecasting import PanelError, backtest, prepare_panel
-from unified_assets.forecasting.baselines import BASELINES, Naive, SeasonalNaive
+from unified_assets.forecasting.baselines import (
+    BASELINES,
+    ExponentialSmoothing,
+    Naive,
+    SeasonalNaive,
+    Theta,
+)
 from unified_assets.forecasting.metrics import bias, coverage, naive_scale, pinball, wape
 
 WEEK_SHAPE = np.array([5.0, 9.0, 12.0, 10.0, 8.0, 2.0, 0.0])
@@ -94,6 +100,50 @@ def test_baselines_floor_quantiles_at_zero_and_order_them():
         assert (forecast["q50"] <= forecast["q90"]).all() and (
             forecast["q90"] <= forecast["q95"]
         ).all()
+
+
+def monthly(series: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Monthly series that all end in December 2022."""
+    return pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "series_id": name,
+                    "period": pd.date_range(end="2022-12-01", periods=len(y), freq="MS"),
+                    "y": y,
+                }
+            )
+            for name, y in series.items()
+        ],
+        ignore_index=True,
+    )
+
+
+MONTHS = np.arange(96)
+TRENDING = 100.0 + 2.0 * MONTHS
+SEASONAL = 100.0 + 30.0 * np.sin(2 * np.pi * MONTHS / 12)
+
+
+@pytest.mark.parametrize("method", [ExponentialSmoothing, Theta])
+def test_smoothing_and_theta_follow_a_trend_and_a_season(method):
+    """On monthly series statsforecast chooses each one's form: a trend goes on, a season repeats."""
+    forecast = (
+        method(12).fit(prepare_panel(monthly({"trend": TRENDING, "season": SEASONAL}))).predict()
+    )
+    by_series = {name: group["mean"].to_numpy() for name, group in forecast.groupby("series_id")}
+    np.testing.assert_allclose(by_series["trend"], 100.0 + 2.0 * np.arange(96, 108), rtol=0.02)
+    np.testing.assert_allclose(by_series["season"], SEASONAL[:12], atol=3.0)
+
+
+@pytest.mark.parametrize("method", [ExponentialSmoothing, Theta])
+def test_smoothing_and_theta_forecast_a_series_too_short_for_statsforecast(method):
+    """statsforecast refuses a few periods ("tiny datasets"); such a series still gets a forecast."""
+    panel = prepare_panel(monthly({"new": np.array([3.0, 4.0, 5.0]), "long": SEASONAL}))
+    forecast = method(6).fit(panel).predict()
+    assert forecast.groupby("series_id").size().to_dict() == {"long": 6, "new": 6}
+    new = forecast[forecast["series_id"] == "new"]
+    assert new["mean"].between(2.0, 8.0).all()
+    assert (new["q50"] <= new["q90"]).all() and (new["q90"] <= new["q95"]).all()
 
 
 class Spy:

@@ -22,6 +22,7 @@ def _suites() -> dict[str, Callable]:
     from benchmarks.end_to_end import run_end_to_end
     from benchmarks.extraction import run_extraction, run_incremental
     from benchmarks.first_hour import run_first_hour
+    from benchmarks.forecast_accuracy import run_forecast_accuracy
     from benchmarks.instance_hour import run_instance_hour
     from benchmarks.scale import run_scale
     from benchmarks.steps import run_steps
@@ -36,6 +37,7 @@ def _suites() -> dict[str, Callable]:
         "dev_runs": run_dev_runs,
         "first_hour": run_first_hour,
         "instance_hour": run_instance_hour,
+        "forecast_accuracy": run_forecast_accuracy,
     }
 
 
@@ -49,6 +51,7 @@ SUITES = (
     "dev_runs",
     "first_hour",
     "instance_hour",
+    "forecast_accuracy",
 )
 
 

@@ -104,3 +104,44 @@ def competition_smape(
             "fit_s": fit_s,
         }
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One data set's results: per method (the index of `summary`) the rolling-origin backtest's measures,
+    `smape_test_part` and `fit_forecast_s_test_part` on the competition's test part; and `shipped`, the
+    challenger the platform's selection picks on that backtest (what it would put in production)."""
+
+    dataset: ForecastDataset
+    series: int
+    cutoffs: int
+    summary: pd.DataFrame
+    shipped: str
+    backtest_s: float
+    test_part_s: float
+
+
+def evaluate(dataset: ForecastDataset, cutoffs: int = 3, limit: int | None = None) -> Evaluation:
+    """Every baseline, theta, the forecaster and the blend: backtested on `cutoffs` origins a year apart
+    (a year ahead) and scored on the competition's test part, each fitted as of its origin."""
+    from unified_assets.forecasting import DemandForecaster, backtest
+    from unified_assets.forecasting.baselines import BASELINES, Theta
+    from unified_assets.forecasting.selection import CHALLENGERS, Blend, best_challenger
+
+    history, test = dataset.panels(limit=limit)
+    methods = [*BASELINES, Theta, DemandForecaster, Blend]
+    started = time.perf_counter()
+    summary = backtest(history, dataset.horizon, cutoffs, methods=methods).summary()
+    backtested = time.perf_counter()
+    competition = competition_smape(history, test, methods)
+    summary["smape_test_part"] = competition["smape"]
+    summary["fit_forecast_s_test_part"] = competition["fit_s"]
+    return Evaluation(
+        dataset,
+        series=history["series_id"].nunique(),
+        cutoffs=cutoffs,
+        summary=summary,
+        shipped=best_challenger(summary, CHALLENGERS),
+        backtest_s=backtested - started,
+        test_part_s=time.perf_counter() - backtested,
+    )

@@ -130,26 +130,16 @@ def main() -> int:
 
 def real_data_report(args) -> int:
     """The backtest and the competition's test part for one real data set; see the module's docstring."""
-    from benchmarks.forecast_datasets import DATASETS, competition_smape
-    from unified_assets.forecasting import DemandForecaster, backtest
-    from unified_assets.forecasting.baselines import BASELINES, Theta
-    from unified_assets.forecasting.selection import Blend
+    from benchmarks.forecast_datasets import DATASETS, evaluate
 
-    dataset = DATASETS[args.dataset]
-    history, test = dataset.panels(limit=args.series)
-    methods = [*BASELINES, Theta, DemandForecaster, Blend]
-    started = time.monotonic()
-    report = backtest(history, dataset.horizon, args.cutoffs, methods=methods)
-    backtested = time.monotonic()
-    summary = report.summary()
-    competition = competition_smape(history, test, methods)
-    summary["smape_test_part"] = competition["smape"]
-    summary["fit_forecast_s_test_part"] = competition["fit_s"]
-    print(f"\n{dataset.description}: {history['series_id'].nunique():,} series")
+    evaluation = evaluate(DATASETS[args.dataset], args.cutoffs, limit=args.series)
+    summary = evaluation.summary
+    dataset = evaluation.dataset
+    print(f"\n{dataset.description}: {evaluation.series:,} series")
     print(
         f"backtest: {args.cutoffs} rolling origins, {dataset.horizon} periods ahead, "
-        f"{backtested - started:.0f} s; competition test part "
-        f"({test.groupby('series_id').size().max()} periods ahead): {time.monotonic() - backtested:.0f} s\n"
+        f"{evaluation.backtest_s:.0f} s; competition test part: {evaluation.test_part_s:.0f} s; "
+        f"the platform's selection ships {evaluation.shipped}\n"
     )
     columns = [
         "wape",
@@ -166,6 +156,7 @@ def real_data_report(args) -> int:
             json.dumps(
                 {
                     "summary": summary.round(4).reset_index().to_dict(orient="records"),
+                    "shipped": evaluation.shipped,
                     "settings": {k: str(v) for k, v in vars(args).items()},
                 },
                 indent=2,

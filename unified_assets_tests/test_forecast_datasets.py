@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks.forecast_datasets import ALIGNED_END, DATASETS, competition_smape, smape
+from benchmarks.forecast_datasets import ALIGNED_END, DATASETS, competition_smape, evaluate, smape
 from unified_assets.forecasting.baselines import Naive
 
 # Series and test periods per data set, as the competitions published them.
@@ -48,3 +48,33 @@ def test_the_competition_smape_of_the_naive_forecast_is_computed_by_hand():
     assert scored.loc["naive", "fit_s"] > 0
     assert smape(np.array([100.0]), np.array([100.0])) == 0.0
     assert smape(np.array([100.0]), np.array([0.0])) == 200.0
+
+
+def test_an_evaluation_ships_the_best_challenger_and_the_harness_checks_its_targets():
+    """A few tourism series, one origin: every method is scored, the shipped model is the challenger with
+    the lowest backtest WAPE, and the harness records each target against the data set's figures."""
+    from benchmarks.forecast_accuracy import record
+    from benchmarks.harness import Report
+    from unified_assets.forecasting.selection import CHALLENGERS
+
+    evaluation = evaluate(DATASETS["tourism-quarterly"], cutoffs=1, limit=6)
+    summary = evaluation.summary
+    assert evaluation.series == 6
+    assert set(summary.index) == {
+        "naive",
+        "seasonal_naive",
+        "exponential_smoothing",
+        "theta",
+        "demand_forecaster",
+        "blend",
+    }
+    assert summary.loc[evaluation.shipped, "wape"] == summary.loc[list(CHALLENGERS), "wape"].min()
+    assert summary["smape_test_part"].between(0, 200).all()
+
+    report = Report("forecast_accuracy")
+    record(report, evaluation)
+    targets = {target["figure"]: target for target in report.targets}
+    ratio = summary.loc[evaluation.shipped, "wape"] / summary.loc["exponential_smoothing", "wape"]
+    assert targets["tourism-quarterly shipped_over_smoothing"]["median"] == pytest.approx(ratio)
+    assert targets["tourism-quarterly shipped_over_smoothing"]["met"] == (ratio <= 1.02)
+    assert {f"tourism-quarterly {m} wape" for m in summary.index} <= set(report.figures)

@@ -280,3 +280,60 @@ def test_the_backtest_blends_its_members_forecasts_as_a_fitted_blend_would():
     alone = backtest(history, horizon=7, cutoffs=2, methods=[Blend])
     blended = beside.forecasts[beside.forecasts["method"] == "blend"].reset_index(drop=True)
     pd.testing.assert_frame_equal(blended, alone.forecasts.reset_index(drop=True))
+
+
+MONTHS = pd.date_range("2019-01-01", periods=60, freq="MS")
+
+
+def monthly_panel(kind: str, series: int = 8, seed: int = 0) -> pd.DataFrame:
+    """Monthly demand of one kind, and a product launched 15 months ago beside it (a short series: three
+    months old at the first origin of a backtest of two half-years).
+
+    trending: levels growing 1-3% a month; seasonal: a yearly cycle of +-40%; intermittent: a sale in
+    about one month in four, of a few to a dozen units."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(len(MONTHS))
+    frames = []
+    for index in range(series):
+        level = rng.uniform(50, 500)
+        if kind == "trending":
+            y = rng.poisson(level * (1 + rng.uniform(0.01, 0.03) * t))
+        elif kind == "seasonal":
+            y = rng.poisson(level * (1 + 0.4 * np.sin(2 * np.pi * t / 12 + index)))
+        else:
+            y = (rng.random(len(t)) < 0.25) * rng.integers(2, 12, len(t))
+        frames.append(pd.DataFrame({"series_id": f"{kind}-{index}", "period": MONTHS, "y": y}))
+    launched = pd.DataFrame(
+        {"series_id": "launched", "period": MONTHS[-15:], "y": rng.poisson(40, 15)}
+    )
+    return pd.concat([*frames, launched], ignore_index=True)
+
+
+def test_a_trending_series_is_forecast_to_keep_rising():
+    history = monthly_panel("trending", seed=2)
+    forecast = DemandForecaster(horizon=12).fit(history).predict()
+    for series_id, future in forecast.groupby("series_id"):
+        if series_id == "launched":
+            continue
+        past = history[history["series_id"] == series_id]["y"].to_numpy()
+        assert future["mean"].mean() > 1.02 * past[-6:].mean(), series_id
+        assert future["mean"].iloc[-1] > future["mean"].iloc[0], series_id
+
+
+@pytest.mark.parametrize("kind", ["trending", "seasonal", "intermittent"])
+def test_the_selection_ships_what_the_backtest_found_best_on_each_kind_of_series(kind):
+    """Whatever the kind of demand (a launched product beside it), every challenger forecasts every
+    series, and the model shipped is never worse than exponential smoothing or the forecaster alone on
+    the same origins; on trending and seasonal demand its bias stays within 5%."""
+    history = monthly_panel(kind, seed=7)
+    report = backtest(history, horizon=6, cutoffs=2, methods=list(CHALLENGERS.values()))
+    summary = report.summary()
+    shipped = best_challenger(summary)
+    assert (
+        summary.loc[shipped, "wape"]
+        <= summary.loc[["exponential_smoothing", "demand_forecaster"], "wape"].min()
+    )
+    forecast_series = report.forecasts.groupby("method")["series_id"].nunique()
+    assert (forecast_series == history["series_id"].nunique()).all(), forecast_series
+    if kind != "intermittent":
+        assert abs(summary.loc[shipped, "bias"]) <= 0.05, summary

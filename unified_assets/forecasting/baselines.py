@@ -132,7 +132,10 @@ def _statsforecast(model, y: np.ndarray, horizon: int) -> tuple[np.ndarray, np.n
     """A statsforecast model's forecast and in-sample errors, or None for a series it calls too short
     (it raises NotImplementedError("tiny datasets") below a few periods more than its parameters)."""
     try:
-        fitted = model.fit(y.astype(float))
+        with warnings.catch_warnings():
+            # statsforecast's variance of a model with as many parameters as periods divides by zero
+            warnings.simplefilter("ignore", RuntimeWarning)
+            fitted = model.fit(y.astype(float))
     except NotImplementedError:
         return None
     point = fitted.predict(h=horizon)["mean"]

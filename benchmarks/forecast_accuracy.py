@@ -47,6 +47,7 @@ def record(report: Report, evaluation: Evaluation) -> None:
     """The data set's figures and its targets, each named after the data set."""
     name, summary, shipped = evaluation.dataset.name, evaluation.summary, evaluation.shipped
     report.facts[f"{name}.series"] = evaluation.series
+    report.facts[f"{name}.backtest_origins"] = evaluation.cutoffs
     report.facts[f"{name}.shipped"] = shipped
     report.facts[f"{name}.summary"] = summary.round(4).reset_index().to_dict(orient="records")
     for method in summary.index:

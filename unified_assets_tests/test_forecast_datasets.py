@@ -73,6 +73,7 @@ def test_an_evaluation_ships_the_best_challenger_and_the_harness_checks_its_targ
 
     report = Report("forecast_accuracy")
     record(report, evaluation)
+    assert report.facts["tourism-quarterly.backtest_origins"] == 1
     targets = {target["figure"]: target for target in report.targets}
     ratio = summary.loc[evaluation.shipped, "wape"] / summary.loc["exponential_smoothing", "wape"]
     assert targets["tourism-quarterly shipped_over_smoothing"]["median"] == pytest.approx(ratio)

@@ -22,6 +22,8 @@ from unified_assets.forecasting.panel import Panel
 
 # Periods over which a series' level (the divisor of every value feature) is averaged.
 LEVEL_WINDOWS = {"D": 28, "B": 20, "W": 13, "MS": 12, "ME": 12, "M": 12, "QS": 8, "QE": 8, "Q": 8}
+# How far from the level the decomposition's forecast may put a target's scale (`scale_at`).
+DECOMPOSITION_BOUNDS = (0.2, 5.0)
 SIGNAL_BLOCKS = (
     4  # a signal's recent totals: over the last 1..4 blocks (weeks of days, else periods)
 )
@@ -68,6 +70,14 @@ class FeatureBuilder:
         self.lags = min(season_length, 12) if season_length > 1 else 6
         self.block = season_length if 1 < season_length <= 7 else 1
         self.level = _level(layout.y, self.level_window)
+        # The series' mean over its last full cycle (over the level window when it has no season): its
+        # level with the season averaged out, from which its trend and season shape are read. NaN until
+        # the series has a whole cycle.
+        self.cycle = season_length if season_length > 1 else self.level_window
+        self.deseasonalised = np.where(
+            np.isnan(_shift(layout.y, self.cycle - 1)), np.nan, _rolling_mean(layout.y, self.cycle)
+        )
+        self.trend = self._trend()
         self.origin_features = self._origin_features()
 
     @property
@@ -77,6 +87,9 @@ class FeatureBuilder:
             "steps_ahead",
             "same_phase_last_cycle",
             "same_phase_mean",
+            "trend_at_target",
+            "season_index",
+            "decomposition_forecast",
             *self._calendar_names(),
             *(
                 f"{family}_{when}"
@@ -93,6 +106,7 @@ class FeatureBuilder:
         columns = [values[series_index, origin_index] for values in self.origin_features.values()]
         columns.append(steps.astype(np.float64))
         columns.extend(self._same_phase(series_index, origin_index, steps))
+        columns.extend(self._decomposition(series_index, origin_index, steps))
         columns.extend(self._calendar(target_index))
         for family in self.known_ahead.values():
             columns.extend(self._known_ahead(family, series_index, origin_index, steps))
@@ -100,6 +114,17 @@ class FeatureBuilder:
 
     def level_at(self, series_index: np.ndarray, origin_index: np.ndarray) -> np.ndarray:
         return self.level[series_index, origin_index]
+
+    def scale_at(
+        self, series_index: np.ndarray, origin_index: np.ndarray, steps: np.ndarray
+    ) -> np.ndarray:
+        """What a target is divided by: the decomposition's forecast for it in units (the level times
+        the trend carried to the target and its season index), kept within DECOMPOSITION_BOUNDS of the
+        level so a noisy cycle cannot make it absurd. The model then learns how far off that forecast
+        is, which trees can; they cannot extrapolate a trend or multiply a level by a season."""
+        relative = self._decomposition(series_index, origin_index, steps)[2]
+        bounded = np.clip(np.nan_to_num(relative, nan=1.0), *DECOMPOSITION_BOUNDS)
+        return self.level_at(series_index, origin_index) * bounded
 
     # ------------------------------------------------------------------------------ per origin
 
@@ -118,6 +143,7 @@ class FeatureBuilder:
             yield f"lag_{lag}", _shift(y, lag) / level
         for window in sorted({3, max(self.season, 4), self.level_window * 2}):
             yield f"mean_{window}", _rolling_mean(y, window) / level
+        yield "trend", self.trend / level
         for name, values in self.layout.signals.items():
             usual = _level(values, self.level_window * 2)
             for lag in range(self.lags):
@@ -150,6 +176,43 @@ class FeatureBuilder:
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN row: no earlier cycle
             mean = np.nanmean(stacked, axis=1)
         return [values[0], mean]
+
+    def _trend(self) -> np.ndarray:
+        """Per period, how much the deseasonalised level rose over the last cycle, per period: NaN
+        until the series has two cycles."""
+        return (self.deseasonalised - _shift(self.deseasonalised, self.cycle)) / self.cycle
+
+    def _decomposition(self, series_index, origin_index, steps) -> list[np.ndarray]:
+        """A classical decomposition's forecast, relative to the level: the deseasonalised level carried
+        along its last cycle's trend to the target period, the target's season index (its phase's value
+        in up to four earlier cycles over the deseasonalised level around it; NaN without a season or an
+        earlier cycle), and their product. A series younger than a cycle is carried at its level."""
+        level = self.level[series_index, origin_index]
+        deseasonalised = self.deseasonalised[series_index, origin_index]
+        trend = np.nan_to_num(self.trend[series_index, origin_index])
+        centre = (self.cycle - 1) / 2  # the cycle's mean sits at its middle period
+        trend_at_target = np.where(
+            np.isnan(deseasonalised), 1.0, (deseasonalised + trend * (steps + centre)) / level
+        )
+        index = np.full(len(steps), np.nan)
+        if self.season > 1:
+            cycles_back = np.ceil(steps / self.season).astype(np.int64)
+            ratios = []
+            for extra in range(4):
+                phase = origin_index + steps - self.season * (cycles_back + extra)
+                inside = phase >= self.season - 1
+                around = np.minimum(phase + self.season // 2, origin_index)
+                ratio = np.full(len(steps), np.nan)
+                with np.errstate(invalid="ignore"):  # 0 / 0: a cycle without a sale
+                    ratio[inside] = (
+                        self.layout.y[series_index[inside], phase[inside]]
+                        / self.deseasonalised[series_index[inside], around[inside]]
+                    )
+                ratios.append(ratio)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN row: no earlier cycle
+                index = np.nanmean(np.column_stack(ratios), axis=1)
+        return [trend_at_target, index, trend_at_target * np.where(np.isnan(index), 1.0, index)]
 
     def _known_ahead(self, family, series_index, origin_index, steps) -> list[np.ndarray]:
         """What the origin already knows about the target period, the one before it (late arrivals spill

@@ -83,17 +83,24 @@ def competition_smape(
 ) -> pd.DataFrame:
     """Per method (the index): `smape` on the competition's test part, each method fitted on the whole
     training parts (`history`) and forecasting as many periods as the longest test part, and `fit_s`, the
-    seconds that fit and forecast took (every series at once)."""
+    seconds that fit and forecast took (every series at once). A combination of methods already run (the
+    blend) is combined from their forecasts, as the backtest does; its `fit_s` is then its members'."""
     from unified_assets.forecasting.panel import prepare_panel
 
     panel = prepare_panel(history)
     horizon = int(test.groupby("series_id").size().max())
-    rows = {}
+    rows, made = {}, {}
     for factory in methods:
         method = factory(horizon, (0.5, 0.9, 0.95))
-        started = time.perf_counter()
-        forecast = method.fit(panel).predict()
-        fit_s = time.perf_counter() - started
+        combine = getattr(method, "combine", None)
+        forecast = combine(made) if combine is not None else None
+        if forecast is not None:
+            fit_s = sum(rows[member.name]["fit_s"] for member in method.members)
+        else:
+            started = time.perf_counter()
+            forecast = method.fit(panel).predict()
+            fit_s = time.perf_counter() - started
+        made[method.name] = forecast
         joined = test.merge(forecast, on=["series_id", "period"], how="left")
         if joined["mean"].isna().any():
             raise ValueError(

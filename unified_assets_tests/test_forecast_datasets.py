@@ -70,6 +70,11 @@ def test_an_evaluation_ships_the_best_challenger_and_the_harness_checks_its_targ
     }
     assert summary.loc[evaluation.shipped, "wape"] == summary.loc[list(CHALLENGERS), "wape"].min()
     assert summary["smape_test_part"].between(0, 200).all()
+    # The blend is combined from its members' forecasts on the test part too: its cost is theirs.
+    members = summary.loc[
+        ["demand_forecaster", "exponential_smoothing"], "fit_forecast_s_test_part"
+    ]
+    assert summary.loc["blend", "fit_forecast_s_test_part"] == pytest.approx(members.sum())
 
     report = Report("forecast_accuracy")
     record(report, evaluation)

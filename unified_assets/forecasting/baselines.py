@@ -1,8 +1,11 @@
 """The standard baselines a forecaster must beat: naive, seasonal naive, exponential smoothing and theta.
 
-Each gives a point forecast per series (its `mean` and its q50) and the other quantiles from its own
-in-sample errors (their spread widened with the square root of the steps ahead), floored at zero: demand is
-never negative.
+Each gives a point forecast per series (its `mean` and its q50) and the other quantiles, floored at zero:
+demand is never negative. Exponential smoothing and theta take them from their statistical model's own
+prediction intervals (statsforecast's, which grow with the model's variance at each step ahead); naive,
+seasonal naive and the fallbacks from in-sample errors, their spread widened with the square root of the
+steps ahead. In-sample errors of a fitted smoothing model are too small (the fit saw those periods): on the
+tourism competition's quarterly series they put 78% of actuals under q90, the model's intervals 86%.
 """
 
 from __future__ import annotations
@@ -36,20 +39,23 @@ class Baseline:
             raise RuntimeError(f"{self.name}: fit before predict")
         panel = self._panel
         periods = panel.periods_after(panel.last_period, self.horizon)
-        steps = np.arange(1, self.horizon + 1)
         frames = []
         for series_id, group in panel.frame.groupby("series_id", sort=True):
-            y = group["y"].to_numpy()
-            point, errors, error_step = self.point_and_errors(y, panel.season_length)
-            spread = np.sqrt(np.ceil(steps / error_step))
+            point, quantiles = self.forecast(group["y"].to_numpy(), panel.season_length)
             frame = pd.DataFrame(
                 {"series_id": series_id, "period": periods, POINT: np.maximum(point, 0.0)}
             )
             for q in self.quantiles:
-                offset = np.quantile(errors, q) if len(errors) and q != 0.5 else 0.0
-                frame[quantile_column(q)] = np.maximum(point + offset * spread, 0.0)
+                frame[quantile_column(q)] = np.maximum(quantiles[q], 0.0)
             frames.append(frame)
         return pd.concat(frames, ignore_index=True)
+
+    def forecast(
+        self, y: np.ndarray, season_length: int
+    ) -> tuple[np.ndarray, dict[float, np.ndarray]]:
+        """The point forecast for the next `horizon` steps and each quantile (q50 is the point)."""
+        point, errors, error_step = self.point_and_errors(y, season_length)
+        return point, _from_errors(point, errors, error_step, self.quantiles)
 
     def point_and_errors(
         self, y: np.ndarray, season_length: int
@@ -83,61 +89,98 @@ class SeasonalNaive(Baseline):
 AUTO_ETS_LONGEST_SEASON = 24
 
 
-class ExponentialSmoothing(Baseline):
-    """Exponential smoothing with its form chosen per series by statsforecast's AutoETS (error, trend and
-    season each additive, multiplicative or none, the trend damped or not, by AICc) where the season is
-    at most 24 periods (months, quarters). Longer seasons (weeks of a year), which AutoETS does not model,
-    and series too short for it: Holt-Winters with additive seasonality (statsmodels), simple exponential
-    smoothing when the history is shorter than two seasons."""
+class StatisticalModel(Baseline):
+    """A statsforecast model fitted per series, its quantiles from the model's prediction intervals.
+    Seasons longer than the model handles (weeks of a year) and series too short for it: Holt-Winters
+    with additive seasonality (statsmodels), simple exponential smoothing when the history is shorter
+    than two seasons; the mean of a series of fewer than three periods or all zeros."""
 
-    name = "exponential_smoothing"
+    longest_season: int | None = None  # the longest season the model handles; None: any
+
+    def model(self, season_length: int):
+        raise NotImplementedError
+
+    def forecast(self, y, season_length):
+        handled = self.longest_season is None or season_length <= self.longest_season
+        if len(y) >= 3 and y.any() and handled:
+            modelled = _statsforecast(self.model(season_length), y, self)
+            if modelled is not None:
+                return modelled
+        return super().forecast(y, season_length)
 
     def point_and_errors(self, y, season_length):
         if len(y) < 3 or not y.any():
             return _mean_forecast(y, self.horizon)
-        if season_length > AUTO_ETS_LONGEST_SEASON:
-            return _holt_winters(y, season_length, self.horizon)
+        return _holt_winters(y, season_length, self.horizon)
+
+
+class ExponentialSmoothing(StatisticalModel):
+    """Exponential smoothing with its form chosen per series by statsforecast's AutoETS (error, trend and
+    season each additive, multiplicative or none, the trend damped or not, by AICc) where the season is
+    at most 24 periods (months, quarters). AutoETS models no longer season: weeks of a year get
+    Holt-Winters."""
+
+    name = "exponential_smoothing"
+    longest_season = AUTO_ETS_LONGEST_SEASON
+
+    def model(self, season_length):
         from statsforecast.models import AutoETS
 
-        return _statsforecast(AutoETS(season_length=season_length), y, season_length, self.horizon)
+        return AutoETS(season_length=season_length)
 
 
-class Theta(Baseline):
+class Theta(StatisticalModel):
     """The theta method with its variant chosen per series (statsforecast's AutoTheta: standard, optimised
     or dynamic, on the series deseasonalised when a test finds a season): the M3 competition's most
-    accurate method overall. Series too short for it: as exponential smoothing's."""
+    accurate method overall."""
 
     name = "theta"
 
-    def point_and_errors(self, y, season_length):
-        if len(y) < 3 or not y.any():
-            return _mean_forecast(y, self.horizon)
+    def model(self, season_length):
         from statsforecast.models import AutoTheta
 
-        return _statsforecast(
-            AutoTheta(season_length=season_length), y, season_length, self.horizon
-        )
+        return AutoTheta(season_length=season_length)
 
 
 def _mean_forecast(y: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray, int]:
     return np.repeat(y.mean() if len(y) else 0.0, horizon), np.zeros(0), 1
 
 
+def _from_errors(
+    point: np.ndarray, errors: np.ndarray, error_step: int, quantiles: tuple[float, ...]
+) -> dict[float, np.ndarray]:
+    """Quantiles as the point plus each quantile of the errors, spread with the square root of how many
+    `error_step`s ahead each step is."""
+    spread = np.sqrt(np.ceil(np.arange(1, len(point) + 1) / error_step))
+    return {
+        q: point + (np.quantile(errors, q) if len(errors) and q != 0.5 else 0.0) * spread
+        for q in quantiles
+    }
+
+
 def _statsforecast(
-    model, y: np.ndarray, season_length: int, horizon: int
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """A statsforecast model's forecast and in-sample errors; Holt-Winters' for a series the model calls
-    too short (it raises NotImplementedError("tiny datasets") below a few periods more than its
-    parameters)."""
+    model, y: np.ndarray, baseline: Baseline
+) -> tuple[np.ndarray, dict[float, np.ndarray]] | None:
+    """A statsforecast model's forecast and its prediction intervals as quantiles (the upper end of the
+    central interval at level 2q - 1 is quantile q); None for a series the model calls too short (it
+    raises NotImplementedError("tiny datasets") below a few periods more than its parameters)."""
     try:
         with warnings.catch_warnings():
             # statsforecast's variance of a model with as many parameters as periods divides by zero
             warnings.simplefilter("ignore", RuntimeWarning)
             fitted = model.fit(y.astype(float))
+            levels = sorted({round(abs(2 * q - 1) * 100) for q in baseline.quantiles} - {0})
+            predicted = fitted.predict(h=baseline.horizon, level=levels)
     except NotImplementedError:
-        return _holt_winters(y, season_length, horizon)
-    point = fitted.predict(h=horizon)["mean"]
-    return point, y - fitted.predict_in_sample()["fitted"], 1
+        return None
+    point = predicted["mean"]
+    quantiles = {}
+    for q in baseline.quantiles:
+        level = round(abs(2 * q - 1) * 100)
+        bound = point if level == 0 else predicted[f"{'hi' if q > 0.5 else 'lo'}-{level}"]
+        # A model with no variance left (a flat series) gives NaN intervals: the point, then.
+        quantiles[q] = np.where(np.isnan(bound), point, bound)
+    return point, quantiles
 
 
 def _holt_winters(

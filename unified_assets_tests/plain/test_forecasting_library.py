@@ -146,6 +146,28 @@ def test_smoothing_and_theta_forecast_a_series_too_short_for_statsforecast(metho
     assert (new["q50"] <= new["q90"]).all() and (new["q90"] <= new["q95"]).all()
 
 
+@pytest.mark.parametrize("method", [ExponentialSmoothing, Theta])
+def test_smoothing_and_theta_quantiles_are_their_models_intervals(method):
+    """Quantile q is the upper end of the statsforecast model's central interval at level 2q - 1 (not
+    the fitted model's in-sample errors, which it has seen: on the tourism competition's quarterly
+    series those put 78% of actuals under q90), and q90 covers about 90% of a noisy year unseen."""
+    rng = np.random.default_rng(4)
+    months = np.arange(120)
+    season = 200.0 + 40.0 * np.sin(2 * np.pi * months / 12)
+    noisy = {f"s{i:02d}": np.maximum(season + rng.normal(0, 25, 120), 0) for i in range(30)}
+    history = monthly({name: y[:108] for name, y in noisy.items()})
+    forecast = method(12, (0.5, 0.9, 0.95)).fit(prepare_panel(history)).predict()
+
+    model = method(12).model(12).fit(noisy["s00"][:108])
+    intervals = model.predict(h=12, level=[80, 90])
+    first = forecast[forecast["series_id"] == "s00"]
+    np.testing.assert_allclose(first["q90"], intervals["hi-80"], rtol=1e-6)
+    np.testing.assert_allclose(first["q95"], intervals["hi-90"], rtol=1e-6)
+    assert np.allclose(forecast["q50"], forecast["mean"])
+    actual = np.concatenate([y[108:] for _, y in sorted(noisy.items())])
+    assert 0.8 <= (actual <= forecast["q90"].to_numpy()).mean() <= 0.97
+
+
 class Spy:
     """A method that remembers the last period and signal values it was shown."""
 

@@ -191,7 +191,7 @@ class FeatureBuilder:
 
     def _decomposition(self, series_index, origin_index, steps) -> list[np.ndarray]:
         """A classical decomposition's forecast, relative to the level: the deseasonalised level carried
-        along its last cycle's trend to the target period, the target's season index (its phase's value
+        along its trend (`_trend`) to the target period, the target's season index (its phase's value
         in up to four earlier cycles over the deseasonalised level around it; NaN without a season or an
         earlier cycle), and their product. A series younger than a cycle is carried at its level."""
         level = self.level[series_index, origin_index]

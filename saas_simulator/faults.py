@@ -28,7 +28,12 @@ FAULT_KINDS = (
     "concurrent_update",
     "expired_token",
     "schema_drift",
+    # A hostile export (the support system's cursor paging): the next cursor repeats the one asked
+    # for, or pages come back empty while still saying there is more, each with a new cursor.
+    "repeated_cursor",
+    "empty_pages_with_more",
 )
+PAGING_FAULTS = ("repeated_cursor", "empty_pages_with_more")
 DRIFT_MODES = ("new_field", "renamed_field", "changed_type")
 SERVER_ERROR_STATUSES = (500, 502, 503)
 PLAN_OPTIONS = {

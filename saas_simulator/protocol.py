@@ -64,6 +64,7 @@ class ServeContext:
     now: float
     duplicates: int = 0  # the duplicate_records fault: how many already-served records to re-serve
     drift: str | None = None  # a schema_drift mode in force for this system
+    paging: str | None = None  # a paging fault (faults.PAGING_FAULTS) for this request
     applied: set[str] = field(default_factory=set)  # faults the handler could apply to this request
 
 

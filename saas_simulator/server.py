@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from saas_simulator import coupa, quickbooks, zendesk
 from saas_simulator.credentials import SimCredentials
-from saas_simulator.faults import FaultPlan, FaultSpec
+from saas_simulator.faults import PAGING_FAULTS, FaultPlan, FaultSpec
 from saas_simulator.items import ItemStore
 from saas_simulator.protocol import ApiRequest, ApiResponse, ServeContext
 from saas_simulator.ratelimit import DEFAULT_RATE_LIMITS, RateLimit, RateLimiter
@@ -216,8 +216,8 @@ class SimulatorServer:
         if early is not None:
             return early
         response = route.handler(request, ctx)
-        if fault and fault.kind == "duplicate_records":
-            self._count(system, fault.kind, "duplicate_records" in ctx.applied)
+        if fault and fault.kind in ("duplicate_records", *PAGING_FAULTS):
+            self._count(system, fault.kind, fault.kind in ctx.applied)
         if response.status == 200 and response.records is not None:
             with self._lock:
                 self._last_page[system] = response.records
@@ -261,6 +261,8 @@ class SimulatorServer:
             ctx.drift = self._drift[system]
         elif kind == "duplicate_records":
             ctx.duplicates = self.faults.duplicate_count
+        elif kind in PAGING_FAULTS:
+            ctx.paging = kind
         elif kind == "concurrent_update":
             with self._lock:
                 received = list(self._last_page.get(system, []))

@@ -375,6 +375,13 @@ def handle_export(request: ApiRequest, ctx: ServeContext, export_lag_s: float) -
     tickets = render_tickets(ctx.world, view, records, versions)
     if ctx.drift:
         apply_drift(tickets, ctx.drift)
+    if ctx.paging == "empty_pages_with_more":
+        ctx.applied.add(ctx.paging)
+        tickets, records, page = [], records[:0], page[:0]
+        next_key, end_of_stream = after_key + 1, False
+    elif ctx.paging == "repeated_cursor":
+        ctx.applied.add(ctx.paging)
+        next_key, end_of_stream = after_key, False
     after_cursor = encode_cursor(next_key)
     before_cursor = encode_cursor(int(view.index.key[page[0]]) - 1) if len(page) else None
     suffix = f"&per_page={per_page}" if "per_page" in request.query else ""

@@ -22,6 +22,9 @@ SYSTEM = "support (Zendesk)"
 MAX_PAGE_SIZE = 1000
 # Zendesk's answer to a start_time less than a minute old (or in the future): the window has no tickets yet.
 TOO_RECENT = "Too recent start_time"
+# Empty export pages that still say there is more, in a row, before the walk is called stuck (a page with
+# deleted tickets left out can come back short, even empty, so one empty page alone proves nothing).
+MAX_EMPTY_PAGES_WITH_MORE = 5
 
 # DuckDB SELECT list turning one ticket (column `json`) into the typed columns of raw/support_tickets.
 # Custom fields stay a list of (id, value): which id means what is the account's own configuration.
@@ -91,7 +94,7 @@ class ZendeskClient(ClosedOnExit):
             "start_time": int(window.start.timestamp()),
             "per_page": self.page_size,
         }
-        number = 0
+        number, cursors, empty_in_a_row = 0, {}, 0
         while True:
             number += 1
             try:
@@ -113,7 +116,29 @@ class ZendeskClient(ClosedOnExit):
             past_window = bool(timestamps) and timestamps[-1] >= window.end
             if body["end_of_stream"] or past_window or not body.get("after_cursor"):
                 return
-            params = {"cursor": body["after_cursor"], "per_page": self.page_size}
+            cursor = body["after_cursor"]
+            empty_in_a_row = 0 if tickets else empty_in_a_row + 1
+            self._check_progress(cursor, cursors, number, empty_in_a_row)
+            cursors[cursor] = number
+            params = {"cursor": cursor, "per_page": self.page_size}
+
+    def _check_progress(
+        self, cursor: str, cursors: dict[str, int], number: int, empty_in_a_row: int
+    ) -> None:
+        """A stream that would never end: its next cursor is one it already gave, or it keeps sending
+        empty pages that say there is more. Zendesk's export ends with `end_of_stream`; a proxy or a
+        vendor bug that breaks that must fail the extraction, not spin on it."""
+        where = f"(GET {describe_endpoint(self.url)}, page {number})"
+        if cursor in cursors:
+            raise SourceError(
+                f"{SYSTEM}: the export's after_cursor repeats the one page {cursors[cursor]} gave, "
+                f"without end_of_stream: following it would never end {where}"
+            )
+        if empty_in_a_row >= MAX_EMPTY_PAGES_WITH_MORE:
+            raise SourceError(
+                f"{SYSTEM}: {empty_in_a_row} empty pages in a row, each saying there is more "
+                f"(no end_of_stream): the export is not advancing {where}"
+            )
 
     def _checked(self, body: Any, number: int) -> dict[str, Any]:
         if (

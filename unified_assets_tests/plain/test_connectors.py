@@ -37,7 +37,14 @@ ID_FIELD = {"accounting": "Id", "purchasing": "id", "support": "id"}
 SMALL_PAGES = {"accounting": 20, "purchasing": 10, "support": 3}
 # Every fault kind is covered here: the ones a correct client absorbs by retrying are in the matrix below,
 # the others have tests of their own (their expected outcome differs).
-TESTED_SEPARATELY = {"duplicate_records", "concurrent_update", "expired_token", "schema_drift"}
+TESTED_SEPARATELY = {
+    "duplicate_records",
+    "concurrent_update",
+    "expired_token",
+    "schema_drift",
+    "repeated_cursor",
+    "empty_pages_with_more",
+}
 RECOVERABLE = [kind for kind in FAULT_KINDS if kind not in TESTED_SEPARATELY]
 SYSTEMS = list(RESOURCE_KEY)
 LOG = logging.getLogger("connector-test")
@@ -239,6 +246,28 @@ def test_a_fault_that_never_clears_names_system_endpoint_and_page(demo_config, k
     assert message.startswith("purchasing (Coupa): ")
     assert "/coupa/api/purchase_orders, offset " in message
     assert "after 2 retries" in message
+
+
+@pytest.mark.parametrize(
+    ("kind", "says"),
+    [
+        ("repeated_cursor", "after_cursor repeats the one page 1 gave"),
+        ("empty_pages_with_more", "5 empty pages in a row"),
+    ],
+)
+def test_an_export_that_would_never_end_fails_naming_the_page(demo_config, kind, says, storage):
+    """The support export's paging is the server's: a cursor that does not advance, or empty pages that
+    always say there is more, would keep a walk going forever. It fails within a few requests instead,
+    naming system, endpoint and page."""
+    plan = FaultPlan((FaultSpec(kind, systems=("support",), probability=1.0),))
+    with serving(frozen_world(demo_config), faults=plan, rate_limits={"support": None}) as server:
+        with pytest.raises(SourceError) as raised:
+            extract(server, storage, "support")
+        requests = server.stats["support"]["requests"]
+    message = str(raised.value)
+    assert message.startswith("support (Zendesk): ") and says in message, message
+    assert "/api/v2/incremental/tickets/cursor.json, page " in message
+    assert requests <= 6
 
 
 def test_rate_limits_are_honoured_not_fatal(demo_config, storage):

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import MaxRetryError
+from urllib3.exceptions import InvalidHeader, MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
 log = logging.getLogger(__name__)
@@ -52,7 +54,7 @@ class HttpPolicy:
         return (self.connect_timeout_s, self.read_timeout_s)
 
     def retry(self) -> Retry:
-        return Retry(
+        return BoundedRetry(
             total=self.max_retries,
             status_forcelist=RETRYABLE_STATUSES,
             allowed_methods=frozenset({"GET", "PUT"}),  # both idempotent: safe to repeat
@@ -63,6 +65,31 @@ class HttpPolicy:
             retry_after_max=self.retry_after_max_s,
             raise_on_status=False,
         )
+
+
+class BoundedRetry(Retry):
+    """urllib3's `Retry`, except that a `Retry-After` longer than `retry_after_max` is not waited out:
+    urllib3 would cap the wait and ask again, eight times over, holding a run for as long as the vendor
+    keeps saying "in an hour". The answer is handed back at once instead, and the client says when the
+    vendor asked to be tried again."""
+
+    def increment(self, method=None, url=None, response=None, error=None, _pool=None, **kwargs):
+        if response is not None and asked_to_wait_s(response.headers) > self.retry_after_max:
+            reason = ResponseError(f"Retry-After longer than {self.retry_after_max} s")
+            raise MaxRetryError(_pool, url or "", reason)
+        return super().increment(method, url, response, error, _pool, **kwargs)
+
+
+def asked_to_wait_s(headers: Any) -> float:
+    """The seconds a response's `Retry-After` asks for (a number or an HTTP date), uncapped; 0 when it
+    asks for nothing or nothing readable."""
+    value = headers.get("Retry-After")
+    if not value:
+        return 0.0
+    try:
+        return Retry(retry_after_max=sys.maxsize).parse_retry_after(value)
+    except InvalidHeader:
+        return 0.0
 
 
 def describe_endpoint(url: str) -> str:
@@ -185,6 +212,17 @@ class JsonApi:
             raise CredentialsRejected(
                 f"credentials rejected for {self.system}: HTTP {response.status_code} from "
                 f"{describe_endpoint(url)}{_at(where)}; check the configured token or key"
+            )
+        wait = asked_to_wait_s(response.headers) if response.status_code == 429 else 0.0
+        if wait > self.policy.retry_after_max_s:
+            again = datetime.now(UTC) + timedelta(seconds=wait)
+            raise self._error(
+                method,
+                url,
+                where,
+                f"HTTP 429: the vendor asks to wait {wait:.0f} s (Retry-After), longer than the "
+                f"{self.policy.retry_after_max_s} s a run waits; re-run after "
+                f"{again:%Y-%m-%d %H:%M} UTC",
             )
         if response.status_code in RETRYABLE_STATUSES:
             raise self._error(

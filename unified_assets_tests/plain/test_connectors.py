@@ -270,12 +270,32 @@ def test_an_export_that_would_never_end_fails_naming_the_page(demo_config, kind,
     assert requests <= 6
 
 
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_a_retry_after_longer_than_a_run_waits_fails_at_once_saying_when_to_retry(
+    demo_config, system, storage
+):
+    """A 429 asking for an hour is not waited out (capped, urllib3 would ask again eight times, holding
+    the run for many minutes): the extraction fails on that request, naming the wait and when to re-run."""
+    plan = FaultPlan(
+        (FaultSpec("rate_limit", systems=(system,), at_requests=(2,)),), retry_after_s=3600
+    )
+    with serving(frozen_world(demo_config), faults=plan, rate_limits={system: None}) as server:
+        with pytest.raises(SourceError) as raised:
+            extract(server, storage, system)
+        requests = server.stats[system]["requests"]
+    message = str(raised.value)
+    assert "HTTP 429: the vendor asks to wait 3600 s (Retry-After)" in message, message
+    assert "re-run after " in message and " UTC" in message
+    assert requests == 2  # no retry of the throttled request
+
+
 def test_rate_limits_are_honoured_not_fatal(demo_config, storage):
-    """Zendesk's export allows 10 requests a minute; a tighter limit here forces real 429s."""
+    """Zendesk's export allows 10 requests a minute; one a second here forces real 429s (at three a
+    second, a loaded machine can walk the pages slower than the limit and meet none)."""
     from saas_simulator.ratelimit import RateLimit
 
     world = frozen_world(demo_config)
-    limit = {"support": RateLimit(3, 1, retry_after=True)}
+    limit = {"support": RateLimit(1, 1, retry_after=True)}  # every page but the first waits
     with serving(world, rate_limits=limit) as server:
         pages = extract(server, storage, "support", page_size=5)
         limited = server.stats["support"]["rate_limited"]

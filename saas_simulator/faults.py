@@ -32,6 +32,8 @@ FAULT_KINDS = (
     # for, or pages come back empty while still saying there is more, each with a new cursor.
     "repeated_cursor",
     "empty_pages_with_more",
+    # The normal answer, its body sent one byte at a time (`trickle_s` apart): no single read waits long.
+    "trickled_body",
 )
 PAGING_FAULTS = ("repeated_cursor", "empty_pages_with_more")
 DRIFT_MODES = ("new_field", "renamed_field", "changed_type")
@@ -42,6 +44,7 @@ PLAN_OPTIONS = {
     "retry_after": "retry_after_s",
     "duplicates": "duplicate_count",
     "touches": "concurrent_update_count",
+    "trickle": "trickle_s",
 }
 
 
@@ -126,11 +129,12 @@ class FaultPlan:
     retry_after_s: int = 1
     duplicate_count: int = 2
     concurrent_update_count: int = 2
+    trickle_s: float = 0.05
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "specs", tuple(self.specs))
-        if self.timeout_delay_s < 0 or self.retry_after_s < 0:
-            raise ValueError("timeout_delay_s and retry_after_s must not be negative")
+        if self.timeout_delay_s < 0 or self.retry_after_s < 0 or self.trickle_s < 0:
+            raise ValueError("timeout_delay_s, retry_after_s and trickle_s must not be negative")
         if self.duplicate_count < 1 or self.concurrent_update_count < 1:
             raise ValueError("duplicate_count and concurrent_update_count must be at least 1")
 
@@ -154,7 +158,8 @@ class FaultPlan:
 
         Items are comma-separated `<kind>[:<mode>][@<system>[+<system>]]=<value>` where value is a
         probability (`0.1`) or request numbers (`at:2+5`); plan options are `seed=`, `timeout=`
-        (seconds a read_timeout delays), `retry_after=`, `duplicates=` and `touches=`.
+        (seconds a read_timeout delays), `retry_after=`, `duplicates=`, `touches=` and `trickle=` (seconds
+        between the bytes of a trickled body).
         """
         specs: list[FaultSpec] = []
         options: dict[str, float] = {"seed": seed}
@@ -177,6 +182,7 @@ class FaultPlan:
             retry_after_s=int(options.get("retry_after", 1)),
             duplicate_count=int(options.get("duplicates", 2)),
             concurrent_update_count=int(options.get("touches", 2)),
+            trickle_s=float(options.get("trickle", 0.05)),
         )
 
     def __str__(self) -> str:

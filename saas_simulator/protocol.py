@@ -54,6 +54,7 @@ class ApiResponse:
     records: list[int] | None = (
         None  # record indices served, for faults that act on "what you received"
     )
+    trickle_s: float = 0.0  # the trickled_body fault: seconds between the body's bytes
 
 
 @dataclass

@@ -16,7 +16,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -221,6 +221,9 @@ class SimulatorServer:
         if response.status == 200 and response.records is not None:
             with self._lock:
                 self._last_page[system] = response.records
+        if fault and fault.kind == "trickled_body" and response.status == 200:
+            self._count(system, fault.kind)
+            return replace(response, trickle_s=self.faults.trickle_s)
         if fault and fault.kind in ("truncated_json", "malformed_json") and response.status == 200:
             self._count(system, fault.kind)
             return _spoil(response, fault.kind)
@@ -458,12 +461,23 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         try:
-            self.wfile.write(payload)
+            if response.trickle_s:
+                self._trickle(payload, response.trickle_s)
+            else:
+                self.wfile.write(payload)
         except (
             BrokenPipeError,
             ConnectionResetError,
         ):  # the client gave up (e.g. its read timeout)
             self.close_connection = True
+
+    def _trickle(self, payload: bytes, interval_s: float) -> None:
+        """Send the body a byte at a time, each flushed: every read on the other side gets one byte
+        within `interval_s`, so no read timeout fires, however long the whole takes."""
+        for index in range(len(payload)):
+            self.wfile.write(payload[index : index + 1])
+            self.wfile.flush()
+            time.sleep(interval_s)
 
     def _reset(self) -> None:
         """Drop the connection with a TCP RST and no response (SO_LINGER 0)."""

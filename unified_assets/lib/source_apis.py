@@ -76,6 +76,13 @@ class SourceApi(ConfigurableResource):
     backoff_max_s: float = 30.0
     backoff_jitter_s: float = 0.5
     retry_after_max_s: int = 120
+    response_deadline_s: float = Field(
+        default=120.0,
+        description=(
+            "Seconds a whole response may take, body included (the read timeout bounds each read: "
+            "a body trickled a byte at a time never trips it)."
+        ),
+    )
 
     @classmethod
     def from_environment(cls, storage: PlatformStorage, **overrides: Any) -> SourceApi:
@@ -104,6 +111,7 @@ class SourceApi(ConfigurableResource):
             backoff_max_s=self.backoff_max_s,
             backoff_jitter_s=self.backoff_jitter_s,
             retry_after_max_s=self.retry_after_max_s,
+            response_deadline_s=self.response_deadline_s,
         )
 
     def open_client(self, log: logging.Logger, announce: bool = True) -> SourceClient:
@@ -139,6 +147,7 @@ class SourceApi(ConfigurableResource):
             read_timeout_s=min(self.read_timeout_s, 10.0),
             max_retries=min(self.max_retries, 1),
             retry_after_max_s=min(self.retry_after_max_s, 5),
+            response_deadline_s=min(self.response_deadline_s, 15.0),
         )
         return self._open(log, policy, page_size=1, announce=False)
 

@@ -10,9 +10,12 @@ response body that could echo one into a log line or an exception message.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import socket
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -48,6 +51,9 @@ class HttpPolicy:
     backoff_max_s: float = 30.0
     backoff_jitter_s: float = 0.5
     retry_after_max_s: int = 120
+    # The whole response, headers and body: a read timeout bounds each read, and a body trickled a byte
+    # at a time never trips it.
+    response_deadline_s: float = 120.0
 
     @property
     def timeout(self) -> tuple[float, float]:
@@ -102,6 +108,14 @@ def describe_endpoint(url: str) -> str:
 
 class MalformedResponse(ValueError):
     """A 2xx response whose body is not the JSON the vendor documents."""
+
+    summary = "malformed response"
+
+
+class SlowResponse(MalformedResponse):
+    """A response whose body had not all arrived by the request's deadline."""
+
+    summary = "no whole response in time"
 
 
 @dataclass
@@ -182,16 +196,19 @@ class JsonApi:
         where: str,
     ) -> requests.Response:
         self.requests_made += 1
+        started = time.monotonic()
         try:
-            return self.session.request(
+            response = self.session.request(
                 method,
                 url,
                 params=params,
                 headers=headers,
                 json=body,
                 timeout=self.policy.timeout,
-                stream=False,
+                stream=True,
             )
+            _read_within(response, started, self.policy.response_deadline_s)
+            return response
         except requests.exceptions.RetryError as error:
             raise self._error(
                 method, url, where, f"gave up after {self.policy.max_retries} retries"
@@ -253,13 +270,41 @@ class JsonApi:
                 method,
                 url,
                 where,
-                f"malformed response after {self.policy.max_retries} retries: {error}",
+                f"{error.summary} after {self.policy.max_retries} retries: {error}",
             ) from None
 
     def _error(self, method: str, url: str, where: str, reason: str) -> SourceError:
         return SourceError(
             f"{self.system}: {reason} ({method} {describe_endpoint(url)}{_at(where)})"
         )
+
+
+def _read_within(response: requests.Response, sent: float, deadline_s: float) -> None:
+    """Read the whole body (`response.content` keeps it) within `deadline_s` of `sent` (a
+    `time.monotonic()`), or raise SlowResponse: a watchdog shuts the connection's socket down at the
+    deadline, which ends the read waiting on it (the connection is not reused)."""
+    sock = getattr(getattr(response.raw, "connection", None), "sock", None)
+    expired = threading.Event()
+
+    def shut_down() -> None:
+        expired.set()
+        if sock is not None:
+            with contextlib.suppress(OSError):  # already closed: the read has ended anyway
+                sock.shutdown(socket.SHUT_RDWR)
+
+    watchdog = threading.Timer(max(sent + deadline_s - time.monotonic(), 0.0), shut_down)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        response.content  # noqa: B018 (reads and keeps the body)
+    except (requests.exceptions.RequestException, OSError):
+        if not expired.is_set():
+            raise
+    finally:
+        watchdog.cancel()
+    if expired.is_set():
+        response.close()
+        raise SlowResponse(f"the body was still arriving {deadline_s:g} s after the request")
 
 
 def _retries_in(response: requests.Response) -> int:

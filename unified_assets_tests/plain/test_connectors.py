@@ -44,6 +44,7 @@ TESTED_SEPARATELY = {
     "schema_drift",
     "repeated_cursor",
     "empty_pages_with_more",
+    "trickled_body",
 }
 RECOVERABLE = [kind for kind in FAULT_KINDS if kind not in TESTED_SEPARATELY]
 SYSTEMS = list(RESOURCE_KEY)
@@ -287,6 +288,36 @@ def test_a_retry_after_longer_than_a_run_waits_fails_at_once_saying_when_to_retr
     assert "HTTP 429: the vendor asks to wait 3600 s (Retry-After)" in message, message
     assert "re-run after " in message and " UTC" in message
     assert requests == 2  # no retry of the throttled request
+
+
+# A page trickled a byte at a time 0.05 s apart takes minutes; each read gets its byte well within the
+# read timeout. The deadline on the whole response is what ends it.
+TRICKLE_DEADLINE = {"response_deadline_s": 1.0, "read_timeout_s": 2.0}
+
+
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_a_trickled_body_is_cut_at_the_deadline_and_asked_again(demo_config, system, storage):
+    world = frozen_world(demo_config)
+    plan = FaultPlan((FaultSpec("trickled_body", systems=(system,), at_requests=(2,)),))
+    with serving(world, faults=plan, rate_limits={system: None}) as server:
+        pages = extract(server, storage, system, **TRICKLE_DEADLINE)
+        assert server.stats[system]["faults"] == {"trickled_body": 1}
+    assert versions(system, pages) == truth(world, system)
+    assert sum(page.retries for page in pages) >= 1
+
+
+def test_a_body_that_always_trickles_fails_naming_the_deadline_and_the_page(demo_config, storage):
+    plan = FaultPlan((FaultSpec("trickled_body", systems=("purchasing",), probability=1.0),))
+    with serving(
+        frozen_world(demo_config), faults=plan, rate_limits={"purchasing": None}
+    ) as server:
+        with pytest.raises(SourceError) as raised:
+            extract(server, storage, "purchasing", max_retries=2, **TRICKLE_DEADLINE)
+        requests = server.stats["purchasing"]["requests"]
+    message = str(raised.value)
+    assert message.startswith("purchasing (Coupa): no whole response in time after 2 retries")
+    assert "still arriving 1 s after the request" in message and "offset 0" in message, message
+    assert requests == 3
 
 
 def test_rate_limits_are_honoured_not_fatal(demo_config, storage):

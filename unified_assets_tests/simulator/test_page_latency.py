@@ -18,7 +18,9 @@ from saas_simulator.environment import (
 from unified_assets_tests.support.simulator_requests import qbo_query, qbo_token
 from unified_assets_tests.support.simulators import NO_RATE_LIMITS
 
-LATENCY_S = 0.3
+# Long enough that four requests served one after another (4 s) are far from four served together
+# (about 1 s), whatever else a loaded machine is doing.
+LATENCY_S = 1.0
 QUERY = "select * from Invoice startposition 1 maxresults 5"
 
 

@@ -169,18 +169,23 @@ def _statsforecast(
             # statsforecast's variance of a model with as many parameters as periods divides by zero
             warnings.simplefilter("ignore", RuntimeWarning)
             fitted = model.fit(y.astype(float))
-            levels = sorted({round(abs(2 * q - 1) * 100) for q in baseline.quantiles} - {0})
+            levels = sorted({_interval_level(q) for q in baseline.quantiles} - {0})
             predicted = fitted.predict(h=baseline.horizon, level=levels)
     except NotImplementedError:
         return None
     point = predicted["mean"]
     quantiles = {}
     for q in baseline.quantiles:
-        level = round(abs(2 * q - 1) * 100)
+        level = _interval_level(q)
         bound = point if level == 0 else predicted[f"{'hi' if q > 0.5 else 'lo'}-{level}"]
         # A model with no variance left (a flat series) gives NaN intervals: the point, then.
         quantiles[q] = np.where(np.isnan(bound), point, bound)
     return point, quantiles
+
+
+def _interval_level(q: float) -> int:
+    """The central interval (in percent) whose upper end is quantile q, or lower end below the median."""
+    return round(abs(2 * q - 1) * 100)
 
 
 def _holt_winters(

@@ -51,8 +51,8 @@ class HttpPolicy:
     backoff_max_s: float = 30.0
     backoff_jitter_s: float = 0.5
     retry_after_max_s: int = 120
-    # The whole response, headers and body: a read timeout bounds each read, and a body trickled a byte
-    # at a time never trips it.
+    # From sending a request to its body's last byte (the read timeout bounds each read only: a body
+    # trickled a byte at a time never trips it).
     response_deadline_s: float = 120.0
 
     @property

@@ -51,6 +51,12 @@ def other_runs_waiting(context: OpExecutionContext, pool: str) -> list[str]:
     ]
 
 
+def unserved_runs(context: OpExecutionContext, pool: str) -> set[str]:
+    """Runs that arrived at the meeting, other than this one, with no record of holding `pool` yet."""
+    arrived = {path.name for path in (records() / "arrivals").iterdir()} - {context.run_id}
+    return {run for run in arrived if not (records() / f"{run}-{pool}.json").exists()}
+
+
 def pooled_step(pool: str):
     @op(
         name=f"hold_{pool}",
@@ -64,6 +70,12 @@ def pooled_step(pool: str):
         waiting = set(other_runs_waiting(context, pool))
         time.sleep(WORK_SECONDS)
         waiting |= set(other_runs_waiting(context, pool))  # a step that came while this one held
+        # A run met beside this one that has not held this pool yet is about to ask for it (its step
+        # process may still be starting): hold until it waits, so the contention is seen, not raced.
+        deadline = time.monotonic() + MEETING_LIMIT_SECONDS
+        while not waiting and unserved_runs(context, pool) and time.monotonic() < deadline:
+            time.sleep(0.05)
+            waiting |= set(other_runs_waiting(context, pool))
         held = {
             "run": context.run_id,
             "pool": pool,

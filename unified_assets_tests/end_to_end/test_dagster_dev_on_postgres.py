@@ -18,8 +18,10 @@ without the step, two of three tries here failed a run.
 
 Lighter than the SQLite session beside it (`test_dagster_dev.py`: the browser, the automation carrying the
 data downstream, Ctrl-C), which exercises the same webserver and daemon: what differs here is where the
-instance keeps its state. The platform's own data stays in the local profile (the cluster data services
-have tests of their own, `defs/test_cluster_chain.py` among them).
+instance keeps its state. So the platform's sensors and automation are stopped here, as a user stops them
+in the UI: their runs would hold the pools the pool test measures. The platform's own data stays in the
+local profile (the cluster data services have tests of their own, `defs/test_cluster_chain.py` among
+them).
 """
 
 from __future__ import annotations
@@ -44,7 +46,9 @@ from unified_assets_tests.support.dagster_dev import (
     backfill_params,
     launch_backfill,
     launch_run,
+    stop_sensors,
     wait_for_backfill_run,
+    wait_until_no_run_in_flight,
 )
 from unified_assets_tests.support.services import cluster_instance_environment
 from unified_assets_tests.support.truth import TABLE_SYSTEM
@@ -84,6 +88,7 @@ def logs_bucket(s3_server) -> str:
     return s3_server.create_bucket()
 
 
+PLATFORM_LOCATION = "unified_assets.definitions"
 POOLED_LOCATION = "pooled_runs"
 POOLED_RUNS = 3
 RUNS_TAGGED = """
@@ -145,6 +150,9 @@ def dev(tmp_path_factory, database, s3_server, logs_bucket, pool_records) -> Ite
     )
     with session:
         session.wait_until_serving(timeout_s=180)
+        # The platform's sensors and automation would carry the backfill's data downstream (a dbt
+        # run holding `warehouse` for minutes on a slow machine), which the pool test would wait behind.
+        assert "automation" in stop_sensors(dev=session, location=PLATFORM_LOCATION)
         yield session
 
 
@@ -190,6 +198,7 @@ def test_three_runs_submitted_together_overlap_but_never_share_a_pool_or_pass_th
     dev, pool_records
 ):
     assert set(pooled_runs.POOLS) <= set(POOLS), "every pool the runs hold has its limit set"
+    wait_until_no_run_in_flight(dev, timeout_s=300)  # the runs meet each other, nobody else
     launched = [launch_pooled_run(dev) for _ in range(POOLED_RUNS)]
     runs = wait_until_finished(dev, launched)
     assert [run["status"] for run in runs] == ["SUCCESS"] * POOLED_RUNS, story_of_the_runs(

@@ -207,3 +207,56 @@ def launch_run(dev: DagsterDev, selector: dict, tags: list[dict[str, str]] | Non
     launched = dev.graphql(LAUNCH_RUN, {"params": params})["launchRun"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
     return launched["run"]["runId"]
+
+
+SENSORS = """
+query Sensors($repo: RepositorySelector!) {
+  sensorsOrError(repositorySelector: $repo) {
+    __typename
+    ... on Sensors { results { id name sensorState { status } } }
+  }
+}
+"""
+
+STOP_SENSOR = """
+mutation Stop($id: String!) {
+  stopSensor(id: $id) {
+    __typename
+    ... on StopSensorMutationResult { instigationState { status } }
+    ... on PythonError { message }
+  }
+}
+"""
+
+RUNS_IN_FLIGHT = """
+{
+  runsOrError(filter: {statuses: [QUEUED, NOT_STARTED, STARTING, STARTED, CANCELING]}) {
+    ... on Runs { results { runId status } }
+  }
+}
+"""
+
+
+def stop_sensors(dev: DagsterDev, location: str) -> list[str]:
+    """Stop every running sensor (the automation's too) of code location `location`, as a user does in
+    the UI's *Automation* page; the names stopped."""
+    repo = {"repositoryLocationName": location, "repositoryName": "__repository__"}
+    found = dev.graphql(SENSORS, {"repo": repo})["sensorsOrError"]
+    assert found["__typename"] == "Sensors", found
+    stopped = []
+    for sensor in found["results"]:
+        if sensor["sensorState"]["status"] == "RUNNING":
+            result = dev.graphql(STOP_SENSOR, {"id": sensor["id"]})["stopSensor"]
+            assert result["__typename"] == "StopSensorMutationResult", result
+            assert result["instigationState"]["status"] == "STOPPED", result
+            stopped.append(sensor["name"])
+    return stopped
+
+
+def wait_until_no_run_in_flight(dev: DagsterDev, timeout_s: float) -> None:
+    """Return once no run of the instance is queued or running. The wait follows the runs' statuses;
+    the deadline only ends a hung test."""
+    deadline = time.monotonic() + timeout_s
+    while runs := dev.graphql(RUNS_IN_FLIGHT)["runsOrError"]["results"]:
+        assert time.monotonic() < deadline, f"runs still in flight: {runs}"
+        time.sleep(0.5)

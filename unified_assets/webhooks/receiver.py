@@ -6,24 +6,40 @@
 Answers: 200 when stored, or when this delivery was already stored (a vendor retrying after a lost answer
 must not loop, and nothing is taken twice); 401 when the signature, timestamp or a header is wrong, as Xero
 requires; 400 when a correctly signed body is not a JSON object; 413 above the size limit; 411 without a
-Content-Length; 404 for any other path. Work is left to the sensor that reads the inbox, so a delivery is
+Content-Length; 408 when the body does not arrive within `body_timeout_s`; 404 for any other path; 500,
+with nothing stored, when storing fails. Work is left to the sensor that reads the inbox, so a delivery is
 answered within milliseconds, well inside the vendors' timeouts.
+
+The server is aiohttp's, on an event loop of its own thread: a connection costs no thread, so a crowd of
+slow or half-sent requests cannot starve genuine deliveries. Only verifying and storing run on a small,
+bounded pool of worker threads (storing is file or bucket I/O). A connection that sends no complete request
+within `idle_timeout_s` is closed, as is one whose body stalls. Each refused or failed request is logged as
+one line with its reason; nothing logged holds a body, a signature or a key.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import socket
+import sys
 import threading
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Protocol
+from typing import Any, Protocol
+
+from aiohttp import web
 
 from unified_assets.webhooks.inbox import Inbox
 from unified_assets.webhooks.signatures import Delivery, SignatureError
 
 MAX_BODY_BYTES = 1 << 20
+IDLE_TIMEOUT_S = 15.0  # a vendor sends its whole request at once; a slower client is not a vendor
+BODY_TIMEOUT_S = 15.0
+WORKER_THREADS = 4
+LISTEN_BACKLOG = 1024  # a burst of deliveries waits in the kernel rather than being refused
 logger = logging.getLogger(__name__)
 
 
@@ -34,7 +50,8 @@ class Verifier(Protocol):
 
 
 class WebhookReceiver:
-    """Serves in a background thread; `port=0` picks a free loopback port (see `url`)."""
+    """Serves in a background thread; `port=0` picks a free loopback port (see `url`). The socket is
+    bound at construction, so a port in use is an `OSError` here, not later in the thread."""
 
     def __init__(
         self,
@@ -43,31 +60,42 @@ class WebhookReceiver:
         host: str = "127.0.0.1",
         port: int = 0,
         max_body_bytes: int = MAX_BODY_BYTES,
+        idle_timeout_s: float = IDLE_TIMEOUT_S,
+        body_timeout_s: float = BODY_TIMEOUT_S,
     ):
         self.inbox = inbox
         self.routes = {f"/webhooks/{v.source}": v for v in verifiers}
         self.max_body_bytes = max_body_bytes
-        self._server = ThreadingHTTPServer((host, port), _handler_for(self))
-        self._server.daemon_threads = True
+        self.idle_timeout_s = idle_timeout_s
+        self.body_timeout_s = body_timeout_s
+        self._socket = socket.create_server((host, port), backlog=LISTEN_BACKLOG)
+        self._workers = ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="webhook-worker")
+        self._loop = asyncio.new_event_loop()
+        self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
+        host, port = self._socket.getsockname()[:2]
         return f"http://{host}:{port}"
 
     def start(self) -> WebhookReceiver:
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="webhook-receiver", daemon=True
+            target=self._loop.run_forever, name="webhook-receiver", daemon=True
         )
         self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._open(), self._loop).result(timeout=30)
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread is not None:
             self._thread.join(timeout=5)
+        self._loop.close()
+        self._workers.shutdown(wait=True)
+        self._socket.close()
 
     def __enter__(self) -> WebhookReceiver:
         return self.start()
@@ -86,6 +114,9 @@ class WebhookReceiver:
             logger.warning("%s webhook refused: %s", verifier.source, error)
             return HTTPStatus.UNAUTHORIZED, {"error": str(error)}
         if not _is_json_object(body):
+            logger.warning(
+                "%s webhook refused: the signed body is not a JSON object", verifier.source
+            )
             return HTTPStatus.BAD_REQUEST, {"error": "the body is not a JSON object"}
         item = self.inbox.put(delivery)
         if item is None:
@@ -95,48 +126,99 @@ class WebhookReceiver:
             }
         return HTTPStatus.OK, {"status": "stored", "item": item.name}
 
+    async def _open(self) -> None:
+        app = web.Application(client_max_size=self.max_body_bytes)
+        app.router.add_route("*", "/{path:.*}", self._serve)
+        self._runner = web.AppRunner(
+            app,
+            handle_signals=False,
+            access_log=None,
+            keepalive_timeout=self.idle_timeout_s,
+            logger=OneLineLogger(logger),
+            shutdown_timeout=5.0,
+        )
+        await self._runner.setup()
+        await web.SockSite(self._runner, self._socket, backlog=LISTEN_BACKLOG).start()
+
+    async def _serve(self, request: web.Request) -> web.Response:
+        refusal = self._refusal(request)
+        if refusal is not None:
+            return refusal
+        try:
+            async with asyncio.timeout(self.body_timeout_s):
+                body = await request.read()
+        except TimeoutError:
+            logger.warning(
+                "webhook from %s refused: the body did not arrive within %.0f s",
+                request.remote,
+                self.body_timeout_s,
+            )
+            return _answer(HTTPStatus.REQUEST_TIMEOUT, {"error": "the body arrived too slowly"})
+        headers = dict(request.headers)
+        try:
+            status, payload = await self._loop.run_in_executor(
+                self._workers, self.handle, request.path, headers, body
+            )
+        except Exception as error:  # an inbox that cannot be written: the vendor retries later
+            logger.error(
+                "webhook to %s not stored: %s: %s", request.path, type(error).__name__, error
+            )
+            return _answer(
+                HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "not stored; retry the delivery"}
+            )
+        return _answer(status, payload)
+
+    def _refusal(self, request: web.Request) -> web.Response | None:
+        """The answer to a request refused by its line and headers alone, before its body is read."""
+        if request.method != "POST":
+            return _answer(HTTPStatus.METHOD_NOT_ALLOWED, {"error": "webhooks are POSTed"})
+        if request.content_length is None:
+            return _answer(HTTPStatus.LENGTH_REQUIRED, {"error": "Content-Length is required"})
+        if request.content_length > self.max_body_bytes:
+            logger.warning(
+                "webhook to %s refused: %d bytes, over the %d-byte limit",
+                request.path,
+                request.content_length,
+                self.max_body_bytes,
+            )
+            # The unread body must not be taken as the next request: the connection is closed.
+            return _answer(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                {"error": f"body over {self.max_body_bytes} bytes"},
+                close=True,
+            )
+        return None
+
+
+class OneLineLogger(logging.LoggerAdapter):
+    """aiohttp logs a request it cannot parse (a malformed line, an oversized header) with a traceback;
+    an operator needs one line saying what was wrong, and the log stays readable under an attack."""
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        error = _logged_error(kwargs.pop("exc_info", None))
+        if error is not None:
+            reason = getattr(error, "message", None) or str(error)  # aiohttp's parse errors
+            msg = f"{msg}: {type(error).__name__}: {' '.join(str(reason).split())}"
+        super().log(level, msg, *args, **kwargs)
+
+
+def _logged_error(exc_info: object) -> BaseException | None:
+    if isinstance(exc_info, BaseException):
+        return exc_info
+    if isinstance(exc_info, tuple):
+        return exc_info[1]
+    return sys.exc_info()[1] if exc_info else None
+
+
+def _answer(status: int, payload: dict, close: bool = False) -> web.Response:
+    response = web.json_response(payload, status=status)
+    if close:
+        response.force_close()
+    return response
+
 
 def _is_json_object(body: bytes) -> bool:
     try:
         return isinstance(json.loads(body), dict)
     except (ValueError, UnicodeDecodeError):
         return False
-
-
-def _handler_for(receiver: WebhookReceiver) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_POST(self) -> None:
-            length = self.headers.get("Content-Length")
-            if length is None or not length.isdigit():
-                self._answer(HTTPStatus.LENGTH_REQUIRED, {"error": "Content-Length is required"})
-                return
-            if int(length) > receiver.max_body_bytes:
-                self.close_connection = (
-                    True  # the unread body must not be taken as the next request
-                )
-                self._answer(
-                    HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                    {"error": f"body over {receiver.max_body_bytes} bytes"},
-                )
-                return
-            body = self.rfile.read(int(length))
-            headers = {key: value for key, value in self.headers.items()}
-            self._answer(*receiver.handle(self.path, headers, body))
-
-        def do_GET(self) -> None:
-            self._answer(HTTPStatus.METHOD_NOT_ALLOWED, {"error": "webhooks are POSTed"})
-
-        def log_message(self, format: str, *args: object) -> None:
-            logger.debug("webhook receiver: " + format, *args)
-
-        def _answer(self, status: int, payload: dict) -> None:
-            encoded = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(encoded)))
-            self.end_headers()
-            self.wfile.write(encoded)
-
-    return Handler

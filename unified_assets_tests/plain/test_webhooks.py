@@ -4,11 +4,16 @@ and an inbox that nothing outside it can be read through."""
 from __future__ import annotations
 
 import json
+import logging
 import os
+import random
 import socket
+import threading
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
@@ -411,3 +416,141 @@ def test_the_webhook_companion_of_dagster_dev_receives_and_stops_cleanly(tmp_pat
         output, _ = process.communicate(timeout=15)
     assert process.returncode == 0, output
     assert secret not in output
+
+
+# ---------------------------------------------------------------------------------- receiver under load
+
+LOAD_CLIENTS = 50
+
+
+@pytest.fixture
+def receiver_under_load(tmp_path):
+    """A receiver with short timeouts, so the half-sent connections' fate is seen within the test."""
+    verifiers = [ZendeskVerifier(ZENDESK_SECRET, clock=NOW.timestamp), XeroVerifier(XERO_KEY)]
+    with WebhookReceiver(
+        Inbox.in_folder(tmp_path / "inbox"), verifiers, idle_timeout_s=1.0, body_timeout_s=1.0
+    ) as running:
+        yield running
+
+
+def genuine_ticket(number: int) -> tuple[bytes, dict]:
+    body = TICKET_EVENT.replace(b'"4821"', f'"{number}"'.encode())
+    return body, zendesk_headers(body, invocation=f"inv-{number}")
+
+
+def forged_ticket(number: int) -> tuple[bytes, dict]:
+    body = TICKET_EVENT.replace(b'"4821"', f'"{number}"'.encode())
+    return body, zendesk_headers(body, invocation=f"forged-{number}", secret="not-the-secret")
+
+
+def receiver_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("webhook")]
+
+
+def half_sent(receiver: WebhookReceiver, request: bytes) -> socket.socket:
+    host, port = receiver.url.removeprefix("http://").split(":")
+    raw = socket.create_connection((host, int(port)), timeout=30)
+    raw.sendall(request)
+    return raw
+
+
+def read_until_closed(raw: socket.socket) -> bytes:
+    """What the server sent before it closed the connection (the socket's timeout ends a hung test)."""
+    received = b""
+    while chunk := raw.recv(4096):
+        received += chunk
+    raw.close()
+    return received
+
+
+def test_under_load_every_genuine_delivery_is_stored_once_and_answered_and_half_sent_ones_time_out(
+    receiver_under_load, caplog
+):
+    """500 requests from 50 concurrent clients (250 genuine, 200 forged, 50 replays of genuine ones)
+    while 200 connections hang half-sent: the standard library's threading server dropped 10 of these
+    (5 genuine), held a thread per hanging connection and logged tracebacks."""
+    receiver = receiver_under_load
+    caplog.set_level(logging.INFO, logger="unified_assets.webhooks")
+    hanging = [
+        half_sent(receiver, b"POST /webhooks/support HTTP/1.1\r\nHost: x\r\nContent-Le")
+        for _ in range(100)
+    ] + [
+        half_sent(
+            receiver,
+            b'POST /webhooks/support HTTP/1.1\r\nHost: x\r\nContent-Length: 200\r\n\r\n{"half',
+        )
+        for _ in range(100)
+    ]
+    genuine = [genuine_ticket(n) for n in range(250)]
+    requests = genuine + [forged_ticket(n) for n in range(200)] + genuine[:50]
+    random.Random(7).shuffle(requests)
+    threads_seen: set[str] = set()
+
+    def deliver(request: tuple[bytes, dict]) -> int:
+        threads_seen.update(receiver_threads())
+        return post(receiver, "/webhooks/support", *request)[0]
+
+    with ThreadPoolExecutor(LOAD_CLIENTS) as clients:
+        statuses = list(clients.map(deliver, requests))
+
+    kinds = [headers["X-Zendesk-Webhook-Invocation-Id"].split("-")[0] for _, headers in requests]
+    answered = Counter(zip(kinds, statuses, strict=True))
+    assert answered == {("inv", 200): 300, ("forged", 401): 200}
+    stored = receiver.inbox.items("support")
+    assert len(stored) == 250
+    assert sorted(receiver.inbox.read(item) for item in stored) == sorted(b for b, _ in genuine)
+    assert len(threads_seen) <= 1 + 4, (
+        f"one event loop and a bounded pool of workers: {threads_seen}"
+    )
+
+    endings = [read_until_closed(raw) for raw in hanging]
+    assert endings[:100] == [b""] * 100, "an idle connection is closed without an answer"
+    assert all(ending.startswith(b"HTTP/1.1 408") for ending in endings[100:])
+
+    lines = [record.getMessage() for record in caplog.records]
+    assert all(
+        record.exc_info is None and "\n" not in record.getMessage() for record in caplog.records
+    )
+    assert sum("support webhook refused" in line for line in lines) == 200
+    assert sum("did not arrive within" in line for line in lines) == 100
+    assert not any(ZENDESK_SECRET in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GARBAGE\r\n\r\n",
+        b"POST /webhooks/support HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n",
+        b"POST /webhooks/support HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
+    ],
+    ids=["not-http", "malformed-header", "negative-length"],
+)
+def test_a_malformed_request_is_a_400_and_one_log_line(receiver_under_load, caplog, request_bytes):
+    caplog.set_level(logging.DEBUG, logger="unified_assets.webhooks")
+    answer = read_until_closed(half_sent(receiver_under_load, request_bytes))
+    assert answer.startswith((b"HTTP/1.0 400", b"HTTP/1.1 400")), answer
+    [record] = caplog.records
+    assert record.exc_info is None and "\n" not in record.getMessage()
+    assert record.getMessage().startswith("Error handling request from 127.0.0.1: Bad")
+
+
+def test_a_failing_inbox_is_a_500_and_one_log_line_and_the_delivery_can_be_retried(
+    receiver_under_load, caplog, monkeypatch
+):
+    receiver = receiver_under_load
+    body, headers = genuine_ticket(1)
+
+    def disk_full(*_args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(receiver.inbox.store, "write", disk_full)
+    status, answer = post(receiver, "/webhooks/support", body, headers)
+    assert (status, answer) == (500, {"error": "not stored; retry the delivery"})
+    [record] = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert record.exc_info is None and "No space left on device" in record.getMessage()
+
+    monkeypatch.undo()
+    assert post(receiver, "/webhooks/support", body, headers) == (
+        200,
+        {"status": "stored", "item": receiver.inbox.items("support")[0].name},
+    )

@@ -34,7 +34,17 @@ FAULT_KINDS = (
     "empty_pages_with_more",
     # The normal answer, its body sent one byte at a time (`trickle_s` apart): no single read waits long.
     "trickled_body",
+    # The normal answer followed by `oversize_mb` MB of JSON whitespace: still valid, and huge.
+    "oversized_page",
+    # A 302 to the same path on the `elsewhere` host, where the client's credentials must never go.
+    "redirect_elsewhere",
+    # The support export's next-page links (`after_url`, `before_url`) on the `elsewhere` host.
+    "foreign_next_link",
+    # The page's first record without its id, or with one that is not an id (`A-<id>`).
+    "record_without_id",
+    "record_id_not_an_id",
 )
+RECORD_FAULTS = ("record_without_id", "record_id_not_an_id")
 PAGING_FAULTS = ("repeated_cursor", "empty_pages_with_more")
 DRIFT_MODES = ("new_field", "renamed_field", "changed_type")
 SERVER_ERROR_STATUSES = (500, 502, 503)
@@ -45,7 +55,10 @@ PLAN_OPTIONS = {
     "duplicates": "duplicate_count",
     "touches": "concurrent_update_count",
     "trickle": "trickle_s",
+    "oversize": "oversize_mb",
+    "elsewhere": "elsewhere",
 }
+DEFAULT_ELSEWHERE = "http://elsewhere.invalid"
 
 
 def _uniform(seed: int, system: str, request_number: int, salt: str) -> float:
@@ -130,11 +143,19 @@ class FaultPlan:
     duplicate_count: int = 2
     concurrent_update_count: int = 2
     trickle_s: float = 0.05
+    oversize_mb: float = 50.0
+    elsewhere: str = (
+        DEFAULT_ELSEWHERE  # the foreign host of redirect_elsewhere and foreign_next_link
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "specs", tuple(self.specs))
         if self.timeout_delay_s < 0 or self.retry_after_s < 0 or self.trickle_s < 0:
             raise ValueError("timeout_delay_s, retry_after_s and trickle_s must not be negative")
+        if self.oversize_mb < 0:
+            raise ValueError("oversize_mb must not be negative")
+        if not self.elsewhere.startswith(("http://", "https://")) or "/" in self.elsewhere[8:]:
+            raise ValueError(f"elsewhere must be a scheme and host, got {self.elsewhere!r}")
         if self.duplicate_count < 1 or self.concurrent_update_count < 1:
             raise ValueError("duplicate_count and concurrent_update_count must be at least 1")
 
@@ -158,17 +179,22 @@ class FaultPlan:
 
         Items are comma-separated `<kind>[:<mode>][@<system>[+<system>]]=<value>` where value is a
         probability (`0.1`) or request numbers (`at:2+5`); plan options are `seed=`, `timeout=`
-        (seconds a read_timeout delays), `retry_after=`, `duplicates=`, `touches=` and `trickle=` (seconds
-        between the bytes of a trickled body).
+        (seconds a read_timeout delays), `retry_after=`, `duplicates=`, `touches=`, `trickle=` (seconds
+        between the bytes of a trickled body), `oversize=` (MB an oversized page adds) and `elsewhere=`
+        (the foreign host, e.g. `http://127.0.0.1:9999`).
         """
         specs: list[FaultSpec] = []
         options: dict[str, float] = {"seed": seed}
+        elsewhere = DEFAULT_ELSEWHERE
         for item in filter(None, (part.strip() for part in text.split(","))):
             try:
                 name, sep, value = item.partition("=")
                 if not sep or not value.strip():
                     raise ValueError("expected <kind>=<probability> or <kind>=at:<n>+<n>")
                 name, value = name.strip(), value.strip()
+                if name == "elsewhere":
+                    elsewhere = value
+                    continue
                 if name in PLAN_OPTIONS:
                     options[name] = float(value)
                     continue
@@ -183,6 +209,8 @@ class FaultPlan:
             duplicate_count=int(options.get("duplicates", 2)),
             concurrent_update_count=int(options.get("touches", 2)),
             trickle_s=float(options.get("trickle", 0.05)),
+            oversize_mb=float(options.get("oversize", 50.0)),
+            elsewhere=elsewhere,
         )
 
     def __str__(self) -> str:

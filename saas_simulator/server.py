@@ -20,11 +20,11 @@ from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from saas_simulator import coupa, quickbooks, zendesk
 from saas_simulator.credentials import SimCredentials
-from saas_simulator.faults import PAGING_FAULTS, FaultPlan, FaultSpec
+from saas_simulator.faults import PAGING_FAULTS, RECORD_FAULTS, FaultPlan, FaultSpec
 from saas_simulator.items import ItemStore
 from saas_simulator.protocol import ApiRequest, ApiResponse, ServeContext
 from saas_simulator.ratelimit import DEFAULT_RATE_LIMITS, RateLimit, RateLimiter
@@ -221,13 +221,28 @@ class SimulatorServer:
         if response.status == 200 and response.records is not None:
             with self._lock:
                 self._last_page[system] = response.records
-        if fault and fault.kind == "trickled_body" and response.status == 200:
-            self._count(system, fault.kind)
-            return replace(response, trickle_s=self.faults.trickle_s)
-        if fault and fault.kind in ("truncated_json", "malformed_json") and response.status == 200:
-            self._count(system, fault.kind)
-            return _spoil(response, fault.kind)
+        if fault and response.status == 200:
+            return self._after_handler(system, fault.kind, response)
         return response
+
+    def _after_handler(self, system: str, kind: str, response: ApiResponse) -> ApiResponse:
+        """Faults that alter the vendor's 200 answer."""
+        altered: ApiResponse | None = None
+        if kind == "trickled_body":
+            altered = replace(response, trickle_s=self.faults.trickle_s)
+        elif kind in ("truncated_json", "malformed_json"):
+            altered = _spoil(response, kind)
+        elif kind == "oversized_page":
+            padding = b" " * int(self.faults.oversize_mb * 1_000_000)
+            altered = replace(response, body=encode_body(response) + padding)
+        elif kind == "foreign_next_link" and system == "support":
+            altered = replace(response, body=_links_elsewhere(response.body, self.faults.elsewhere))
+        elif kind in RECORD_FAULTS:
+            altered = _spoil_first_record(system, response, kind)
+        if altered is None:
+            return response
+        self._count(system, kind)
+        return altered
 
     def _before_handler(
         self, system: str, fault: FaultSpec, number: int, request: ApiRequest, ctx: ServeContext
@@ -244,6 +259,10 @@ class SimulatorServer:
         if kind == "connection_reset":
             self._count(system, kind)
             return ApiResponse(RESET, b"")
+        if kind == "redirect_elsewhere":
+            self._count(system, kind)
+            location = _elsewhere(self.faults.elsewhere, request)
+            return ApiResponse(302, {"moved": location}, headers={"Location": location})
         if kind == "html_error_page":
             self._count(system, kind)
             return ApiResponse(
@@ -378,6 +397,50 @@ def encode_body(response: ApiResponse) -> bytes:
     if isinstance(response.body, bytes):
         return response.body
     return json.dumps(response.body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _elsewhere(host: str, request: ApiRequest) -> str:
+    """The request's own path and query on another host."""
+    path = urlsplit(request.base_url).path.rstrip("/") + request.path
+    query = urlencode(request.query, doseq=True)
+    return f"{host}{path}" + (f"?{query}" if query else "")
+
+
+def _links_elsewhere(body: dict[str, Any], host: str) -> dict[str, Any]:
+    """The export page with its next and previous links moved to `host` (path and query kept)."""
+    moved = dict(body)
+    for name in ("after_url", "before_url"):
+        if moved.get(name):
+            parts = urlsplit(moved[name])
+            moved[name] = f"{host}{parts.path}?{parts.query}"
+    return moved
+
+
+ID_FIELDS = {"accounting": "Id", "purchasing": "id", "support": "id"}
+
+
+def _page_records(system: str, body: Any) -> list[dict[str, Any]]:
+    """The records of a data page, where each vendor puts them."""
+    if system == "accounting":
+        return body.get("QueryResponse", {}).get("Invoice", []) if isinstance(body, dict) else []
+    if system == "support":
+        return body.get("tickets", []) if isinstance(body, dict) else []
+    return body if isinstance(body, list) else []
+
+
+def _spoil_first_record(system: str, response: ApiResponse, kind: str) -> ApiResponse | None:
+    """The page with its first record's id removed or made into something that is not an id; None
+    for a page without records (the fault does not apply)."""
+    body = json.loads(encode_body(response))  # a copy: the world's own records stay whole
+    records = _page_records(system, body)
+    if not records:
+        return None
+    field_name = ID_FIELDS[system]
+    if kind == "record_without_id":
+        records[0].pop(field_name, None)
+    else:
+        records[0][field_name] = f"A-{records[0].get(field_name)}"
+    return replace(response, body=body)
 
 
 def _spoil(response: ApiResponse, kind: str) -> ApiResponse:

@@ -83,6 +83,14 @@ class SourceApi(ConfigurableResource):
             "a body trickled a byte at a time never trips it)."
         ),
     )
+    max_response_mb: float = Field(
+        default=32.0,
+        gt=0,
+        description=(
+            "Largest response read, in MB (10^6 bytes); a larger page is refused before it is parsed. "
+            "Lower page_size rather than raise this."
+        ),
+    )
 
     @classmethod
     def from_environment(cls, storage: PlatformStorage, **overrides: Any) -> SourceApi:
@@ -112,6 +120,7 @@ class SourceApi(ConfigurableResource):
             backoff_jitter_s=self.backoff_jitter_s,
             retry_after_max_s=self.retry_after_max_s,
             response_deadline_s=self.response_deadline_s,
+            max_response_mb=self.max_response_mb,
         )
 
     def open_client(self, log: logging.Logger, announce: bool = True) -> SourceClient:

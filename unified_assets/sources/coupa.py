@@ -17,6 +17,7 @@ from unified_assets.sources.paging import (
     KeysetCursor,
     Page,
     Window,
+    check_record_ids,
     iso_utc,
     record_timestamp,
     walk_keyset,
@@ -127,6 +128,8 @@ class CoupaClient(ClosedOnExit):
                     f"{type(response.body).__name__} (GET {describe_endpoint(self.url)}, "
                     f"offset {cursor.skip})"
                 )
+            request = f"GET {describe_endpoint(self.url)}, offset {cursor.skip}"
+            check_record_ids(response.body, "id", SYSTEM, request)
             return response.body, response.retries, response.elapsed_s
 
         return fetch

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -54,6 +54,9 @@ class HttpPolicy:
     # From sending a request to its body's last byte (the read timeout bounds each read only: a body
     # trickled a byte at a time never trips it).
     response_deadline_s: float = 120.0
+    # A page larger than this is refused before it is read: parsing it would take several times its size
+    # in memory, and a vendor's documented page sizes stay far below it.
+    max_response_mb: float = 32.0
 
     @property
     def timeout(self) -> tuple[float, float]:
@@ -110,6 +113,11 @@ class MalformedResponse(ValueError):
     """A 2xx response whose body is not the JSON the vendor documents."""
 
     summary = "malformed response"
+
+
+class ResponseTooLarge(SourceError):
+    """A response larger than the policy's `max_response_mb`: refused, not retried (it would be as large
+    again)."""
 
 
 class SlowResponse(MalformedResponse):
@@ -175,9 +183,9 @@ class JsonApi:
         retries = 0
         while True:
             try:
-                response = self._send(method, url, params, headers, body, where)
+                response, content = self._send(method, url, params, headers, body, where)
                 retries += _retries_in(response)
-                decoded = self._decode(method, response, url, where)
+                decoded = self._decode(method, response, content, url, where)
             except MalformedResponse as error:
                 retry = self._spend(method, retry, url, error, where)
                 retries += 1
@@ -194,7 +202,9 @@ class JsonApi:
         headers: dict[str, str] | None,
         body: Any,
         where: str,
-    ) -> requests.Response:
+    ) -> tuple[requests.Response, bytes]:
+        """The response and its whole body. Redirects are not followed: `requests` would carry a
+        custom credential header (Coupa's API key) to whatever host a `Location` names."""
         self.requests_made += 1
         started = time.monotonic()
         try:
@@ -206,9 +216,13 @@ class JsonApi:
                 json=body,
                 timeout=self.policy.timeout,
                 stream=True,
+                allow_redirects=False,
             )
-            _read_within(response, started, self.policy.response_deadline_s)
-            return response
+            limit = int(self.policy.max_response_mb * 1_000_000)
+            content = _read_within(response, started, self.policy.response_deadline_s, limit)
+            return response, content
+        except ResponseTooLarge as error:
+            raise self._error(method, url, where, str(error)) from None
         except requests.exceptions.RetryError as error:
             raise self._error(
                 method, url, where, f"gave up after {self.policy.max_retries} retries"
@@ -224,7 +238,9 @@ class JsonApi:
         except requests.exceptions.ChunkedEncodingError:
             raise MalformedResponse("the response body was cut off") from None
 
-    def _decode(self, method: str, response: requests.Response, url: str, where: str) -> Any:
+    def _decode(
+        self, method: str, response: requests.Response, content: bytes, url: str, where: str
+    ) -> Any:
         if response.status_code in (401, 403):
             raise CredentialsRejected(
                 f"credentials rejected for {self.system}: HTTP {response.status_code} from "
@@ -241,6 +257,8 @@ class JsonApi:
                 f"{self.policy.retry_after_max_s} s a run waits; re-run after "
                 f"{again:%Y-%m-%d %H:%M} UTC",
             )
+        if 300 <= response.status_code < 400:
+            raise self._error(method, url, where, _redirect_refused(url, response))
         if response.status_code in RETRYABLE_STATUSES:
             raise self._error(
                 method,
@@ -250,13 +268,16 @@ class JsonApi:
             )
         if response.status_code >= 400:
             raise self._error(
-                method, url, where, f"HTTP {response.status_code}: {_vendor_message(response)}"
+                method,
+                url,
+                where,
+                f"HTTP {response.status_code}: {_vendor_message(response, content)}",
             )
         content_type = response.headers.get("Content-Type", "")
         if "json" not in content_type:
             raise MalformedResponse(f"expected JSON, got Content-Type {content_type or 'none'!r}")
         try:
-            return json.loads(response.content)
+            return json.loads(content)
         except ValueError as error:
             raise MalformedResponse(f"invalid JSON ({_first_line(str(error))})") from None
 
@@ -279,10 +300,17 @@ class JsonApi:
         )
 
 
-def _read_within(response: requests.Response, sent: float, deadline_s: float) -> None:
-    """Read the whole body (`response.content` keeps it) within `deadline_s` of `sent` (a
-    `time.monotonic()`), or raise SlowResponse: a watchdog shuts the connection's socket down at the
-    deadline, which ends the read waiting on it (the connection is not reused)."""
+def _read_within(
+    response: requests.Response, sent: float, deadline_s: float, max_bytes: int
+) -> bytes:
+    """The whole body, read within `deadline_s` of `sent` (a `time.monotonic()`), or SlowResponse: a
+    watchdog shuts the connection's socket down at the deadline, which ends the read waiting on it (the
+    connection is not reused). A body over `max_bytes` is ResponseTooLarge, refused by its
+    Content-Length before a byte of it is read, or as soon as it grows past the limit."""
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        response.close()
+        raise ResponseTooLarge(_too_large(int(declared), max_bytes))
     sock = getattr(getattr(response.raw, "connection", None), "sock", None)
     expired = threading.Event()
 
@@ -295,8 +323,13 @@ def _read_within(response: requests.Response, sent: float, deadline_s: float) ->
     watchdog = threading.Timer(max(sent + deadline_s - time.monotonic(), 0.0), shut_down)
     watchdog.daemon = True
     watchdog.start()
+    received = bytearray()
     try:
-        response.content  # noqa: B018 (reads and keeps the body)
+        for chunk in response.iter_content(chunk_size=1 << 16):
+            received += chunk
+            if len(received) > max_bytes:
+                response.close()
+                raise ResponseTooLarge(_too_large(len(received), max_bytes, at_least=True))
     except (requests.exceptions.RequestException, OSError):
         if not expired.is_set():
             raise
@@ -305,6 +338,30 @@ def _read_within(response: requests.Response, sent: float, deadline_s: float) ->
     if expired.is_set():
         response.close()
         raise SlowResponse(f"the body was still arriving {deadline_s:g} s after the request")
+    return bytes(received)
+
+
+def _too_large(size: int, max_bytes: int, at_least: bool = False) -> str:
+    more = "more than " if at_least else ""
+    return (
+        f"the response is {more}{size / 1e6:.1f} MB, over the {max_bytes / 1e6:g} MB a response may be "
+        "(max_response_mb); ask for smaller pages (page_size) or raise the limit"
+    )
+
+
+def _redirect_refused(url: str, response: requests.Response) -> str:
+    """Why a redirect is not followed, naming where it pointed (host and path only)."""
+    target = urljoin(url, response.headers.get("Location", ""))
+    elsewhere = urlsplit(target).netloc != urlsplit(url).netloc
+    return (
+        f"HTTP {response.status_code} redirect to {describe_endpoint(target)} not followed"
+        + (
+            " (another host: the credentials are sent to the configured host only)"
+            if elsewhere
+            else ""
+        )
+        + "; set the base URL to where the API answers"
+    )
 
 
 def _retries_in(response: requests.Response) -> int:
@@ -321,10 +378,11 @@ def _first_line(text: str, limit: int = 200) -> str:
     return line[:limit]
 
 
-def _vendor_message(response: requests.Response) -> str:
+def _vendor_message(response: requests.Response, content: bytes) -> str:
     """The vendor's own error text, shortened; bodies of 4xx errors carry no credentials."""
     try:
-        body = response.json()
+        body = json.loads(content)
     except ValueError:
-        return _first_line(response.text) or response.reason or "no details"
+        text = content.decode(response.encoding or "utf-8", errors="replace")
+        return _first_line(text) or response.reason or "no details"
     return _first_line(json.dumps(body, sort_keys=True))

@@ -129,6 +129,33 @@ def record_timestamp(
     return moment
 
 
+def check_record_ids(
+    records: list[Any], id_field: str, system: str, request: str, digits_as_text: bool = False
+) -> None:
+    """Every record of a page must carry its id as the vendor documents it: an integer, or for
+    QuickBooks a string of digits. The id is how a record's versions are told apart and kept once, so
+    a record without a usable one makes the page malformed: the extraction stops, naming the record,
+    the field and the request, rather than land a row no later version can replace."""
+    for position, record in enumerate(records, start=1):
+        value = record.get(id_field) if isinstance(record, dict) else None
+        if value is None:
+            raise SourceError(
+                f"{system}: record {position} of the page has no {id_field!r} field ({request})"
+            )
+        if not _is_id(value, digits_as_text):
+            expected = "a string of digits" if digits_as_text else "an integer"
+            raise SourceError(
+                f"{system}: record {position} of the page has {id_field}={str(value)[:40]!r} "
+                f"({type(value).__name__}), expected {expected} ({request})"
+            )
+
+
+def _is_id(value: Any, digits_as_text: bool) -> bool:
+    if digits_as_text:
+        return isinstance(value, str) and value.isascii() and value.isdigit()
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def iso_utc(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 

@@ -30,6 +30,7 @@ from unified_assets.sources.paging import (
     KeysetCursor,
     Page,
     Window,
+    check_record_ids,
     iso_utc,
     record_timestamp,
     walk_keyset,
@@ -188,6 +189,8 @@ class QuickBooksClient(ClosedOnExit):
                     f"(GET {describe_endpoint(self.query_url)})"
                 )
             invoices = query_response.get("Invoice", [])
+            request = f"GET {describe_endpoint(self.query_url)}, rows from {cursor.skip + 1}"
+            check_record_ids(invoices, "Id", SYSTEM, request, digits_as_text=True)
             return invoices, response.retries, response.elapsed_s
 
         return fetch

@@ -15,7 +15,13 @@ from datetime import datetime
 from typing import Any
 
 from unified_assets.sources.http import HttpPolicy, JsonApi, SourceError, describe_endpoint
-from unified_assets.sources.paging import ClosedOnExit, Page, Window, record_timestamp
+from unified_assets.sources.paging import (
+    ClosedOnExit,
+    Page,
+    Window,
+    check_record_ids,
+    record_timestamp,
+)
 from unified_assets.sources.projection import Column, projection
 
 SYSTEM = "support (Zendesk)"
@@ -108,6 +114,8 @@ class ZendeskClient(ClosedOnExit):
                 raise
             body = self._checked(response.body, number)
             tickets = body["tickets"]
+            request = f"GET {describe_endpoint(self.url)}, page {number}"
+            check_record_ids(tickets, "id", SYSTEM, request)
             timestamps = [ticket_updated_at(ticket) for ticket in tickets]
             in_window = [
                 t for t, moment in zip(tickets, timestamps, strict=True) if window.contains(moment)

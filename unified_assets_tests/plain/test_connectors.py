@@ -6,8 +6,12 @@ connector returns for a window equal exactly the versions that exist there, with
 
 from __future__ import annotations
 
+import json
 import logging
+import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -45,6 +49,11 @@ TESTED_SEPARATELY = {
     "repeated_cursor",
     "empty_pages_with_more",
     "trickled_body",
+    "oversized_page",
+    "redirect_elsewhere",
+    "foreign_next_link",
+    "record_without_id",
+    "record_id_not_an_id",
 }
 RECOVERABLE = [kind for kind in FAULT_KINDS if kind not in TESTED_SEPARATELY]
 SYSTEMS = list(RESOURCE_KEY)
@@ -318,6 +327,147 @@ def test_a_body_that_always_trickles_fails_naming_the_deadline_and_the_page(demo
     assert message.startswith("purchasing (Coupa): no whole response in time after 2 retries")
     assert "still arriving 1 s after the request" in message and "offset 0" in message, message
     assert requests == 3
+
+
+# Where a page's request is named in errors, per system.
+REQUEST_NAMED = {
+    "accounting": "/v3/company/{realm}/query, rows from ",
+    "purchasing": "/coupa/api/purchase_orders, offset ",
+    "support": "/api/v2/incremental/tickets/cursor.json, page ",
+}
+
+
+def request_named(system: str, message: str) -> bool:
+    before, _, after = REQUEST_NAMED[system].partition("{realm}")
+    return before in message and after in message
+
+
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_a_page_over_the_size_limit_is_refused_unread_naming_the_page(demo_config, system, storage):
+    """A 50 MB page (the normal answer and 50 MB of JSON whitespace) is over the 32 MB a response may
+    be: refused by its Content-Length before it is read or retried, naming the setting to change."""
+    plan = FaultPlan((FaultSpec("oversized_page", systems=(system,), at_requests=(2,)),))
+    with serving(frozen_world(demo_config), faults=plan, rate_limits={system: None}) as server:
+        with pytest.raises(SourceError) as raised:
+            extract(server, storage, system)
+        requests = server.stats[system]["requests"]
+    message = str(raised.value)
+    assert "the response is 50.0 MB, over the 32 MB a response may be (max_response_mb)" in message
+    assert "page_size" in message and request_named(system, message), message
+    assert requests == 2
+
+
+def test_a_large_page_within_the_limit_is_read_whole(demo_config, storage):
+    world = frozen_world(demo_config)
+    plan = FaultPlan((FaultSpec("oversized_page", systems=("support",), at_requests=(2,)),))
+    with serving(world, faults=plan, rate_limits={"support": None}) as server:
+        pages = extract(server, storage, "support", max_response_mb=64)
+        assert server.stats["support"]["faults"] == {"oversized_page": 1}
+    assert versions("support", pages) == truth(world, "support")
+
+
+class Trap(ThreadingHTTPServer):
+    """Another host: records every request that reaches it (what a leaked credential would be sent
+    with) and answers an empty page."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, str]] = []
+        trap = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                trap.requests.append({"path": self.path, **dict(self.headers.items())})
+                body = json.dumps({"tickets": [], "end_of_stream": True}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+@pytest.fixture
+def trap() -> Iterator[Trap]:
+    server = Trap()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_a_redirect_to_another_host_is_not_followed_so_no_credential_leaves(
+    demo_config, system, storage, trap
+):
+    """`requests` follows redirects, and on a change of host drops only `Authorization`: Coupa's
+    `X-COUPA-API-KEY` went along to whatever host a 302 named. No redirect is followed now; the error
+    names where it pointed."""
+    plan = FaultPlan(
+        (FaultSpec("redirect_elsewhere", systems=(system,), at_requests=(2,)),),
+        elsewhere=trap.url,
+    )
+    with (
+        serving(frozen_world(demo_config), faults=plan, rate_limits={system: None}) as server,
+        pytest.raises(SourceError) as raised,
+    ):
+        extract(server, storage, system)
+    message = str(raised.value)
+    assert f"HTTP 302 redirect to {trap.url}/" in message, message
+    assert "not followed (another host: the credentials are sent to the configured host only)" in (
+        message
+    )
+    assert request_named(system, message), message
+    assert trap.requests == []
+
+
+def test_next_page_links_on_another_host_are_never_followed(demo_config, storage, trap):
+    """Zendesk's export pages carry `after_url`; the client builds each next request from its own
+    base URL and the page's cursor instead, so a link naming another host is never asked, and the
+    window is still read whole."""
+    world = frozen_world(demo_config)
+    plan = FaultPlan(
+        (FaultSpec("foreign_next_link", systems=("support",), probability=1.0),),
+        elsewhere=trap.url,
+    )
+    with serving(world, faults=plan, rate_limits={"support": None}) as server:
+        pages = extract(server, storage, "support")
+        assert server.stats["support"]["faults"]["foreign_next_link"] == len(pages)
+    assert len(pages) > 1
+    assert versions("support", pages) == truth(world, "support")
+    assert trap.requests == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "says"),
+    [
+        ("record_without_id", "record 1 of the page has no '{id}' field"),
+        ("record_id_not_an_id", "record 1 of the page has {id}='A-"),
+    ],
+)
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_a_record_without_a_usable_id_fails_naming_record_field_and_page(
+    demo_config, system, kind, says, storage
+):
+    """A record's id is how its versions are kept once: a page holding one without a usable id stops
+    the extraction, naming the record, the field and the request, instead of landing a row no later
+    version can replace."""
+    plan = FaultPlan((FaultSpec(kind, systems=(system,), at_requests=(2,)),))
+    with serving(frozen_world(demo_config), faults=plan, rate_limits={system: None}) as server:
+        with pytest.raises(SourceError) as raised:
+            extract(server, storage, system)
+        assert server.stats[system]["faults"] == {kind: 1}
+    message = str(raised.value)
+    assert says.format(id=ID_FIELD[system]) in message, message
+    assert request_named(system, message), message
 
 
 def test_rate_limits_are_honoured_not_fatal(demo_config, storage):

@@ -207,6 +207,42 @@ def test_a_source_that_keeps_failing_fails_its_asset_with_a_clear_error(
     assert lake.exists(lake.partition_file("invoices", FIRST))
 
 
+def test_hostile_answers_fail_the_extract_clearly_leave_landed_days_whole_and_a_rerun_converges(
+    demo_config, data_dir, storage
+):
+    """A record whose id is not an id, a 50 MB page and a redirect to another host, each on the third
+    request of a range already landed: the asset fails naming the fault, every landed day is exactly as
+    before, and a clean re-run lands the same rows again."""
+    world = frozen_world(demo_config)
+    purchase_orders = [build_raw_asset(s, retry_policy=None) for s in RAW_SOURCES]
+    purchase_orders = [a for a in purchase_orders if a.key == AssetKey(["raw", "purchase_orders"])]
+    days = [FIRST + timedelta(days=n) for n in range((LAST - FIRST).days + 1)]
+
+    def landed() -> dict[date, str]:
+        return {day: lake_rows_digest(data_dir, "purchase_orders", day) for day in days}
+
+    with serving(world) as server:
+        assert materialize_range(server, storage, assets=purchase_orders, page_size=10).success
+    golden = landed()
+    said = {
+        "record_id_not_an_id": "record 1 of the page has id='A-",
+        "oversized_page": "the response is 50.0 MB, over the 32 MB a response may be",
+        "redirect_elsewhere": "HTTP 302 redirect to http://elsewhere.invalid/",
+    }
+    for kind, message in said.items():
+        plan = FaultPlan((FaultSpec(kind, systems=("purchasing",), at_requests=(3,)),))
+        with serving(world, faults=plan, rate_limits={"purchasing": None}) as server:
+            result = materialize_range(server, storage, assets=purchase_orders, page_size=10)
+        assert not result.success, kind
+        failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+        assert message in error_chain(failure), error_chain(failure)
+        assert "/coupa/api/purchase_orders, offset " in error_chain(failure)
+        assert landed() == golden, f"{kind} changed a landed day"
+    with serving(world) as server:
+        assert materialize_range(server, storage, assets=purchase_orders, page_size=10).success
+    assert landed() == golden
+
+
 def test_rejected_credentials_say_so_without_the_secret(demo_config, data_dir, storage):
     world = frozen_world(demo_config)
     canary = "canary-token-8d1e"

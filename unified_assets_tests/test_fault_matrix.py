@@ -23,7 +23,13 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from dagster import materialize
+from dagster import (
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRunStatus,
+    RunsFilter,
+    materialize,
+)
 
 from saas_simulator.faults import FaultPlan
 from unified_assets.defs.ingestion.assets import raw_assets
@@ -320,3 +326,102 @@ def test_a_dbt_build_killed_mid_way_leaves_whole_tables_and_a_rerun_converges(
 
     assert materialize([dbt_models], resources=dbt_resources(storage)).success
     assert warehouse_hashes(data_dir) == golden_warehouse
+
+
+# ------------------------------------------------------------------ killed runs on one Dagster instance
+
+# The runs an operator starts, from the command line, against a Dagster instance with the local
+# profile's settings (deploy/dagster.yaml: pools of one slot, the local run launcher).
+CLI = [str(Path(sys.executable).with_name("dagster")), "asset", "materialize"]
+EXTRACT_RANGE = [
+    *CLI,
+    *("-m", "unified_assets.definitions", "--select", "group:ingestion"),
+    *("--partition-range", "{}...{}".format(*RANGE.values())),
+]
+BUILD_MODELS = [*CLI, "-m", "unified_assets.definitions", "--select", "kind:dbt"]
+CLI_RUN_DEADLINE_SECONDS = 600  # a whole run on a loaded 2-core machine; it ends much sooner
+MATERIALIZED = DagsterEventType.ASSET_MATERIALIZATION
+
+
+def start_cli_run(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    """A run in its own process group, its output in a file (a full pipe must not stall it)."""
+    with log.open("a") as out:
+        return subprocess.Popen(
+            command,
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def kill_when(run: subprocess.Popen, moment, log: Path) -> None:
+    """SIGKILL the run's whole process group (steps, forkserver, dbt) once `moment()` is true. The wait
+    follows the run's progress; the deadline only ends a hung test."""
+    deadline = time.monotonic() + CLI_RUN_DEADLINE_SECONDS
+    while not moment():
+        assert run.poll() is None, f"the run ended before the moment to kill it:\n{log.read_text()}"
+        assert time.monotonic() < deadline, f"the moment never came:\n{log.read_text()[-3000:]}"
+        time.sleep(0.05)
+    os.killpg(run.pid, signal.SIGKILL)
+    run.wait()
+    wait_until_gone(process_group=run.pid)
+
+
+def run_to_the_end(command: list[str], env: dict[str, str], log: Path) -> None:
+    run = start_cli_run(command, env, log)
+    assert run.wait(timeout=CLI_RUN_DEADLINE_SECONDS) == 0, log.read_text()[-5000:]
+
+
+def models_built(instance: DagsterInstance) -> int:
+    """Models the run in progress has reported built (its materializations so far)."""
+    started = instance.get_run_records(RunsFilter(statuses=[DagsterRunStatus.STARTED]))
+    return sum(
+        len(instance.get_records_for_run(r.dagster_run.run_id, of_type=MATERIALIZED).records)
+        for r in started
+    )
+
+
+def test_runs_killed_mid_extraction_and_mid_build_are_recovered_by_the_next_run_on_the_same_instance(
+    golden, world, data_dir, storage, tmp_path
+):
+    """The operator's case: runs killed outright (their process groups, dbt included) twice during an
+    extraction and once during a dbt build, each re-run started from the command line on the SAME
+    instance with nobody cleaning up. Each re-run frees what the dead runs held (their pool slots) by
+    itself and converges: the golden lake, then the golden warehouse."""
+    _, golden_lake, golden_warehouse = golden
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(PROJECT_ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
+    log = tmp_path / "runs.log"
+    with (
+        serving(world, page_latency_s=0.5) as server,
+        DagsterInstance.local_temp(str(home)) as instance,
+    ):
+        env = {**simulator_environment(server, storage), "DAGSTER_HOME": str(home)}
+
+        def served() -> int:
+            return sum(stats["requests"] for stats in server.stats.values())
+
+        for pages in (1, 3):  # the first page answered; three of the sources' pages answered
+            before = served()
+            run = start_cli_run(EXTRACT_RANGE, env, log)
+            kill_when(run, lambda: served() >= before + pages, log)  # noqa: B023 (called at once)
+            assert_every_published_partition_is_whole(data_dir, golden_lake)
+        run_to_the_end(EXTRACT_RANGE, env, log)
+        assert lake_hashes(data_dir) == golden_lake
+
+        kill_when(start_cli_run(BUILD_MODELS, env, log), lambda: models_built(instance) >= 3, log)
+        built = warehouse_hashes(data_dir)
+        assert {t: built[t] for t in built if built[t] != golden_warehouse[t]} == {}
+        run_to_the_end(BUILD_MODELS, env, log)
+        assert warehouse_hashes(data_dir) == golden_warehouse
+
+        statuses = [r.dagster_run.status for r in reversed(instance.get_run_records())]
+        assert statuses == [DagsterRunStatus.FAILURE] * 2 + [DagsterRunStatus.SUCCESS] + [
+            DagsterRunStatus.FAILURE,
+            DagsterRunStatus.SUCCESS,
+        ]
+        assert instance.event_log_storage.get_concurrency_run_ids() == set()
+    assert log.read_text().count("died without ending (its worker is gone): marked failed") == 3

@@ -33,6 +33,8 @@ from dagster import (
 )
 from dagster._serdes.config_class import ConfigurableClassData
 
+from unified_assets.lib.run_workers import free_dead_runs_before_a_run
+
 
 def steps_can_overlap(step_deps: Mapping[str, set[str]], pools: Mapping[str, str | None]) -> bool:
     """Whether two steps could run at the same time: neither is upstream of the other and they do not
@@ -67,6 +69,8 @@ class ForkOnlyWhereStepsOverlap(Executor):
         return self._multiprocess.retries
 
     def execute(self, plan_context: Any, execution_plan: Any) -> Iterator[Any]:
+        # A run killed outright still holds its pool slots: freed first, or this run would wait forever.
+        free_dead_runs_before_a_run(plan_context.instance, plan_context.log)
         pools = {
             step.key: step.pool for step in execution_plan.get_steps_to_execute_in_topo_order()
         }

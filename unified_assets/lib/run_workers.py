@@ -11,9 +11,11 @@ Every run's RUN_START event records the process id of the worker that started it
 enough to tell: the run is dead when no process has that id any more, when the process with it is a
 zombie, or when it started after the run did (the id was reused). `LocalRunLauncher` answers run
 monitoring's health check that way under `dagster dev` (deploy/dagster.yaml), and `free_dead_runs` does the
-whole job once for an instance no daemon watches (CLI runs, tests):
+whole job once for an instance no daemon watches. Every run of the platform does it before its first
+step (`free_dead_runs_before_a_run`, from `lib/executor.py`), so a re-run after a crash frees what the
+dead run held by itself, from the CLI too; by hand, for DAGSTER_HOME's instance:
 
-    .venv/bin/python -m unified_assets.lib.run_workers      # DAGSTER_HOME's instance
+    .venv/bin/python -m unified_assets.lib.run_workers
 
 Process ids are only meaningful on the host that ran the worker: this is for the local profile, where the
 daemon, the CLI and every run share one machine. The cluster profile's Kubernetes launcher checks its pods.
@@ -22,6 +24,7 @@ daemon, the CLI and every run share one machine. The cluster profile's Kubernete
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import psutil
 from dagster import DagsterEventType, DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
@@ -116,12 +119,30 @@ def free_dead_runs(instance: DagsterInstance) -> list[FreedRun]:
     return freed
 
 
+def free_dead_runs_before_a_run(instance: DagsterInstance, log: Any) -> list[FreedRun]:
+    """What a starting run does first (the platform's executor calls it): free what dead runs hold,
+    so a re-run after a crash needs neither a daemon nor a person. Only on an instance whose runs all
+    run on this machine (the local launcher's); elsewhere a process id says nothing. Each freed run is
+    a warning in the starting run's log."""
+    if not isinstance(instance.run_launcher, LocalRunLauncher):
+        return []
+    freed = free_dead_runs(instance)
+    for run in freed:
+        log.warning(f"run {run.run_id} ({run.job_name}) {_what_happened(run)}")
+    return freed
+
+
+def _what_happened(run: FreedRun) -> str:
+    if run.marked_failed:
+        return "died without ending (its worker is gone): marked failed, its pool slots released"
+    return "ended still holding pool slots: released"
+
+
 def main() -> int:
     instance = DagsterInstance.get()
     freed = free_dead_runs(instance)
     for run in freed:
-        how = "its worker was gone: marked failed, " if run.marked_failed else "ended, "
-        print(f"run {run.run_id} ({run.job_name}): {how}its pool slots released")
+        print(f"run {run.run_id} ({run.job_name}) {_what_happened(run)}")
     if not freed:
         print("no ended or dead run holds a pool slot")
     return 0

@@ -22,11 +22,13 @@ from dagster._daemon.monitoring.run_monitoring import monitor_started_run
 from unified_assets.lib.run_workers import LocalRunLauncher, RunWorker, free_dead_runs
 from unified_assets.settings import PROJECT_ROOT
 
-# A pooled asset that says when it holds its slot, then runs until it is killed (or returns at once).
+# A pooled asset that says when it holds its slot, then runs until it is killed (or returns at once),
+# executed as the platform's runs are (its executor).
 HELD_ASSET = textwrap.dedent(
     """
     import os, pathlib, time
     from dagster import Definitions, asset
+    from unified_assets.lib.executor import in_process_unless_steps_overlap
 
     @asset(pool="warehouse")
     def held() -> None:
@@ -34,7 +36,7 @@ HELD_ASSET = textwrap.dedent(
         while os.environ.get("HELD_FOREVER"):
             time.sleep(0.1)
 
-    defs = Definitions(assets=[held])
+    defs = Definitions(assets=[held], executor=in_process_unless_steps_overlap)
     """
 )
 STARTUP_DEADLINE_SECONDS = 180  # a CLI process importing Dagster on a loaded 2-core machine
@@ -147,6 +149,28 @@ def test_a_killed_run_is_marked_failed_its_pool_freed_and_the_rerun_succeeds(
     }
     assert statuses.pop(dead.run_id) == DagsterRunStatus.FAILURE
     assert list(statuses.values()) == [DagsterRunStatus.SUCCESS]
+
+
+def test_a_rerun_frees_what_a_killed_run_held_by_itself(local_instance, tmp_path):
+    """From the command line, with no daemon and nobody running the cleanup: the re-run's executor
+    finds the dead run first, fails it, releases its slot and says so in its own log."""
+    marker = tmp_path / "holding"
+    run = materialize_held(tmp_path, forever=True)
+    wait_until_holding(run, marker)
+    os.killpg(run.pid, signal.SIGKILL)
+    run.wait()
+    [record] = local_instance.get_run_records(RunsFilter(statuses=[DagsterRunStatus.STARTED]))
+    dead = record.dagster_run.run_id
+
+    marker.unlink()
+    rerun = materialize_held(tmp_path, forever=False)
+    output, _ = rerun.communicate(timeout=STARTUP_DEADLINE_SECONDS)
+    assert rerun.returncode == 0, output.decode()
+    assert marker.exists()
+    assert local_instance.get_run_by_id(dead).status == DagsterRunStatus.FAILURE
+    said = f"run {dead} (__ASSET_JOB) died without ending (its worker is gone): marked failed"
+    assert said in output.decode(), output.decode()
+    assert local_instance.event_log_storage.get_concurrency_info("warehouse").active_slot_count == 0
 
 
 def test_a_live_run_is_left_alone(local_instance, tmp_path):

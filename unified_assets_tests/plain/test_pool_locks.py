@@ -53,6 +53,71 @@ def test_eight_processes_racing_for_a_pool_never_hold_it_two_at_once(locks):
     assert most.value == 1
 
 
+def _claim_then_hold(home, locks, start, slot_holders, most_slot, holders, most, rounds) -> None:
+    """What a pooled step does: Dagster's executor claims the pool's slot, then the step takes the
+    pool's lock (`holds_its_pool`) for its work."""
+    from dagster import DagsterInstance
+    from dagster._core.instance import InstanceRef
+
+    storage = DagsterInstance.from_ref(InstanceRef.from_dir(home)).event_log_storage
+    run_id = f"racer-{os.getpid()}"
+    start.wait()
+    for number in range(rounds):
+        step = f"step_{number}"
+        while not storage.claim_concurrency_slot("warehouse", run_id, step).is_claimed:
+            os.sched_yield()
+        _count_in(slot_holders, most_slot)
+        with locks.hold("warehouse"):
+            _count_in(holders, most)
+            os.sched_yield()
+            _count_out(holders)
+        _count_out(slot_holders)
+        storage.free_concurrency_slot_for_step(run_id, step)
+
+
+def _count_in(holders, most) -> None:
+    with holders.get_lock():
+        holders.value += 1
+        most.value = max(most.value, holders.value)
+
+
+def _count_out(holders) -> None:
+    with holders.get_lock():
+        holders.value -= 1
+
+
+def test_dagsters_slot_race_reproduced_and_contained_by_the_pools_lock(tmp_path):
+    """Dagster's race, in the suite: eight processes claim a one-slot pool of a real (SQLite) instance
+    as a run's steps do, then take the pool's lock. Dagster's claim may admit several at once (it
+    selects a free slot, then updates it by id only: docs/reliability.md, *Pool slots*); the lock
+    around the work never has two holders, whatever the timing."""
+    from dagster import DagsterInstance
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    with DagsterInstance.from_config(str(home)) as instance:
+        instance.event_log_storage.set_concurrency_slots("warehouse", 1)
+    locks = FileLocks(tmp_path / "locks")
+    context = multiprocessing.get_context("fork")
+    start = context.Event()
+    counters = [context.Value("i", 0) for _ in range(4)]
+    racers = [
+        context.Process(target=_claim_then_hold, args=(str(home), locks, start, *counters, ROUNDS))
+        for _ in range(RACERS)
+    ]
+    for racer in racers:
+        racer.start()
+    start.set()
+    for racer in racers:
+        racer.join()
+    _, most_slot, _, most = counters
+    assert [racer.exitcode for racer in racers] == [0] * RACERS
+    assert most.value == 1, "two steps of one pool worked at once"
+    # Reported, not asserted: whether Dagster's race shows in a given run depends on scheduling.
+    print(f"Dagster's one-slot pool had up to {most_slot.value} holders at once")
+
+
 def _hold_until_killed(locks, held) -> None:
     with locks.hold("accounting_api"):
         held.set()

@@ -67,6 +67,7 @@ class ServeContext:
     drift: str | None = None  # a schema_drift mode in force for this system
     paging: str | None = None  # a paging fault (faults.PAGING_FAULTS) for this request
     applied: set[str] = field(default_factory=set)  # faults the handler could apply to this request
+    ticket_updates: Any = None  # the support system's TicketUpdates: what bulk updates have written
 
 
 class BadRequest(ValueError):

@@ -28,6 +28,7 @@ from saas_simulator.faults import PAGING_FAULTS, RECORD_FAULTS, FaultPlan, Fault
 from saas_simulator.items import ItemStore
 from saas_simulator.protocol import ApiRequest, ApiResponse, ServeContext
 from saas_simulator.ratelimit import DEFAULT_RATE_LIMITS, RateLimit, RateLimiter
+from saas_simulator.ticket_updates import TicketUpdates
 from saas_simulator.timeutil import iso_z
 from saas_simulator.world import SYSTEMS, World
 
@@ -108,6 +109,9 @@ class SimulatorServer:
         }
         # What clients write (safety stock on purchasing items); on disk when it must outlive this process.
         self.items = ItemStore(state_dir / "purchasing_items.json" if state_dir else None)
+        self.ticket_updates = TicketUpdates(
+            state_dir / "support_tickets.json" if state_dir else None
+        )
         self.tokens = quickbooks.TokenStore()
         self._stats = {system: SystemStats() for system in SYSTEMS}
         self._drift: dict[str, str] = {}
@@ -196,7 +200,9 @@ class SimulatorServer:
                     self._stats[system].rate_limited += 1
                 return self._throttled(system, now, RateLimiter.retry_after_header(wait))
         if not route.data:
-            return route.handler(request, ServeContext(self.world, now))
+            return route.handler(
+                request, ServeContext(self.world, now, ticket_updates=self.ticket_updates)
+            )
         if self.page_latency_s:
             time.sleep(
                 self.page_latency_s
@@ -211,7 +217,9 @@ class SimulatorServer:
             stats.requests += 1
             number = stats.requests
         fault = self.faults.decide(system, number)
-        ctx = ServeContext(self.world, now, drift=self._drift.get(system))
+        ctx = ServeContext(
+            self.world, now, drift=self._drift.get(system), ticket_updates=self.ticket_updates
+        )
         early = self._before_handler(system, fault, number, request, ctx) if fault else None
         if early is not None:
             return early
@@ -326,6 +334,18 @@ class SimulatorServer:
         if path == "/api/v2/ticket_fields.json":
             return _Route(
                 "ticket_fields", lambda r, c: zendesk.handle_ticket_fields(r.base_url), False, False
+            )
+        if path == "/api/v2/tickets/update_many.json" and request.method == "PUT":
+            store = self.ticket_updates
+            return _Route(
+                "update_many", lambda r, c: zendesk.handle_update_many(r, c, store), limited=False
+            )
+        if len(parts) == 4 and parts[:3] == ["api", "v2", "job_statuses"]:
+            job_id, store = parts[3].removesuffix(".json"), self.ticket_updates
+            return _Route(
+                "job_status",
+                lambda r, c: zendesk.handle_job_status(r, c, job_id, store),
+                limited=False,
             )
         if len(parts) == 4 and parts[:3] == ["api", "v2", "tickets"] and parts[3].endswith(".json"):
             ticket_id = parts[3].removesuffix(".json")

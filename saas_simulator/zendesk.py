@@ -11,6 +11,7 @@ updates.
 from __future__ import annotations
 
 import base64
+import json
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -27,6 +28,7 @@ from saas_simulator.generate import (
 from saas_simulator.protocol import ApiRequest, ApiResponse, BadRequest, ServeContext
 from saas_simulator.tables import ID_FACTOR, TOUCH, SystemView
 from saas_simulator.text import TicketFacts, TicketText, ticket_text
+from saas_simulator.ticket_updates import MAX_QUEUED_JOBS, TicketUpdates
 from saas_simulator.timeutil import iso_z
 
 if TYPE_CHECKING:
@@ -40,6 +42,11 @@ SUPPORT_ADDRESS = "support@simulated.zendesk.com"
 PRODUCT_FIELD_ID = 360001234501
 ACCOUNT_FIELD_ID = 360001234502
 SENTIMENT_FIELD_ID = 360001234503
+# The fields an integration writes (the platform's sentiment): empty until a bulk update sets them.
+PREDICTED_SENTIMENT_FIELD_ID = 360001234504
+SENTIMENT_SCORE_FIELD_ID = 360001234505
+WRITABLE_FIELD_IDS = (PREDICTED_SENTIMENT_FIELD_ID, SENTIMENT_SCORE_FIELD_ID)
+MAX_TICKETS_PER_BULK_UPDATE = 100
 TICKET_FORM_ID = 360000012345
 BRAND_ID = 360000001234
 AGENT_IDS = tuple(380_000_000_001 + i for i in range(6))
@@ -101,9 +108,14 @@ def ticket_facts(world: WorldView, cols: dict[str, np.ndarray], record: int) -> 
 
 
 def render_tickets(
-    world: WorldView, view: SystemView, records: np.ndarray, versions: np.ndarray
+    world: WorldView,
+    view: SystemView,
+    records: np.ndarray,
+    versions: np.ndarray,
+    written: TicketUpdates | None = None,
 ) -> list[dict]:
-    """The wire dicts of the given (record, version) pairs, exactly as the export returns them."""
+    """The wire dicts of the given (record, version) pairs, exactly as the export returns them, with
+    what integrations have `written` to them (custom field values, tags)."""
     cols = view.table.records
     catalog = world.catalog
     out = []
@@ -136,6 +148,7 @@ def render_tickets(
             tags.append(sentiment)
         if TOUCH in kinds:
             tags.append("sync_touch")
+        custom_fields, tags = _with_written(custom_fields, tags, written, record + 1)
         channel = CHANNELS[int(cols["channel"][record])]
         updated = events[-1][0]
         ticket: dict[str, Any] = {
@@ -180,6 +193,19 @@ def render_tickets(
         }
         out.append(ticket)
     return out
+
+
+def _with_written(
+    fields: list[dict], tags: list[str], written: TicketUpdates | None, ticket_id: int
+) -> tuple[list[dict], list[str]]:
+    """The ticket's custom fields and tags with the writable fields (empty unless written) and what
+    bulk updates have set, added and removed."""
+    done = written.written(ticket_id) if written is not None else {}
+    values = done.get("custom_fields", {})
+    fields = fields + [{"id": f, "value": values.get(str(f))} for f in WRITABLE_FIELD_IDS]
+    removed = set(done.get("removed_tags", []))
+    kept = [tag for tag in tags if tag not in removed]
+    return fields, kept + [tag for tag in done.get("tags", []) if tag not in kept]
 
 
 def _via(channel: str, contacts, contact: int) -> dict:
@@ -275,10 +301,31 @@ TICKET_FIELDS = {
                 {"id": 360000500003, "name": "Positive", "value": "positive"},
             ],
         },
+        {
+            "id": PREDICTED_SENTIMENT_FIELD_ID,
+            "type": "tagger",
+            "title": "Predicted sentiment",
+            "description": "The customer's mood as the data platform reads the ticket's text",
+            "active": True,
+            "required": False,
+            "custom_field_options": [
+                {"id": 360000500011, "name": "Negative", "value": "predicted_negative"},
+                {"id": 360000500012, "name": "Neutral", "value": "predicted_neutral"},
+                {"id": 360000500013, "name": "Positive", "value": "predicted_positive"},
+            ],
+        },
+        {
+            "id": SENTIMENT_SCORE_FIELD_ID,
+            "type": "decimal",
+            "title": "Sentiment score",
+            "description": "-1 (very negative) to 1 (very positive), from the data platform",
+            "active": True,
+            "required": False,
+        },
     ],
     "next_page": None,
     "previous_page": None,
-    "count": 7,
+    "count": 9,
 }
 
 
@@ -372,7 +419,7 @@ def handle_export(request: ApiRequest, ctx: ServeContext, export_lag_s: float) -
             ctx.applied.add("duplicate_records")
             page = np.concatenate([earlier, page])
     records, versions = view.index.record[page], view.index.version[page]
-    tickets = render_tickets(ctx.world, view, records, versions)
+    tickets = render_tickets(ctx.world, view, records, versions, ctx.ticket_updates)
     if ctx.drift:
         apply_drift(tickets, ctx.drift)
     if ctx.paging == "empty_pages_with_more":
@@ -397,6 +444,85 @@ def handle_export(request: ApiRequest, ctx: ServeContext, export_lag_s: float) -
     return ApiResponse(200, body, records=records.tolist())
 
 
+def handle_update_many(request: ApiRequest, ctx: ServeContext, store: TicketUpdates) -> ApiResponse:
+    """`PUT /api/v2/tickets/update_many.json` with `{"tickets": [{"id", "custom_fields",
+    "additional_tags", "remove_tags"}, ...]}` (at most 100): queued as a job, answered with its status."""
+    try:
+        updates = _bulk_updates(request.body)
+    except BadRequest as problem:
+        return error(400, "InvalidValue", str(problem))
+    if store.queued_jobs() >= MAX_QUEUED_JOBS:
+        return error(
+            429,
+            "TooManyJobs",
+            f"Number of queued jobs exceeds the limit of {MAX_QUEUED_JOBS}",
+            headers={"Retry-After": "10"},
+        )
+    refusals = _refusals(ctx, [int(update["id"]) for update in updates])
+    job = store.submit(updates, refusals, iso_z(int(ctx.now)))
+    return ApiResponse(200, {"job_status": _job_status(request.base_url, job)})
+
+
+def handle_job_status(
+    request: ApiRequest, ctx: ServeContext, job_id: str, store: TicketUpdates
+) -> ApiResponse:
+    """`GET /api/v2/job_statuses/:id.json`."""
+    job = store.poll(job_id, iso_z(int(ctx.now)))
+    if job is None:
+        return error(404, "RecordNotFound", "Not found")
+    return ApiResponse(200, {"job_status": _job_status(request.base_url, job)})
+
+
+def _bulk_updates(body: bytes) -> list[dict[str, Any]]:
+    try:
+        payload = json.loads(body or b"{}")
+    except ValueError:
+        raise BadRequest("the request body is not valid JSON") from None
+    updates = payload.get("tickets") if isinstance(payload, dict) else None
+    if not isinstance(updates, list) or not updates:
+        raise BadRequest("tickets must be a non-empty array")
+    if len(updates) > MAX_TICKETS_PER_BULK_UPDATE:
+        raise BadRequest(f"at most {MAX_TICKETS_PER_BULK_UPDATE} tickets per request")
+    for update in updates:
+        if not isinstance(update, dict) or not isinstance(update.get("id"), int):
+            raise BadRequest("every ticket needs an integer id")
+        fields = update.get("custom_fields", [])
+        if not all(isinstance(f, dict) and f.get("id") in WRITABLE_FIELD_IDS for f in fields):
+            raise BadRequest(f"custom_fields may set only fields {list(WRITABLE_FIELD_IDS)}")
+    return updates
+
+
+def _refusals(ctx: ServeContext, ticket_ids: list[int]) -> dict[int, str]:
+    """The tickets a job will fail to update, and why: unknown ones, and closed ones (Zendesk refuses
+    to update a closed ticket)."""
+    view = ctx.world.view(SYSTEM, ctx.now)
+    refusals = {}
+    for ticket_id in ticket_ids:
+        position = view.index.visible_position_of(ctx.now, ticket_id - 1) if ticket_id > 0 else None
+        if position is None:
+            refusals[ticket_id] = "TicketNotFound"
+            continue
+        record, version = view.index.record[[position]], view.index.version[[position]]
+        [ticket] = render_tickets(ctx.world, view, record, version)
+        if ticket["status"] in ("closed", "deleted"):
+            refusals[ticket_id] = f"{ticket['status']} prevents ticket update"
+    return refusals
+
+
+def _job_status(base_url: str, job: dict[str, Any]) -> dict[str, Any]:
+    done = job["status"] == "completed"
+    return {
+        "id": job["id"],
+        "url": f"{base_url}/api/v2/job_statuses/{job['id']}.json",
+        "job_type": "bulk_update",
+        "total": job["total"],
+        "progress": job["total"] if done else 0,
+        "status": job["status"],
+        "message": "Completed at " + job["submitted_at"] if done else None,
+        "results": job["results"],
+    }
+
+
 def handle_one(ctx: ServeContext, ticket_id: str) -> ApiResponse:
     if not ticket_id.isdigit() or int(ticket_id) < 1:
         return error(404, "RecordNotFound", "Not found")
@@ -405,7 +531,7 @@ def handle_one(ctx: ServeContext, ticket_id: str) -> ApiResponse:
     if position is None:
         return error(404, "RecordNotFound", "Not found")
     record, version = view.index.record[[position]], view.index.version[[position]]
-    ticket = render_tickets(ctx.world, view, record, version)
+    ticket = render_tickets(ctx.world, view, record, version, ctx.ticket_updates)
     if ctx.drift:
         apply_drift(ticket, ctx.drift)
     return ApiResponse(200, {"ticket": ticket[0]}, records=record.tolist())

@@ -40,6 +40,10 @@ class CredentialsRejected(SourceError):
     """The system answered 401/403: the configured credentials are wrong, expired or revoked."""
 
 
+class NotFound(SourceError):
+    """The system answered 404: what was asked for does not exist (or no longer does)."""
+
+
 @dataclass(frozen=True)
 class HttpPolicy:
     """Timeouts and the retry budget for one system; the defaults suit the real APIs and the simulator."""
@@ -265,6 +269,11 @@ class JsonApi:
                 url,
                 where,
                 f"HTTP {response.status_code} persisted after {self.policy.max_retries} retries",
+            )
+        if response.status_code == 404:
+            raise NotFound(
+                f"{self.system}: HTTP 404: {_vendor_message(response, content)} "
+                f"({method} {describe_endpoint(url)}{_at(where)})"
             )
         if response.status_code >= 400:
             raise self._error(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -56,6 +57,34 @@ RAW_COLUMNS = projection(
 )
 
 
+# Zendesk's bulk update takes at most 100 tickets a request, and runs each request as a background job.
+MAX_TICKETS_PER_BULK_UPDATE = 100
+FINISHED_JOB_STATUSES = frozenset({"completed", "failed", "killed"})
+# The ticket fields the platform writes sentiment to, found by their titles (an admin creates them once:
+# a drop-down with the values predicted_negative / _neutral / _positive, and a decimal field).
+PREDICTED_SENTIMENT_TITLE = "Predicted sentiment"
+SENTIMENT_SCORE_TITLE = "Sentiment score"
+
+
+@dataclass(frozen=True)
+class SentimentFields:
+    label_field_id: int
+    score_field_id: int
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """A background job of Zendesk's, as its status endpoint reports it."""
+
+    job_id: str
+    status: str  # queued, working, completed, failed, killed
+    results: list[dict[str, Any]]
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED_JOB_STATUSES
+
+
 def ticket_updated_at(ticket: dict[str, Any]) -> datetime:
     return record_timestamp(ticket, ("updated_at",), SYSTEM, id_field="id")
 
@@ -94,6 +123,50 @@ class ZendeskClient(ClosedOnExit):
                 f"{SYSTEM}: no ticket object in the answer (GET {describe_endpoint(url)})"
             )
         return ticket
+
+    def sentiment_fields(self) -> SentimentFields:
+        """The ids of the fields sentiment is written to, found by title (`GET ticket_fields.json`)."""
+        url = f"{self.base_url}/api/v2/ticket_fields.json"
+        body = self.api.get_json(url, where="ticket fields").body
+        fields = body.get("ticket_fields") if isinstance(body, dict) else None
+        by_title = {f.get("title"): f.get("id") for f in fields or [] if isinstance(f, dict)}
+        missing = [
+            t for t in (PREDICTED_SENTIMENT_TITLE, SENTIMENT_SCORE_TITLE) if t not in by_title
+        ]
+        if missing:
+            raise SourceError(
+                f"{SYSTEM}: no ticket field titled {' or '.join(map(repr, missing))} (GET "
+                f"{describe_endpoint(url)}); an admin creates them once: a drop-down "
+                f"{PREDICTED_SENTIMENT_TITLE!r} (values predicted_negative, predicted_neutral, "
+                f"predicted_positive) and a decimal {SENTIMENT_SCORE_TITLE!r}"
+            )
+        return SentimentFields(
+            int(by_title[PREDICTED_SENTIMENT_TITLE]), int(by_title[SENTIMENT_SCORE_TITLE])
+        )
+
+    def update_many(self, updates: list[dict[str, Any]]) -> JobStatus:
+        """Queue a bulk update of up to 100 tickets (`PUT /api/v2/tickets/update_many.json`); the
+        job's status as accepted. Zendesk applies it when the job runs: poll `job_status`."""
+        if not 1 <= len(updates) <= MAX_TICKETS_PER_BULK_UPDATE:
+            raise ValueError(f"a bulk update takes 1..{MAX_TICKETS_PER_BULK_UPDATE} tickets")
+        url = f"{self.base_url}/api/v2/tickets/update_many.json"
+        where = f"bulk update of {len(updates)} tickets"
+        body = self.api.put_json(url, {"tickets": updates}, where=where).body
+        return self._job_status(body, url)
+
+    def job_status(self, job_id: str) -> JobStatus:
+        """A job's status now (`GET /api/v2/job_statuses/:id.json`); NotFound once Zendesk has
+        forgotten it (it keeps a job's status for about an hour)."""
+        url = f"{self.base_url}/api/v2/job_statuses/{job_id}.json"
+        return self._job_status(self.api.get_json(url, where=f"job {job_id}").body, url)
+
+    def _job_status(self, body: Any, url: str) -> JobStatus:
+        job = body.get("job_status") if isinstance(body, dict) else None
+        if not isinstance(job, dict) or not isinstance(job.get("id"), str):
+            raise SourceError(
+                f"{SYSTEM}: no job_status object in the answer ({describe_endpoint(url)})"
+            )
+        return JobStatus(job["id"], str(job.get("status")), list(job.get("results") or []))
 
     def extract(self, window: Window) -> Iterator[Page]:
         params: dict[str, Any] = {

@@ -83,6 +83,8 @@ def test_export_envelope_and_ticket_fields(server):
         by_title["Product SKU"],
         by_title["Account name"],
         by_title["Agent sentiment"],
+        by_title["Predicted sentiment"],
+        by_title["Sentiment score"],
     } == custom_ids
 
 
@@ -161,3 +163,102 @@ def test_single_ticket_endpoint_matches_the_export(server):
         timeout=5,
     )
     assert response.json() == {"ticket": ticket}
+
+
+# ------------------------------------------------------------------------------------ bulk updates
+
+
+def bulk_update(server: SimulatorServer, tickets: list[dict]) -> requests.Response:
+    return requests.put(
+        f"{server.base_urls['support']}/api/v2/tickets/update_many.json",
+        json={"tickets": tickets},
+        auth=zendesk_auth(server),
+        timeout=5,
+    )
+
+
+def job_status(server: SimulatorServer, url: str) -> dict:
+    response = requests.get(url, auth=zendesk_auth(server), timeout=5)
+    assert response.status_code == 200, response.text
+    return response.json()["job_status"]
+
+
+def ticket(server: SimulatorServer, ticket_id: int) -> dict:
+    url = f"{server.base_urls['support']}/api/v2/tickets/{ticket_id}.json"
+    return requests.get(url, auth=zendesk_auth(server), timeout=5).json()["ticket"]
+
+
+def test_a_bulk_update_is_a_job_applied_when_it_runs_and_shown_on_ticket_reads(fresh_world):
+    with SimulatorServer(fresh_world, rate_limits=NO_RATE_LIMITS) as server:
+        tickets = zendesk_export(server, {"start_time": int(START.timestamp()), "per_page": 50})
+        by_status = {t["status"]: t for t in tickets.json()["tickets"]}
+        open_one, closed_one = by_status["open"], by_status["closed"]
+        field_ids = {
+            f["title"]: f["id"]
+            for f in requests.get(
+                f"{server.base_urls['support']}/api/v2/ticket_fields.json",
+                auth=zendesk_auth(server),
+                timeout=5,
+            ).json()["ticket_fields"]
+        }
+        label, score = field_ids["Predicted sentiment"], field_ids["Sentiment score"]
+        update = {
+            "custom_fields": [
+                {"id": label, "value": "predicted_negative"},
+                {"id": score, "value": -0.6},
+            ],
+            "additional_tags": ["predicted_negative"],
+            "remove_tags": ["predicted_positive"],
+        }
+        answer = bulk_update(
+            server, [{"id": open_one["id"], **update}, {"id": closed_one["id"], **update}]
+        )
+        assert answer.status_code == 200
+        job = answer.json()["job_status"]
+        assert (job["status"], job["total"], job["results"]) == ("queued", 2, None)
+        assert "predicted_negative" not in ticket(server, open_one["id"])["tags"], "not yet run"
+
+        assert job_status(server, job["url"])["status"] == "queued", "polled once: not run yet"
+        done = job_status(server, job["url"])
+        assert done["status"] == "completed" and done["progress"] == 2
+        assert done["results"] == [
+            {"id": open_one["id"], "action": "update", "success": True, "status": "Updated"},
+            {
+                "id": closed_one["id"],
+                "action": "update",
+                "success": False,
+                "status": "Failed",
+                "errors": "closed prevents ticket update",
+            },
+        ]
+        shown = ticket(server, open_one["id"])
+        values = {f["id"]: f["value"] for f in shown["custom_fields"]}
+        assert (values[label], values[score]) == ("predicted_negative", -0.6)
+        assert "predicted_negative" in shown["tags"]
+        assert {f["id"]: f["value"] for f in ticket(server, closed_one["id"])["custom_fields"]}[
+            label
+        ] is None
+        assert [w["ticket_id"] for w in server.ticket_updates.writes()] == [open_one["id"]]
+
+        again = bulk_update(server, [{"id": open_one["id"], **update}]).json()["job_status"]
+        while job_status(server, again["url"])["status"] != "completed":
+            pass
+        assert len(server.ticket_updates.writes()) == 1, "the same values again change nothing"
+
+
+def test_bulk_updates_are_refused_as_zendesk_refuses_them(fresh_world):
+    with SimulatorServer(fresh_world, rate_limits=NO_RATE_LIMITS) as server:
+        too_many = bulk_update(server, [{"id": n} for n in range(1, 102)])
+        assert too_many.status_code == 400 and "at most 100" in too_many.json()["description"]
+        not_writable = bulk_update(server, [{"id": 1, "custom_fields": [{"id": 1, "value": 2}]}])
+        assert not_writable.status_code == 400
+        for _ in range(30):
+            assert bulk_update(server, [{"id": 1}]).status_code == 200
+        queue_full = bulk_update(server, [{"id": 1}])
+        assert queue_full.status_code == 429 and queue_full.headers["Retry-After"] == "10"
+        missing = requests.get(
+            f"{server.base_urls['support']}/api/v2/job_statuses/NOPE.json",
+            auth=zendesk_auth(server),
+            timeout=5,
+        )
+        assert missing.status_code == 404

@@ -1,9 +1,10 @@
-"""Ticket sentiment: a label and score for every ticket from the better of a lexicon and a text model, and
-the sensor's measure of when to retrain it. dbt reads the scores back through the `ml` source
-(`lib/handoffs.py` names the file). pandas and the sentiment models are imported when the asset runs, not
-by every process that loads the definitions."""
+"""Ticket sentiment: a label and score for every ticket from the better of a lexicon and a text model, the
+sensor's measure of when to retrain it, and the scores written back to the support system's tickets. dbt
+reads the scores back through the `ml` source (`lib/handoffs.py` names the file). pandas and the sentiment
+models are imported when the asset runs, not by every process that loads the definitions."""
 
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, MetadataValue, asset
+from pydantic import Field
 
 from unified_assets.defs.sentiment.tickets import STAGED_TICKETS, sentiment_registry
 from unified_assets.lib.automation import rebuild_when_upstream_changes
@@ -11,6 +12,7 @@ from unified_assets.lib.handoffs import TICKET_SENTIMENT_TABLE
 from unified_assets.lib.keys import DEMAND_PLANNING, TICKET_SENTIMENT
 from unified_assets.lib.metadata import markdown_table
 from unified_assets.lib.pools import holds_its_pool
+from unified_assets.lib.source_apis import SupportApi
 from unified_assets.lib.storage import PlatformStorage
 from unified_assets.lib.warehouse import WAREHOUSE_POOL, open_warehouse
 
@@ -94,5 +96,91 @@ def ticket_sentiment(context: AssetExecutionContext, storage: PlatformStorage) -
                 else "no held-out tickets yet (too few labelled)"
             ),
             "label_counts": MetadataValue.json(scored["sentiment_label"].value_counts().to_dict()),
+        }
+    )
+
+
+SENTIMENT_SYNC = AssetKey(["ml", "support_ticket_sentiment_sync"])
+# What the support system took, per ticket (sentiment_writeback.py): under the operations folder.
+SENTIMENT_LEDGER = ("support_ticket_sentiment", "ledger.parquet")
+
+
+class SentimentSyncConfig(Config):
+    job_poll_interval_s: float = Field(
+        default=1.0, gt=0, description="Seconds between polls of a bulk update job's status."
+    )
+    job_deadline_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="How long one bulk update job may stay unfinished before the run gives up on it "
+        "(the next run asks for it again).",
+    )
+
+
+class OperationsLedger:
+    """The write-back's ledger as one Parquet file in the operations place, published whole."""
+
+    def __init__(self, storage: PlatformStorage):
+        self.place = storage.operations_place()
+        self.location = self.place.join(*SENTIMENT_LEDGER)
+
+    def read(self):
+        if not self.place.exists(self.location):
+            return None
+        with self.place.connect() as con:
+            return con.execute("select * from read_parquet(?)", [self.location]).df()
+
+    def write(self, table) -> None:
+        from unified_assets.lib.handoffs import publish_table
+
+        publish_table(self.place, table, self.location)
+
+
+@asset(
+    key=SENTIMENT_SYNC,
+    automation_condition=rebuild_when_upstream_changes(),
+    deps=[TICKET_SENTIMENT],
+    group_name="ml",
+    owners=[DEMAND_PLANNING],
+    kinds={"python", "zendesk"},
+    pool="support_api",
+    description=(
+        "Writes each ticket's sentiment to the support system, so agents can sort a queue by it: the "
+        "'Predicted sentiment' and 'Sentiment score' ticket fields and a predicted_<label> tag, through "
+        "Zendesk's bulk update (100 tickets a job, each job polled until it has run). Only tickets whose "
+        "label or score changed are sent; a ledger of what was taken makes a re-run after a failure "
+        "send nothing twice."
+    ),
+)
+@holds_its_pool
+def support_ticket_sentiment_sync(
+    context: AssetExecutionContext,
+    config: SentimentSyncConfig,
+    storage: PlatformStorage,
+    support_api: SupportApi,
+) -> MaterializeResult:
+    from unified_assets.sentiment_writeback import JobWatch, write_back
+
+    scored = TICKET_SENTIMENT_TABLE.read(storage)
+    with support_api.open_client(context.log) as client:
+        outcome = write_back(
+            scored,
+            OperationsLedger(storage),
+            client,
+            client.sentiment_fields(),
+            JobWatch(client, config.job_poll_interval_s, config.job_deadline_s),
+            context.log.warning,
+        )
+    context.log.info(
+        f"{support_api.SYSTEM}: sentiment written to {outcome.written} tickets, {outcome.unchanged} "
+        f"already up to date, {outcome.refused} refused"
+    )
+    return MaterializeResult(
+        metadata={
+            "tickets_written": outcome.written,
+            "tickets_unchanged": outcome.unchanged,
+            "tickets_refused": outcome.refused,
+            "jobs_resumed": outcome.resumed_jobs,
+            "tickets": len(scored),
         }
     )

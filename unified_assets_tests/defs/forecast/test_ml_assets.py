@@ -18,6 +18,7 @@ import pytest
 from dagster import AssetKey, DagsterInstance, Definitions, build_sensor_context, materialize
 
 from saas_simulator.clock import SimClock
+from saas_simulator.faults import FaultPlan, FaultSpec
 from saas_simulator.world import World
 from unified_assets.defs.forecast import assets as forecast_module
 from unified_assets.defs.forecast import sensors as forecast_sensors
@@ -35,7 +36,12 @@ from unified_assets.defs.replenishment.assets import (
     replenishment_assets,
 )
 from unified_assets.defs.sentiment import sensors as sentiment_sensors
-from unified_assets.defs.sentiment.assets import ticket_sentiment
+from unified_assets.defs.sentiment.assets import (
+    SENTIMENT_SYNC,
+    OperationsLedger,
+    support_ticket_sentiment_sync,
+    ticket_sentiment,
+)
 from unified_assets.defs.sentiment.sensors import sentiment_model_retraining
 from unified_assets.defs.sentiment.tickets import read_labelled_tickets
 from unified_assets.defs.transform.assets import dbt_models
@@ -265,6 +271,102 @@ def test_safety_stock_reaches_the_purchasing_system_once(storage, demo_config):
     assert (table["safety_stock"] > 0).all()
     report = metadata(first, REPORT)
     assert report["report"].startswith(f"**{report['skus_at_risk']} of {len(table)} SKUs**")
+
+
+FAST_POLLS = {
+    "ops": {"ml__support_ticket_sentiment_sync": {"config": {"job_poll_interval_s": 0.01}}}
+}
+
+
+def sync_sentiment(storage: PlatformStorage, server, **resource_overrides):
+    return materialize(
+        [support_ticket_sentiment_sync],
+        instance=DagsterInstance.ephemeral(),
+        resources={
+            "storage": storage,
+            "support_api": source_resources(server, storage, **resource_overrides)["support_api"],
+        },
+        run_config=FAST_POLLS,
+        raise_on_error=False,
+    )
+
+
+def test_sentiment_reaches_the_support_system_once_and_only_what_changed_is_sent_again(
+    storage, demo_config, tmp_path
+):
+    """Every scored ticket is sent in jobs of 100 and taken, or refused when closed; the values show
+    on the tickets as Zendesk serves them; a re-run sends nothing; changed scores send only those."""
+    assert materialize(
+        [ticket_sentiment], instance=DagsterInstance.ephemeral(), resources={"storage": storage}
+    ).success
+    scored = TICKET_SENTIMENT_TABLE.read(storage)
+    world = World(demo_config, clock=SimClock.frozen(AS_OF))
+    with serving(world, state_dir=tmp_path / "simulator") as server:
+        first = sync_sentiment(storage, server)
+        assert first.success
+        shown = metadata(first, SENTIMENT_SYNC)
+        written = server.ticket_updates.writes()
+        assert shown["tickets_written"] == len(written) > 100
+        assert shown["tickets_refused"] > 0, "closed tickets are refused"
+        assert shown["tickets_written"] + shown["tickets_refused"] == len(scored)
+        sample = scored.sample(5, random_state=1)
+        holding = server.ticket_updates.everything_written()
+        for row in sample.itertuples():
+            if int(row.ticket_id) in holding:
+                fields = holding[int(row.ticket_id)]["custom_fields"]
+                assert sorted(fields.values(), key=str) == sorted(
+                    [f"predicted_{row.sentiment_label}", row.sentiment_score], key=str
+                )
+
+        again = sync_sentiment(storage, server)
+        assert metadata(again, SENTIMENT_SYNC) == {
+            **shown,
+            "tickets_written": 0,
+            "tickets_unchanged": shown["tickets_written"],
+        }
+        assert server.ticket_updates.writes() == written, "nothing written twice"
+
+        taken = scored[scored["ticket_id"].astype(int).isin(list(holding))].head(7)
+        assert len(taken) == 7
+        changed = scored.copy()
+        changed.loc[taken.index, "sentiment_score"] = (
+            -changed.loc[taken.index, "sentiment_score"] - 0.5
+        )
+        TICKET_SENTIMENT_TABLE.write(storage, changed)
+        third = sync_sentiment(storage, server)
+        assert metadata(third, SENTIMENT_SYNC)["tickets_written"] == 7
+        assert len(server.ticket_updates.writes()) == len(written) + 7
+
+
+def test_a_sentiment_sync_that_fails_mid_way_resumes_its_job_and_writes_nothing_twice(
+    storage, demo_config, tmp_path
+):
+    """The status polls of the first job fail (HTTP 500 until the retries run out): the run fails with
+    its job submitted and unseen. The next run asks Zendesk how that job ended, records it, and sends
+    only the rest: every ticket is written once."""
+    assert materialize(
+        [ticket_sentiment], instance=DagsterInstance.ephemeral(), resources={"storage": storage}
+    ).success
+    world = World(demo_config, clock=SimClock.frozen(AS_OF))
+    state = tmp_path / "simulator"
+    polls_fail = FaultPlan(
+        (FaultSpec("server_error", systems=("support",), at_requests=tuple(range(2, 30))),)
+    )
+    with serving(world, faults=polls_fail, state_dir=state) as server:
+        failed = sync_sentiment(storage, server, max_retries=1)
+    assert not failed.success
+    ledger = OperationsLedger(storage).read()
+    assert set(ledger["state"]) == {"pending"} and ledger["job_id"].nunique() == 1
+
+    with serving(world, state_dir=state) as server:
+        resumed = sync_sentiment(storage, server)
+        writes = server.ticket_updates.writes()
+    assert resumed.success
+    shown = metadata(resumed, SENTIMENT_SYNC)
+    assert shown["jobs_resumed"] == 1
+    assert len(writes) == shown["tickets_written"]
+    assert len({w["ticket_id"] for w in writes}) == len(writes), "a ticket written twice"
+    assert set(OperationsLedger(storage).read()["state"]) == {"written", "refused"}
 
 
 def test_every_ticket_gets_a_sentiment_from_the_model_with_the_better_f1(storage):

@@ -124,12 +124,24 @@ def free_dead_runs_before_a_run(instance: DagsterInstance, log: Any) -> list[Fre
     so a re-run after a crash needs neither a daemon nor a person. Only on an instance whose runs all
     run on this machine (the local launcher's); elsewhere a process id says nothing. Each freed run is
     a warning in the starting run's log."""
-    if not isinstance(instance.run_launcher, LocalRunLauncher):
+    if not _launches_runs_locally(instance):
         return []
     freed = free_dead_runs(instance)
     for run in freed:
         log.warning(f"run {run.run_id} ({run.job_name}) {_what_happened(run)}")
     return freed
+
+
+def _launches_runs_locally(instance: DagsterInstance) -> bool:
+    """Whether the instance's configured launcher is `LocalRunLauncher`, read from its configuration:
+    building the launcher in a run worker is not free, and not always possible (the Kubernetes
+    launcher wants settings only its daemon has)."""
+    launcher = instance.get_ref().run_launcher_data
+    return (
+        launcher is not None
+        and launcher.module_name == LocalRunLauncher.__module__
+        and launcher.class_name == LocalRunLauncher.__name__
+    )
 
 
 def _what_happened(run: FreedRun) -> str:

@@ -174,20 +174,24 @@ def test_a_backfill_is_queued_run_and_checked_with_its_state_in_postgres_and_log
 
     with database.connect() as con:
         [(status,)] = con.execute("select status from runs where run_id = %s", [run["id"]])
-        checks = dict(
-            con.execute(
-                "select check_name, execution_status from asset_check_executions where run_id = %s",
-                [run["id"]],
-            ).fetchall()
-        )
+        executions = con.execute(
+            "select check_name, execution_status from asset_check_executions where run_id = %s",
+            [run["id"]],
+        ).fetchall()
         enqueued = con.execute(
             "select count(*) from event_logs where run_id = %s and dagster_event_type = %s",
             [run["id"], "PIPELINE_ENQUEUED"],
         ).fetchone()[0]
     assert status == "SUCCESS"
     assert enqueued == 1, "the run went through the queue"
+    # Dagster plans every check once per day of the range; a check evaluated per day fills each row, one
+    # evaluated once for the whole range (the PII scan, the schema and drift checks) adds one SUCCEEDED
+    # row and leaves the days' rows PLANNED. Postgres returns them in no fixed order.
+    checks: dict[str, set[str]] = {}
+    for name, status in executions:
+        checks.setdefault(name, set()).add(status)
     assert "no_pii_in_landed_text" in checks, checks
-    assert {name: s for name, s in checks.items() if s != "SUCCEEDED"} == {}
+    assert {name: s for name, s in checks.items() if "SUCCEEDED" not in s or "FAILED" in s} == {}
 
     listed = s3_server.client().list_objects_v2(Bucket=logs_bucket, Prefix="dagster/compute-logs/")
     logs = [item["Key"] for item in listed.get("Contents", [])]

@@ -104,6 +104,15 @@ def wait_until_holding(process: subprocess.Popen, marker: Path) -> None:
         time.sleep(0.1)
 
 
+def killed_while_holding(tmp_path: Path, marker: Path) -> subprocess.Popen:
+    """A run of the pooled asset, killed (its whole process group) while its step holds the slot."""
+    run = materialize_held(tmp_path, forever=True)
+    wait_until_holding(run, marker)
+    os.killpg(run.pid, signal.SIGKILL)
+    run.wait()
+    return run
+
+
 def test_the_local_instance_monitors_runs_with_a_launcher_that_checks_workers(local_instance):
     assert isinstance(local_instance.run_launcher, LocalRunLauncher)
     assert local_instance.run_launcher.supports_check_run_worker_health
@@ -118,10 +127,7 @@ def test_a_killed_run_is_marked_failed_its_pool_freed_and_the_rerun_succeeds(
     stays STARTED holding the slot (a rerun would wait forever) until the worker check finds it dead;
     then the slot is free and the same materialization on the same instance succeeds."""
     marker = tmp_path / "holding"
-    run = materialize_held(tmp_path, forever=True)
-    wait_until_holding(run, marker)
-    os.killpg(run.pid, signal.SIGKILL)
-    run.wait()
+    run = killed_while_holding(tmp_path, marker)
 
     [record] = local_instance.get_run_records(RunsFilter(statuses=[DagsterRunStatus.STARTED]))
     dead = record.dagster_run
@@ -155,10 +161,7 @@ def test_a_rerun_frees_what_a_killed_run_held_by_itself(local_instance, tmp_path
     """From the command line, with no daemon and nobody running the cleanup: the re-run's executor
     finds the dead run first, fails it, releases its slot and says so in its own log."""
     marker = tmp_path / "holding"
-    run = materialize_held(tmp_path, forever=True)
-    wait_until_holding(run, marker)
-    os.killpg(run.pid, signal.SIGKILL)
-    run.wait()
+    killed_while_holding(tmp_path, marker)
     [record] = local_instance.get_run_records(RunsFilter(statuses=[DagsterRunStatus.STARTED]))
     dead = record.dagster_run.run_id
 

@@ -36,13 +36,14 @@ def _race(locks, start, holders, most, rounds) -> None:
                 holders.value -= 1
 
 
-def test_eight_processes_racing_for_a_pool_never_hold_it_two_at_once(locks):
+def race(target, *args, counters: int) -> list:
+    """Run `target(*args, start, *counters, ROUNDS)` in RACERS forked processes released at once;
+    the shared counters, once every racer has finished cleanly."""
     context = multiprocessing.get_context("fork")
     start = context.Event()
-    holders, most = context.Value("i", 0), context.Value("i", 0)
+    values = [context.Value("i", 0) for _ in range(counters)]
     racers = [
-        context.Process(target=_race, args=(locks, start, holders, most, ROUNDS))
-        for _ in range(RACERS)
+        context.Process(target=target, args=(*args, start, *values, ROUNDS)) for _ in range(RACERS)
     ]
     for racer in racers:
         racer.start()
@@ -50,6 +51,11 @@ def test_eight_processes_racing_for_a_pool_never_hold_it_two_at_once(locks):
     for racer in racers:
         racer.join()
     assert [racer.exitcode for racer in racers] == [0] * RACERS
+    return values
+
+
+def test_eight_processes_racing_for_a_pool_never_hold_it_two_at_once(locks):
+    _, most = race(_race, locks, counters=2)
     assert most.value == 1
 
 
@@ -98,21 +104,9 @@ def test_dagsters_slot_race_reproduced_and_contained_by_the_pools_lock(tmp_path)
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     with DagsterInstance.from_config(str(home)) as instance:
         instance.event_log_storage.set_concurrency_slots("warehouse", 1)
-    locks = FileLocks(tmp_path / "locks")
-    context = multiprocessing.get_context("fork")
-    start = context.Event()
-    counters = [context.Value("i", 0) for _ in range(4)]
-    racers = [
-        context.Process(target=_claim_then_hold, args=(str(home), locks, start, *counters, ROUNDS))
-        for _ in range(RACERS)
-    ]
-    for racer in racers:
-        racer.start()
-    start.set()
-    for racer in racers:
-        racer.join()
-    _, most_slot, _, most = counters
-    assert [racer.exitcode for racer in racers] == [0] * RACERS
+    _, most_slot, _, most = race(
+        _claim_then_hold, str(home), FileLocks(tmp_path / "locks"), counters=4
+    )
     assert most.value == 1, "two steps of one pool worked at once"
     # Reported, not asserted: whether Dagster's race shows in a given run depends on scheduling.
     print(f"Dagster's one-slot pool had up to {most_slot.value} holders at once")

@@ -42,13 +42,11 @@ def meet_another_run(context: OpExecutionContext) -> None:
 
 
 def other_runs_waiting(context: OpExecutionContext, pool: str) -> list[str]:
-    """The runs whose step waits for `pool` now (claimed no slot yet), this step's own run aside."""
+    """The runs whose step wants `pool` now, this step's own run aside. Called while this step holds the
+    pool, so such a step waits: for Dagster's slot (no slot assigned yet) or, when Dagster's claim let it
+    in beside this one (its race, `test_pool_locks.py`), for the pool's lock."""
     info = context.instance.event_log_storage.get_concurrency_info(pool)
-    return [
-        step.run_id
-        for step in info.pending_steps
-        if step.run_id != context.run_id and step.assigned_timestamp is None
-    ]
+    return [step.run_id for step in info.pending_steps if step.run_id != context.run_id]
 
 
 def unserved_runs(context: OpExecutionContext, pool: str) -> set[str]:

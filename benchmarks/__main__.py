@@ -17,6 +17,7 @@ DEFAULT_SCRATCH = Path("data") / "bench"
 
 def _suites() -> dict[str, Callable]:
     """Imported on use: `--help` should not pay for Dagster."""
+    from benchmarks.batch_anomalies import run_batch_anomalies
     from benchmarks.comparison import run_naive_comparison
     from benchmarks.dev_runs import run_dev_runs
     from benchmarks.end_to_end import run_end_to_end
@@ -38,6 +39,7 @@ def _suites() -> dict[str, Callable]:
         "first_hour": run_first_hour,
         "instance_hour": run_instance_hour,
         "forecast_accuracy": run_forecast_accuracy,
+        "batch_anomalies": run_batch_anomalies,
     }
 
 
@@ -52,6 +54,7 @@ SUITES = (
     "first_hour",
     "instance_hour",
     "forecast_accuracy",
+    "batch_anomalies",
 )
 
 

@@ -41,6 +41,7 @@ PLAIN = [
     "places.py",
     "ducklake.py",
     "quality.py",
+    "batch_anomalies.py",
     "forecasting",
     "model_registry.py",
     "inventory.py",

@@ -16,12 +16,15 @@ from dagster import (
     AssetCheckResult,
     AssetChecksDefinition,
     AssetCheckSpec,
+    AssetKey,
     multi_asset_check,
 )
 
 from unified_assets.defs.ingestion.assets import RAW_SOURCES, RawSource, daily_partitions
+from unified_assets.defs.ingestion.batch_checks import batch_check_spec, batch_looks_usual
 from unified_assets.defs.ingestion.history_checks import (
     DRIFT_FIELDS,
+    latest_run_records,
     no_numeric_drift,
     numeric_drift_spec,
     row_count_in_usual_range,
@@ -54,6 +57,16 @@ def checked_days(context: AssetCheckExecutionContext) -> list[str] | None:
     return None
 
 
+def checked_or_latest_days(context: AssetCheckExecutionContext, key: AssetKey) -> list[str]:
+    """The partitions the run checks, or those the latest extract landed (a check run alone)."""
+    days = checked_days(context)
+    if days is None:
+        days = sorted(
+            {record.partition_key for record in latest_run_records(context.instance, key)}
+        )
+    return days
+
+
 def extract_checks_for(source: RawSource) -> list[ExtractCheck]:
     """The source's checks, the blocking one first: a leak is reported before anything slower runs."""
     key, table = source.key, source.table
@@ -72,6 +85,10 @@ def extract_checks_for(source: RawSource) -> list[ExtractCheck]:
         ),
         ExtractCheck(
             source_schema_spec(key), lambda c, _: [source_schema_unchanged(c.instance, key)]
+        ),
+        ExtractCheck(
+            batch_check_spec(key, daily_partitions),
+            lambda c, lake: batch_looks_usual(lake, key, table, checked_or_latest_days(c, key)),
         ),
     ]
     if table in DRIFT_FIELDS:

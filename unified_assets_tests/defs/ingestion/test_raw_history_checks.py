@@ -16,6 +16,7 @@ from dagster import (
     materialize,
 )
 
+from saas_simulator.anomalies import inject
 from saas_simulator.config import WorldConfig
 from unified_assets.defs.ingestion.assets import RAW_SOURCES, build_raw_asset
 from unified_assets.defs.ingestion.checks import build_extract_checks
@@ -88,8 +89,17 @@ def test_a_first_backfill_passes_every_check(clean_history):
         "no_numeric_drift",
         "source_schema_unchanged",
         "no_uncastable_values",
+        "batch_looks_usual",
     }
     assert all(e.passed for each in evaluations.values() for e in each)
+    # The batch score learns from the landed days before the ones it judges: within a first backfill
+    # too, from its fifth week on (28 days to learn from).
+    batches = {e.partition: e for e in evaluations["batch_looks_usual"]}
+    assert len(batches) == 36
+    not_judged = sorted(day for day, e in batches.items() if "Not judged" in e.description)
+    assert not_judged == [f"2026-02-{d:02}" for d in range(1, 29)]
+    assert "invoices: 0 landed days" in batches["2026-02-01"].description
+    assert all("usual batch" in batches[f"2026-03-{d:02}"].description for d in range(1, 9))
     # The volume is judged per day, on each day's partition; against earlier runs only, of which a
     # first backfill has none.
     volume = evaluations["row_count_in_usual_range"]
@@ -120,7 +130,11 @@ def test_a_clean_day_passes_against_its_history(instance, storage, demo_config):
         "no_numeric_drift": True,
         "source_schema_unchanged": True,
         "no_uncastable_values": True,
+        "batch_looks_usual": True,
     }
+    batch = only(evaluations["batch_looks_usual"])
+    assert batch.partition == NEXT_DAY
+    assert batch.metadata["score"].value < batch.metadata["threshold"].value
     volume = only(evaluations["row_count_in_usual_range"])
     assert volume.partition == NEXT_DAY
     assert volume.metadata["status"].value == "usual", volume.description
@@ -138,6 +152,32 @@ def test_a_collapse_or_spike_in_volume_warns(instance, storage, scale, status):
     assert volume.severity.value == "WARN"
     assert volume.partition == NEXT_DAY  # the UI shows the day at fault as the failed partition
     assert volume.metadata["status"].value == status and status in volume.description
+    batch = only(evaluations["batch_looks_usual"])
+    assert not batch.passed and batch.partition == NEXT_DAY
+    # A world of another size has other customers too: volume is one driver among the top three.
+    assert "- volume " in batch.metadata["drivers"].value, batch.description
+
+
+@pytest.mark.parametrize(
+    ("kind", "driver"),
+    [("amounts_doubled", "price level"), ("field_stuck", "quantity concentration")],
+)
+def test_a_quiet_failure_in_a_days_values_warns_as_an_unusual_batch(
+    instance, storage, demo_config, kind, driver
+):
+    """The accounting system serves the day's invoices with every amount doubled (a currency switch),
+    or with every line's quantity stuck at 1: each invoice well-formed, every count as usual."""
+
+    def altered(record):
+        return inject("accounting", kind, [record])[0], {}
+
+    doctored = replace(INVOICES, prepare=altered)
+    evaluations = land(instance, storage, demo_config, source=doctored, **day(NEXT_DAY))
+    batch = only(evaluations["batch_looks_usual"])
+    assert not batch.passed and batch.severity.value == "WARN", batch.description
+    assert batch.partition == NEXT_DAY
+    assert driver in batch.metadata["drivers"].value.splitlines()[0], batch.description
+    assert only(evaluations["row_count_in_usual_range"]).passed, "as many invoices as usual"
 
 
 def test_quantities_sent_in_another_unit_warn_as_drift(instance, storage, demo_config):

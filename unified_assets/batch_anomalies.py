@@ -7,11 +7,11 @@ day is lost. Each shows in a batch's *profile* (its volume against the usual wee
 SKU's usual price, SKUs never seen, how many rows the usual customers should have had and did not, how
 concentrated each field's values are) and none is a fixed threshold on one column.
 
-`BatchAnomalyDetector` learns what profiles usually look like from batches already landed (a local
-outlier factor over robustly scaled profiles) and scores new ones; its threshold is set so that the
-clean batches it learned from almost never reach it, and every verdict names the profile features that
-drove it, each with its usual value. No Dagster here: the asset check and the evaluation
-(`scripts/batch_anomalies.py`) hand it landed rows.
+`BatchAnomalyDetector` learns what profiles usually look like from batches already landed (a robust
+distance over scaled profiles) and scores new ones; its threshold is the distance an ordinary day
+exceeds about once in 400, and every verdict names the profile features that drove it, each with its
+usual value. No Dagster here: the asset check (`defs/ingestion/batch_checks.py`) and the evaluation
+(`benchmarks/batch_anomalies.py`) hand it landed rows.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from statistics import median
 import duckdb
 import numpy as np
 import pyarrow as pa
+from scipy.stats import chi2
 from sklearn.covariance import LedoitWolf
 
 
@@ -122,7 +123,8 @@ def _top_share(con: duckdb.DuckDBPyConnection, relation: str, column: str, count
 
 VOLUME_WEEKS = 8
 VOLUME_MIN_SAMPLES = 2
-MAX_USUAL_CUSTOMERS = 200
+CALENDAR_PEAK = 2.0  # a day holding at least this many times its weekday's usual rows
+MAX_USUAL_MEMBERS = 200
 
 
 @dataclass(frozen=True)
@@ -134,22 +136,44 @@ class Usual:
 
     @classmethod
     def learn(cls, batches: Sequence[BatchSummary]) -> Usual:
-        rows = sum(batch.rows for batch in batches) or 1
         customers: Counter[str] = Counter()
         prices: dict[str, list[float]] = {}
         for batch in batches:
             customers.update(batch.customers)
             for sku, log_price in batch.sku_log_price.items():
                 prices.setdefault(sku, []).append(log_price)
-        usual = dict(customers.most_common(MAX_USUAL_CUSTOMERS))
         return cls(
-            customer_share={customer: n / rows for customer, n in usual.items()},
+            customer_share=_largest_shares(customers, sum(batch.rows for batch in batches)),
             sku_log_price={sku: median(values) for sku, values in prices.items()},
         )
 
 
+def _largest_shares(counts: Counter[str], total: int) -> dict[str, float]:
+    return {key: n / max(total, 1) for key, n in counts.most_common(MAX_USUAL_MEMBERS)}
+
+
 def usual_rows(history: Mapping[date, int], day: date) -> float | None:
-    """The median row count of the same weekday over the previous weeks (weekends are quieter)."""
+    """The usual row count for `day`: the median of the same weekday over the previous weeks (weekends
+    are quieter), unless the day is a recurring peak of the calendar.
+
+    Source systems run batch jobs on calendar days (an ERP export every 1st of the month touching every
+    open order, a quarter's close re-versioning every invoice of the quarter), and a record lands on the
+    day of its last update, so those days hold several times a usual day. Such a day is usual for
+    itself: when the same day of the last two months (monthly) or of the last quarter alone (quarterly)
+    was a peak, its usual is that peak."""
+    weekday = _weekday_usual(history, day)
+    if weekday is None:
+        return None
+    months_back = {n: peer for n in (1, 2, 3) if (peer := _months_before(day, n)) in history}
+    peaks = {n for n, peer in months_back.items() if _was_peak(history, peer)}
+    if {1, 2} <= peaks:
+        return median(history[months_back[n]] for n in sorted(peaks))
+    if peaks == {3}:
+        return float(history[months_back[3]])
+    return weekday
+
+
+def _weekday_usual(history: Mapping[date, int], day: date) -> float | None:
     samples = [
         history[earlier]
         for earlier in (day - timedelta(weeks=n) for n in range(1, VOLUME_WEEKS + 1))
@@ -158,36 +182,59 @@ def usual_rows(history: Mapping[date, int], day: date) -> float | None:
     return median(samples) if len(samples) >= VOLUME_MIN_SAMPLES else None
 
 
+def _was_peak(history: Mapping[date, int], day: date) -> bool:
+    usual = _weekday_usual(history, day)
+    return usual is not None and history[day] >= CALENDAR_PEAK * max(usual, 1.0)
+
+
+def _months_before(day: date, months: int) -> date | None:
+    month = day.month - months
+    year = day.year + (month - 1) // 12
+    try:
+        return day.replace(year=year, month=(month - 1) % 12 + 1)
+    except ValueError:  # the 31st of a shorter month
+        return None
+
+
 def features(batch: BatchSummary, usual: Usual, rows_usually: float | None) -> dict[str, float]:
     """The batch's profile against what is usual; each feature is 0 when nothing is off.
 
     - volume: log of rows against the weekday's usual (0: as usual; -0.69: half of it);
     - price level: the line-weighted median of each SKU's log price against its usual price;
-    - unknown SKUs: the share of lines whose SKU code was never seen;
-    - missing customers: the rows the absent usual customers would have sent (share x rows), the
-      largest of them, on a log scale;
+    - unknown SKUs: the lines whose SKU code was never seen, on a log scale (a count, not a share: one
+      renamed SKU is as clear in a large batch as in a small one);
+    - missing customers: how surprising the most unexpected absence of a usual customer is for a
+      batch of this size (see `_largest_absent`);
     - one feature per watched field: the share of its most common value (1.0: stuck at one value).
     """
     profile = {
         "volume": 0.0 if rows_usually is None else math.log((batch.rows + 1) / (rows_usually + 1)),
-        "missing customers": _missing_customers(batch, usual),
+        "missing customers": _largest_absent(usual.customer_share, batch.customers, batch.rows),
     }
     if batch.sku_lines or usual.sku_log_price:
         profile["price level"] = _price_level(batch, usual)
-        lines = sum(batch.sku_lines.values())
         unknown = sum(n for sku, n in batch.sku_lines.items() if sku not in usual.sku_log_price)
-        profile["unknown SKUs"] = unknown / lines if lines else 0.0
+        profile["unknown SKUs"] = math.log1p(unknown)
     profile.update({f"{name} concentration": share for name, share in batch.top_shares.items()})
     return profile
 
 
-def _missing_customers(batch: BatchSummary, usual: Usual) -> float:
-    expected = [
-        share * batch.rows
-        for customer, share in usual.customer_share.items()
-        if customer not in batch.customers
-    ]
-    return math.log1p(max(expected, default=0.0))
+def _largest_absent(usual: Mapping[str, float], present: Mapping[str, int], total: int) -> float:
+    """How surprising the batch's most unexpected absence is, on a log scale: 0 when some usual member
+    is absent about as often as chance has it.
+
+    A usual member expected `e` times in a batch of this size is absent by chance with probability
+    exp(-e); among all the members expected at least as often as the most expected absent one, some
+    absence has probability about the sum of theirs. The surprise is minus its log: close to `e` when
+    a single large member is gone, close to 0 on a quiet weekend where many small members are absent.
+    Unlike `e` itself it does not grow with the batch's size."""
+    expected = {member: share * total for member, share in usual.items()}
+    absent = [e for member, e in expected.items() if member not in present]
+    if not absent:
+        return 0.0
+    most = max(absent)
+    chance = sum(math.exp(-e) for e in expected.values() if e >= most)
+    return math.log1p(max(0.0, -math.log(chance)))
 
 
 def _price_level(batch: BatchSummary, usual: Usual) -> float:
@@ -213,15 +260,13 @@ SMALLEST_CHANGE = {
     "volume": 0.05,
     "missing customers": 0.25,
     "price level": 0.02,
-    "unknown SKUs": 0.01,
+    "unknown SKUs": 0.25,
 }
 SMALLEST_CONCENTRATION_CHANGE = 0.02
 # A normal distribution's 10th to 90th percentile span, in standard deviations.
 SPREAD_OF_10_TO_90 = 2.5631
-# The threshold sits above what nearly every learned (clean) batch scored: a batch must be clearly
-# stranger than the days it learned from.
-THRESHOLD_QUANTILE = 0.99
-THRESHOLD_MARGIN = 1.25
+# How often an ordinary day may be called unusual (the target: at most one in 100).
+FALSE_ALARM_RATE = 1 / 400
 DRIVERS = 3
 
 
@@ -264,11 +309,13 @@ class BatchAnomalyDetector:
     """Learns usual batch profiles of one source and scores new batches against them.
 
     The profiles are scaled by their learned robust spread (floored at the smallest change that
-    matters) and scored by their local outlier factor among the learned ones
-    (`LocalOutlierFactor`): how much sparser a batch's neighbourhood is than its neighbours'. A batch
-    far out on a single feature (prices doubled, a field stuck) is far from every learned batch, so it
-    scores high even when its other features are ordinary; an isolation forest dilutes such a batch
-    among the features it splits on, and missed most injected anomalies in the evaluation."""
+    matters), and a batch's score is its Mahalanobis distance from the usual profile under the
+    covariance the ordinary learned days show (`LedoitWolf`, shrunk so that it is well conditioned with
+    a few dozen days). A batch far out on a single feature (prices doubled, a field stuck) scores high
+    even when its other features are ordinary. Tried first and dropped, on the evaluation's figures
+    (docs/benchmarks.md, section 10): an isolation forest, which dilutes a one-feature anomaly among the
+    features it splits on (it missed most injected anomalies), and a local outlier factor, whose
+    neighbourhood distances are blurred the same way by the ordinary features' noise."""
 
     def __init__(self, shape: BatchShape):
         self.shape = shape
@@ -293,13 +340,14 @@ class BatchAnomalyDetector:
         scaled = self._scaled(matrix)
         # Learn how the features vary together from the ordinary days: a quarter's close or a holiday
         # in the learned window would otherwise widen the usual spread for everything after it.
-        ordinary = scaled[np.abs(scaled).max(axis=1) <= np.quantile(np.abs(scaled).max(axis=1), 0.95)]
+        ordinary = scaled[
+            np.abs(scaled).max(axis=1) <= np.quantile(np.abs(scaled).max(axis=1), 0.95)
+        ]
         covariance = LedoitWolf().fit(ordinary).covariance_
         # No feature varies less than its smallest change that matters (it was scaled by it).
         covariance += np.diag(np.maximum(0.0, 1.0 - np.diag(covariance)))
         self.precision = np.linalg.inv(covariance)
-        learned_scores = self._distance(scaled)
-        self.threshold = float(np.quantile(learned_scores, THRESHOLD_QUANTILE) * THRESHOLD_MARGIN)
+        self.threshold = self._threshold(self._distance(scaled))
         return self
 
     def score(self, batch: BatchSummary) -> BatchVerdict:
@@ -312,6 +360,17 @@ class BatchAnomalyDetector:
             for i in np.argsort(-strangeness)[:DRIVERS]
         )
         return BatchVerdict(batch.day, score, self.threshold, drivers)
+
+    def _threshold(self, learned: np.ndarray) -> float:
+        """The distance an ordinary day exceeds with probability `FALSE_ALARM_RATE`: the chi
+        distribution's quantile for this many features, scaled to the learned days' median distance.
+        From the median, not the learned days' own tail: a quarter's close in the window would
+        otherwise raise the threshold for the four months after it."""
+        features = len(self.names)
+        tail_over_median = math.sqrt(
+            chi2.ppf(1 - FALSE_ALARM_RATE, features) / chi2.ppf(0.5, features)
+        )
+        return float(np.median(learned) * tail_over_median)
 
     def _distance(self, scaled: np.ndarray) -> np.ndarray:
         """Mahalanobis distance from the usual profile."""

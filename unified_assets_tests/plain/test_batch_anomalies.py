@@ -15,6 +15,7 @@ from unified_assets.batch_anomalies import (
     BatchAnomalyDetector,
     NotEnoughBatches,
     summarise,
+    usual_rows,
 )
 
 SHAPE = SHAPES["invoices"]
@@ -137,3 +138,27 @@ def test_an_empty_day_is_summarised_not_refused():
     )
     summary = summarise(empty, SHAPE, FIRST)
     assert summary.rows == 0 and summary.customers == {} and summary.sku_lines == {}
+
+
+def steady_history(first: date, last: date) -> dict[date, int]:
+    return {first + timedelta(days=n): 100 for n in range((last - first).days + 1)}
+
+
+def test_a_monthly_batch_jobs_day_is_usual_for_itself_and_only_for_itself():
+    """An ERP export on every 1st of the month: the next 1st is expected to be a peak again, and the
+    other days keep their weekday's usual."""
+    history = steady_history(date(2026, 1, 1), date(2026, 4, 30))
+    for month in (1, 2, 3, 4):
+        history[date(2026, month, 1)] = 900
+    assert usual_rows(history, date(2026, 5, 1)) == 900
+    assert usual_rows(history, date(2026, 5, 2)) == 100
+
+
+def test_a_quarterly_batch_jobs_day_is_usual_for_itself_but_not_a_month_later():
+    """A quarter's close on its 2nd day: the next quarter's 2nd day is a peak again; the 2nd of the
+    month after a close is an ordinary day, not a collapse."""
+    history = steady_history(date(2026, 1, 1), date(2026, 8, 31))
+    history[date(2026, 4, 2)] = history[date(2026, 7, 2)] = 2_400
+    assert usual_rows(history, date(2026, 7, 2)) == 2_400
+    assert usual_rows(history, date(2026, 8, 2)) == 100
+    assert usual_rows(history, date(2026, 10, 2)) == 2_400

@@ -42,8 +42,8 @@ def batch_check_spec(key: AssetKey, partitions_def: PartitionsDefinition) -> Ass
             asset=key,
             partitions_def=partitions_def,
             description=(
-                "Scores each landed day as a whole against the days before it (a local outlier "
-                f"factor learned from up to {LEARN_DAYS} earlier days in the lake): volume against the "
+                "Scores each landed day as a whole against the days before it (a distance "
+                f"learned from up to {LEARN_DAYS} earlier days in the lake): volume against the "
                 "usual weekday, prices against each SKU's usual price, SKUs never seen before, usual "
                 "customers absent, fields stuck at one value. Warns on a day clearly stranger than the "
                 "days it learned from and names the features that drove the score."

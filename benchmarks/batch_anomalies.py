@@ -104,6 +104,7 @@ def evaluate_source(
             detector = BatchAnomalyDetector(shape).fit(_learned(batches, week[0]))
             for day in week:
                 _score_day(evaluation, detector, batches[day], served[day], land, system)
+                detector.remember(batches[day])  # as the check does along a range of days
     return evaluation
 
 

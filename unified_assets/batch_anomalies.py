@@ -9,13 +9,14 @@ concentrated each field's values are) and none is a fixed threshold on one colum
 
 `BatchAnomalyDetector` learns what profiles usually look like from batches already landed (a robust
 distance over scaled profiles) and scores new ones; its threshold is the distance an ordinary day
-exceeds about once in 400, and every verdict names the profile features that drove it, each with its
+exceeds about once in 2,000, and every verdict names the profile features that drove it, each with its
 usual value. No Dagster here: the asset check (`defs/ingestion/batch_checks.py`) and the evaluation
 (`benchmarks/batch_anomalies.py`) hand it landed rows.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -26,7 +27,7 @@ from statistics import median
 import duckdb
 import numpy as np
 import pyarrow as pa
-from scipy.stats import chi2
+from scipy.stats import f as f_distribution
 from sklearn.covariance import LedoitWolf
 
 
@@ -129,27 +130,56 @@ MAX_USUAL_MEMBERS = 200
 
 @dataclass(frozen=True)
 class Usual:
-    """What the learned batches usually hold: customers' shares of rows, SKUs' prices."""
+    """What the learned batches usually hold: rows per customer, in how many batches each SKU came, and
+    each SKU's price."""
 
-    customer_share: Mapping[str, float]
+    customer_rows: Mapping[str, int]
+    rows: int
+    sku_batches: Mapping[str, int]
     sku_log_price: Mapping[str, float]
 
     @classmethod
     def learn(cls, batches: Sequence[BatchSummary]) -> Usual:
         customers: Counter[str] = Counter()
+        skus: Counter[str] = Counter()
         prices: dict[str, list[float]] = {}
         for batch in batches:
             customers.update(batch.customers)
+            skus.update(batch.sku_lines.keys())
             for sku, log_price in batch.sku_log_price.items():
                 prices.setdefault(sku, []).append(log_price)
         return cls(
-            customer_share=_largest_shares(customers, sum(batch.rows for batch in batches)),
+            customer_rows=dict(customers.most_common(MAX_USUAL_MEMBERS)),
+            rows=sum(batch.rows for batch in batches),
+            sku_batches=dict(skus),
             sku_log_price={sku: median(values) for sku, values in prices.items()},
         )
 
+    @classmethod
+    def before_each(
+        cls, batches: Sequence[BatchSummary], prices: Mapping[str, float]
+    ) -> list[Usual]:
+        """What was usual before each of `batches` (in day order), from the batches before it: how a
+        learned day is profiled, as a new day is against the days before it. Against all the learned
+        days, a day's own new SKUs would be known (and they come every week, as products launch), so
+        no learned day would hold one and every new day's would look strange. Prices are the whole
+        window's: they move slowly."""
+        customers: Counter[str] = Counter()
+        skus: Counter[str] = Counter()
+        rows = 0
+        usuals = []
+        for batch in batches:
+            usuals.append(
+                cls(dict(customers.most_common(MAX_USUAL_MEMBERS)), rows, dict(skus), prices)
+            )
+            customers.update(batch.customers)
+            skus.update(batch.sku_lines.keys())
+            rows += batch.rows
+        return usuals
 
-def _largest_shares(counts: Counter[str], total: int) -> dict[str, float]:
-    return {key: n / max(total, 1) for key, n in counts.most_common(MAX_USUAL_MEMBERS)}
+    @property
+    def customer_share(self) -> dict[str, float]:
+        return {customer: n / max(self.rows, 1) for customer, n in self.customer_rows.items()}
 
 
 def usual_rows(history: Mapping[date, int], day: date) -> float | None:
@@ -213,7 +243,7 @@ def features(batch: BatchSummary, usual: Usual, rows_usually: float | None) -> d
     }
     if batch.sku_lines or usual.sku_log_price:
         profile["price level"] = _price_level(batch, usual)
-        unknown = sum(n for sku, n in batch.sku_lines.items() if sku not in usual.sku_log_price)
+        unknown = sum(n for sku, n in batch.sku_lines.items() if sku not in usual.sku_batches)
         profile["unknown SKUs"] = math.log1p(unknown)
     profile.update({f"{name} concentration": share for name, share in batch.top_shares.items()})
     return profile
@@ -228,13 +258,24 @@ def _largest_absent(usual: Mapping[str, float], present: Mapping[str, int], tota
     absence has probability about the sum of theirs. The surprise is minus its log: close to `e` when
     a single large member is gone, close to 0 on a quiet weekend where many small members are absent.
     Unlike `e` itself it does not grow with the batch's size."""
-    expected = {member: share * total for member, share in usual.items()}
-    absent = [e for member, e in expected.items() if member not in present]
-    if not absent:
+    most_expected = most_expected_absent(usual, present, total)
+    if most_expected is None:
         return 0.0
-    most = max(absent)
-    chance = sum(math.exp(-e) for e in expected.values() if e >= most)
+    most = most_expected[1]
+    expected = [share * total for share in usual.values()]
+    chance = sum(math.exp(-e) for e in expected if e >= most)
     return math.log1p(max(0.0, -math.log(chance)))
+
+
+def most_expected_absent(
+    usual: Mapping[str, float], present: Mapping[str, int], total: int
+) -> tuple[str, float] | None:
+    """The usual member absent from the batch that a batch of `total` should have held most often."""
+    absent = [(share * total, member) for member, share in usual.items() if member not in present]
+    if not absent:
+        return None
+    expected, member = max(absent)
+    return member, expected
 
 
 def _price_level(batch: BatchSummary, usual: Usual) -> float:
@@ -266,7 +307,7 @@ SMALLEST_CONCENTRATION_CHANGE = 0.02
 # A normal distribution's 10th to 90th percentile span, in standard deviations.
 SPREAD_OF_10_TO_90 = 2.5631
 # How often an ordinary day may be called unusual (the target: at most one in 100).
-FALSE_ALARM_RATE = 1 / 400
+FALSE_ALARM_RATE = 1 / 2000
 DRIVERS = 3
 
 
@@ -287,6 +328,8 @@ class BatchVerdict:
     score: float
     threshold: float
     drivers: tuple[Driver, ...]
+    # The usual customer most expected in this batch that it lacks, and the rows it usually sends.
+    absent_customer: tuple[str, float] | None = None
 
     @property
     def anomalous(self) -> bool:
@@ -295,9 +338,13 @@ class BatchVerdict:
     def describe(self) -> str:
         level = "unusual" if self.anomalous else "usual"
         drivers = "; ".join(driver.describe() for driver in self.drivers)
+        absent = ""
+        if self.absent_customer is not None and self.drivers[0].feature == "missing customers":
+            customer, rows = self.absent_customer
+            absent = f"; customer {customer} absent (usually ~{rows:.0f} rows in a batch this size)"
         return (
             f"{self.day}: {level} batch (score {self.score:.2f}, threshold {self.threshold:.2f}): "
-            f"{drivers}"
+            f"{drivers}{absent}"
         )
 
 
@@ -329,7 +376,10 @@ class BatchAnomalyDetector:
         ordered = sorted(batches, key=lambda batch: batch.day)
         self.usual = Usual.learn(ordered)
         self.history = {batch.day: batch.rows for batch in ordered}
-        learned = [self._profile(batch) for batch in ordered]
+        # The first half of the window is what the second half's days are profiled against.
+        before = Usual.before_each(ordered, self.usual.sku_log_price)
+        half = len(ordered) // 2
+        learned = [self._profile(b, usual) for b, usual in zip(ordered, before, strict=True)][half:]
         self.names = sorted(set().union(*learned))
         matrix = self._matrix(learned)
         self.centre = np.median(matrix, axis=0)
@@ -351,7 +401,7 @@ class BatchAnomalyDetector:
         return self
 
     def score(self, batch: BatchSummary) -> BatchVerdict:
-        row = self._matrix([self._profile(batch)])
+        row = self._matrix([self._profile(batch, self.usual)])
         scaled = self._scaled(row)
         score = float(self._distance(scaled)[0])
         strangeness = np.abs(scaled[0])
@@ -359,16 +409,33 @@ class BatchAnomalyDetector:
             Driver(self.names[i], float(row[0][i]), float(self.centre[i]), float(strangeness[i]))
             for i in np.argsort(-strangeness)[:DRIVERS]
         )
-        return BatchVerdict(batch.day, score, self.threshold, drivers)
+        absent = most_expected_absent(self.usual.customer_share, batch.customers, batch.rows)
+        return BatchVerdict(batch.day, score, self.threshold, drivers, absent)
+
+    def remember(self, batch: BatchSummary) -> None:
+        """Take a judged day as known history for the days after it, until the next relearning: its
+        SKUs are no longer new (a product launched on Monday is not new again on Tuesday) and its
+        row count joins the weekday's usual."""
+        skus = dict(self.usual.sku_batches)
+        for sku in batch.sku_lines:
+            skus[sku] = skus.get(sku, 0) + 1
+        self.usual = dataclasses.replace(self.usual, sku_batches=skus)
+        self.history[batch.day] = batch.rows
 
     def _threshold(self, learned: np.ndarray) -> float:
-        """The distance an ordinary day exceeds with probability `FALSE_ALARM_RATE`: the chi
-        distribution's quantile for this many features, scaled to the learned days' median distance.
-        From the median, not the learned days' own tail: a quarter's close in the window would
-        otherwise raise the threshold for the four months after it."""
-        features = len(self.names)
+        """The distance an ordinary day exceeds with probability `FALSE_ALARM_RATE`, scaled to the
+        learned days' median distance.
+
+        A new day's squared distance, under a mean and covariance estimated from `n` days over `p`
+        features, follows an F distribution (Hotelling's T squared), not a chi-squared one: with few
+        learned days (a first backfill's fifth week) the tail is much longer, and a chi-squared
+        threshold called ordinary days unusual. Scaled from the median, not the learned days' own
+        tail: a quarter's close in the window would otherwise raise the threshold for months."""
+        days, features = len(learned), len(self.names)
+        freedom = max(days - features, 1)
         tail_over_median = math.sqrt(
-            chi2.ppf(1 - FALSE_ALARM_RATE, features) / chi2.ppf(0.5, features)
+            f_distribution.ppf(1 - FALSE_ALARM_RATE, features, freedom)
+            / f_distribution.ppf(0.5, features, freedom)
         )
         return float(np.median(learned) * tail_over_median)
 
@@ -379,8 +446,8 @@ class BatchAnomalyDetector:
     def _scaled(self, matrix: np.ndarray) -> np.ndarray:
         return (matrix - self.centre) / self.spread
 
-    def _profile(self, batch: BatchSummary) -> dict[str, float]:
-        return features(batch, self.usual, usual_rows(self.history, batch.day))
+    def _profile(self, batch: BatchSummary, usual: Usual) -> dict[str, float]:
+        return features(batch, usual, usual_rows(self.history, batch.day))
 
     def _matrix(self, profiles: Sequence[Mapping[str, float]]) -> np.ndarray:
         return np.array([[profile.get(name, 0.0) for name in self.names] for profile in profiles])

@@ -120,6 +120,8 @@ def test_each_quiet_failure_is_flagged_and_named_by_what_it_moved(detector, alte
         assert verdict.anomalous, verdict.describe()
         assert driver in [d.feature for d in verdict.drivers[:2]], verdict.describe()
         assert f"{driver} " in verdict.describe() and "usually" in verdict.describe()
+        if driver == "missing customers":
+            assert verdict.absent_customer is not None and verdict.absent_customer[0] == "C0"
 
 
 def test_too_few_landed_days_is_said_with_the_table_and_the_numbers():

@@ -78,6 +78,7 @@ def batch_looks_usual(
                 evaluations.append(_not_judged(key, day, f"{table}: no file landed for {day}"))
                 continue
             evaluations.append(_judged(key, detector.score(summaries[day])))
+            detector.remember(summaries[day])
     return evaluations
 
 
@@ -113,6 +114,7 @@ def _judged(key: AssetKey, verdict) -> AssetCheckEvaluation:
         metadata={
             "score": round(verdict.score, 3),
             "threshold": round(verdict.threshold, 3),
+            **_absent_customer(verdict),
             "drivers": MetadataValue.md(
                 markdown_list(
                     f"{d.describe()}: {d.strangeness:.1f} usual spreads away"
@@ -121,6 +123,13 @@ def _judged(key: AssetKey, verdict) -> AssetCheckEvaluation:
             ),
         },
     )
+
+
+def _absent_customer(verdict) -> dict[str, str]:
+    if verdict.absent_customer is None:
+        return {}
+    customer, rows = verdict.absent_customer
+    return {"most_expected_absent_customer": f"{customer} (usually ~{rows:.0f} rows)"}
 
 
 def _not_judged(key: AssetKey, day: date, reason: str) -> AssetCheckEvaluation:

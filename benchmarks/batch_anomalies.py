@@ -7,9 +7,9 @@ injects (`saas_simulator.anomalies`), against the targets of issue 22:
 
 Each source's days are landed as a daily extraction would land them (the records updated that day, as
 the API serves them two hours after the day ends, typed by the platform's own projection). From day
-`LEARN_DAYS` on, every day is scored by a detector learned from the `LEARN_DAYS` days before it
-(relearned every `RELEARN_DAYS`, as the check would over a lake that grows): once as served (a false
-alarm if flagged) and once per kind with that kind injected (a catch if flagged).
+`LEARN_DAYS` on, every day is scored by the detector the check would judge it with
+(`detectors_along`: learned from the `LEARN_DAYS` days before its week): once as served (a false alarm if
+flagged) and once per kind with that kind injected (a catch if flagged).
 """
 
 from __future__ import annotations
@@ -29,10 +29,13 @@ from saas_simulator.anomalies import applicable_kinds, inject
 from saas_simulator.config import WorldConfig
 from saas_simulator.world import World
 from unified_assets.batch_anomalies import (
+    LEARN_DAYS,
     SHAPES,
     BatchAnomalyDetector,
     BatchSummary,
     BatchVerdict,
+    NotEnoughBatches,
+    detectors_along,
     summarise,
 )
 from unified_assets.sources import coupa, quickbooks, zendesk
@@ -42,8 +45,6 @@ SOURCES = {
     "purchasing": ("purchase_orders", coupa.RAW_COLUMNS),
     "support": ("support_tickets", zendesk.RAW_COLUMNS),
 }
-LEARN_DAYS = 120
-RELEARN_DAYS = 7
 EXTRACTED_AFTER_DAY_END = timedelta(hours=2)
 RECALL_TARGET = 0.9
 FALSE_ALARMS_PER_100_TARGET = 1.0
@@ -99,16 +100,21 @@ def evaluate_source(
         served = dict(daily_records(world, system, first, last))
         batches = {day: summarise(land(records), shape, day) for day, records in served.items()}
         scored = [day for day in sorted(batches) if day >= first + timedelta(days=LEARN_DAYS)]
-        for start in range(0, len(scored), RELEARN_DAYS):
-            week = scored[start : start + RELEARN_DAYS]
-            detector = BatchAnomalyDetector(shape).fit(_learned(batches, week[0]))
-            for day in week:
-                _score_day(evaluation, detector, batches[day], served[day], land, system)
-                detector.remember(batches[day])  # as the check does along a range of days
+        for day, detector in detectors_along(scored, batches, shape):
+            if isinstance(detector, NotEnoughBatches):
+                raise detector
+            _score_day(evaluation, detector, batches[day], served[day], land, system)
     return evaluation
 
 
-def _score_day(evaluation, detector, batch, records, land, system) -> None:
+def _score_day(
+    evaluation: SourceEvaluation,
+    detector: BatchAnomalyDetector,
+    batch: BatchSummary,
+    records: list[dict],
+    land: Landing,
+    system: str,
+) -> None:
     evaluation.clean_batches += 1
     verdict = detector.score(batch)
     if verdict.anomalous:
@@ -122,11 +128,6 @@ def _score_day(evaluation, detector, batch, records, land, system) -> None:
             evaluation.caught[kind] += 1
         else:
             evaluation.missed[kind].append(altered)
-
-
-def _learned(batches: dict[date, BatchSummary], before: date) -> list[BatchSummary]:
-    since = before - timedelta(days=LEARN_DAYS)
-    return [batch for day, batch in batches.items() if since <= day < before]
 
 
 def daily_records(

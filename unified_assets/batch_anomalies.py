@@ -19,16 +19,22 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from statistics import median
+from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
-import pyarrow as pa
-from scipy.stats import f as f_distribution
-from sklearn.covariance import LedoitWolf
+
+from unified_assets.confined_duckdb import confined_duckdb
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# scipy and scikit-learn are imported where a detector is fitted: the check's module, which imports
+# this one, is loaded by every process that loads the definitions.
 
 
 @dataclass(frozen=True)
@@ -70,18 +76,17 @@ class BatchSummary:
     day: date
     rows: int
     customers: Mapping[str, int]
-    top_shares: Mapping[
-        str, float
-    ]  # per watched field (and line quantity): the most common value's share
+    # Per watched field (and line quantity): the share of its most common value.
+    top_shares: Mapping[str, float]
     sku_lines: Mapping[str, int] = field(default_factory=dict)
-    sku_log_price: Mapping[str, float] = field(
-        default_factory=dict
-    )  # median log unit price per SKU
+    # Per SKU: the median of its lines' log unit price.
+    sku_log_price: Mapping[str, float] = field(default_factory=dict)
 
 
 def summarise(rows: pa.Table, shape: BatchShape, day: date) -> BatchSummary:
-    """Summarise one day's landed rows (the raw table's columns, as in its lake partition)."""
-    con = duckdb.connect()
+    """Summarise one day's landed rows (the raw table's columns, as in its lake partition), in a
+    DuckDB that reaches no file: the rows are handed in."""
+    con = confined_duckdb(allowed=())
     try:
         con.register("batch", rows)
         count = con.execute("select count(*) from batch").fetchone()[0]
@@ -294,6 +299,8 @@ def _price_level(batch: BatchSummary, usual: Usual) -> float:
 # --- the detector -------------------------------------------------------------------------------
 
 MIN_BATCHES = 28
+LEARN_DAYS = 120  # the landed days before a judged day that a detector learns from
+RELEARN_DAYS = 7  # along a range of judged days, a detector is learned again every week
 # Each feature's spread is learned from the batches (a robust standard deviation), but never taken below
 # the smallest change that matters: a feature that never moved (no unknown SKU in months) would
 # otherwise make any change, however small, infinitely strange.
@@ -335,13 +342,18 @@ class BatchVerdict:
     def anomalous(self) -> bool:
         return self.score > self.threshold
 
+    @property
+    def missing_customer(self) -> str | None:
+        """Who is missing, when a missing customer is what drove the score most."""
+        if self.absent_customer is None or self.drivers[0].feature != "missing customers":
+            return None
+        customer, rows = self.absent_customer
+        return f"customer {customer} absent (usually ~{rows:.0f} rows in a batch this size)"
+
     def describe(self) -> str:
         level = "unusual" if self.anomalous else "usual"
         drivers = "; ".join(driver.describe() for driver in self.drivers)
-        absent = ""
-        if self.absent_customer is not None and self.drivers[0].feature == "missing customers":
-            customer, rows = self.absent_customer
-            absent = f"; customer {customer} absent (usually ~{rows:.0f} rows in a batch this size)"
+        absent = f"; {self.missing_customer}" if self.missing_customer else ""
         return (
             f"{self.day}: {level} batch (score {self.score:.2f}, threshold {self.threshold:.2f}): "
             f"{drivers}{absent}"
@@ -393,6 +405,8 @@ class BatchAnomalyDetector:
         ordinary = scaled[
             np.abs(scaled).max(axis=1) <= np.quantile(np.abs(scaled).max(axis=1), 0.95)
         ]
+        from sklearn.covariance import LedoitWolf
+
         covariance = LedoitWolf().fit(ordinary).covariance_
         # No feature varies less than its smallest change that matters (it was scaled by it).
         covariance += np.diag(np.maximum(0.0, 1.0 - np.diag(covariance)))
@@ -431,6 +445,8 @@ class BatchAnomalyDetector:
         learned days (a first backfill's fifth week) the tail is much longer, and a chi-squared
         threshold called ordinary days unusual. Scaled from the median, not the learned days' own
         tail: a quarter's close in the window would otherwise raise the threshold for months."""
+        from scipy.stats import f as f_distribution
+
         days, features = len(learned), len(self.names)
         freedom = max(days - features, 1)
         tail_over_median = math.sqrt(
@@ -455,3 +471,27 @@ class BatchAnomalyDetector:
 
 def _smallest(feature: str) -> float:
     return SMALLEST_CHANGE.get(feature, SMALLEST_CONCENTRATION_CHANGE)
+
+
+def detectors_along(
+    days: Sequence[date], landed: Mapping[date, BatchSummary], shape: BatchShape
+) -> Iterator[tuple[date, BatchAnomalyDetector | NotEnoughBatches]]:
+    """For each day in `days` (in order), the detector to judge it with, or why there is none.
+
+    Each week of days gets a detector learned from the `LEARN_DAYS` landed days before the week's first
+    (learning takes a few dozen milliseconds; a year-long backfill relearns fifty times, not 365); each
+    judged day is remembered, once its caller has judged it, for the days after it in that week."""
+    judged = sorted(days)
+    for start in range(0, len(judged), RELEARN_DAYS):
+        week = judged[start : start + RELEARN_DAYS]
+        since = week[0] - timedelta(days=LEARN_DAYS)
+        learned = [summary for day, summary in landed.items() if since <= day < week[0]]
+        try:
+            detector = BatchAnomalyDetector(shape).fit(learned)
+        except NotEnoughBatches as too_few:
+            yield from ((day, too_few) for day in week)
+            continue
+        for day in week:
+            yield day, detector
+            if day in landed:
+                detector.remember(landed[day])

@@ -3,14 +3,13 @@
 Beside the rule-based checks (`history_checks.py`), which each watch one thing, this one scores a day's
 batch as a whole (`unified_assets.batch_anomalies`): volume against the usual weekday, prices against each
 SKU's usual price, SKUs never seen, usual customers absent, fields stuck at one value. It learns from the
-lake itself, the `LEARN_DAYS` days before the days it judges, relearned every `RELEARN_DAYS` days along a
-long backfill, so a first backfill is judged day by day against its own earlier days. It warns and never
-blocks, like the other history checks: a high score is worth a look, and names the features behind it.
+lake itself, the `LEARN_DAYS` days before the days it judges, relearned weekly along a long backfill, so a
+first backfill is judged day by day against its own earlier days. It warns and never blocks, like the
+other history checks: a high score is worth a look, and names the features behind it.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from datetime import date, timedelta
 
@@ -21,72 +20,63 @@ from dagster import (
     AssetKey,
     MetadataValue,
     PartitionsDefinition,
-    PreviewWarning,
 )
 
+from unified_assets.batch_anomalies import (
+    LEARN_DAYS,
+    SHAPES,
+    BatchShape,
+    BatchSummary,
+    BatchVerdict,
+    NotEnoughBatches,
+    detectors_along,
+    summarise,
+)
+from unified_assets.defs.ingestion.history_checks import partitioned_check_spec
 from unified_assets.lake import Lake
 from unified_assets.lib.metadata import markdown_list
 
 BATCH_CHECK = "batch_looks_usual"
-LEARN_DAYS = 120
-RELEARN_DAYS = 7
 DAY_FOLDER = "updated_date="
 
 
 def batch_check_spec(key: AssetKey, partitions_def: PartitionsDefinition) -> AssetCheckSpec:
-    """Partitioned like `row_count_in_usual_range`: each day's verdict shows on that day."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", PreviewWarning)
-        return AssetCheckSpec(
-            name=BATCH_CHECK,
-            asset=key,
-            partitions_def=partitions_def,
-            description=(
-                "Scores each landed day as a whole against the days before it (a distance "
-                f"learned from up to {LEARN_DAYS} earlier days in the lake): volume against the "
-                "usual weekday, prices against each SKU's usual price, SKUs never seen before, usual "
-                "customers absent, fields stuck at one value. Warns on a day clearly stranger than the "
-                "days it learned from and names the features that drove the score."
-            ),
-        )
+    return partitioned_check_spec(
+        BATCH_CHECK,
+        key,
+        partitions_def,
+        "Scores each landed day as a whole against the days before it (a distance learned from up "
+        f"to {LEARN_DAYS} earlier days in the lake): volume against the usual weekday, prices against "
+        "each SKU's usual price, SKUs never seen before, usual customers absent, fields stuck at one "
+        "value. Warns on a day clearly stranger than the days it learned from and names the features "
+        "that drove the score.",
+    )
 
 
 def batch_looks_usual(
     lake: Lake, key: AssetKey, table: str, days: Sequence[str]
 ) -> list[AssetCheckEvaluation]:
     """One evaluation per day in `days` (partition keys), each learned from the lake's earlier days."""
-    from unified_assets.batch_anomalies import SHAPES, BatchAnomalyDetector, NotEnoughBatches
-
-    shape = SHAPES[table]
-    judged = sorted(date.fromisoformat(day) for day in days)
+    judged = [date.fromisoformat(day) for day in days]
     if not judged:
         return []
-    summaries = _landed_summaries(lake, table, shape, judged)
+    landed = _landed_summaries(lake, table, SHAPES[table], judged)
     evaluations = []
-    for start in range(0, len(judged), RELEARN_DAYS):
-        week = judged[start : start + RELEARN_DAYS]
-        learned = [
-            s for d, s in summaries.items() if week[0] - timedelta(LEARN_DAYS) <= d < week[0]
-        ]
-        try:
-            detector = BatchAnomalyDetector(shape).fit(learned)
-        except NotEnoughBatches as too_few:
-            evaluations += [_not_judged(key, day, str(too_few)) for day in week]
-            continue
-        for day in week:
-            if day not in summaries:
-                evaluations.append(_not_judged(key, day, f"{table}: no file landed for {day}"))
-                continue
-            evaluations.append(_judged(key, detector.score(summaries[day])))
-            detector.remember(summaries[day])
+    for day, detector in detectors_along(judged, landed, SHAPES[table]):
+        if isinstance(detector, NotEnoughBatches):
+            evaluations.append(_not_judged(key, day, str(detector)))
+        elif day not in landed:
+            evaluations.append(_not_judged(key, day, f"{table}: no file landed for {day}"))
+        else:
+            evaluations.append(_judged(key, detector.score(landed[day])))
     return evaluations
 
 
-def _landed_summaries(lake: Lake, table: str, shape, judged: list[date]) -> dict:
+def _landed_summaries(
+    lake: Lake, table: str, shape: BatchShape, judged: list[date]
+) -> dict[date, BatchSummary]:
     """The summary of every landed day the judgement needs: the judged days and the days before them."""
-    from unified_assets.batch_anomalies import summarise
-
-    first, last = judged[0] - timedelta(LEARN_DAYS), judged[-1]
+    first, last = min(judged) - timedelta(days=LEARN_DAYS), max(judged)
     files = {
         day: path for path in lake.partition_files(table) if first <= (day := _day_of(path)) <= last
     }
@@ -102,7 +92,8 @@ def _day_of(path: str) -> date:
     return date.fromisoformat(path.rsplit(DAY_FOLDER, 1)[1][:10])
 
 
-def _judged(key: AssetKey, verdict) -> AssetCheckEvaluation:
+def _judged(key: AssetKey, verdict: BatchVerdict) -> AssetCheckEvaluation:
+    missing = {"missing_customer": verdict.missing_customer} if verdict.missing_customer else {}
     return AssetCheckEvaluation(
         asset_key=key,
         check_name=BATCH_CHECK,
@@ -114,7 +105,7 @@ def _judged(key: AssetKey, verdict) -> AssetCheckEvaluation:
         metadata={
             "score": round(verdict.score, 3),
             "threshold": round(verdict.threshold, 3),
-            **_absent_customer(verdict),
+            **missing,
             "drivers": MetadataValue.md(
                 markdown_list(
                     f"{d.describe()}: {d.strangeness:.1f} usual spreads away"
@@ -123,13 +114,6 @@ def _judged(key: AssetKey, verdict) -> AssetCheckEvaluation:
             ),
         },
     )
-
-
-def _absent_customer(verdict) -> dict[str, str]:
-    if verdict.absent_customer is None:
-        return {}
-    customer, rows = verdict.absent_customer
-    return {"most_expected_absent_customer": f"{customer} (usually ~{rows:.0f} rows)"}
 
 
 def _not_judged(key: AssetKey, day: date, reason: str) -> AssetCheckEvaluation:

@@ -93,24 +93,31 @@ def row_count(record: EventLogRecord) -> int | None:
 ROW_COUNT_CHECK = "row_count_in_usual_range"
 
 
-def row_count_spec(key: AssetKey, partitions_def: PartitionsDefinition) -> AssetCheckSpec:
-    """Partitioned, so the UI shows each day's verdict on that day. Partitioned checks are a preview
-    feature of Dagster 1.13; its warning, printed by every process that loads the definitions, is
-    silenced here, where the choice is made (the lock file pins the Dagster it was tested with)."""
+def partitioned_check_spec(
+    name: str, key: AssetKey, partitions_def: PartitionsDefinition, description: str
+) -> AssetCheckSpec:
+    """A check judged per partition, so the UI shows each day's verdict on that day. Partitioned checks
+    are a preview feature of Dagster 1.13; its warning, printed by every process that loads the
+    definitions, is silenced here, where the choice is made (the lock file pins the Dagster it was
+    tested with)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PreviewWarning)
         return AssetCheckSpec(
-            name=ROW_COUNT_CHECK,
-            asset=key,
-            partitions_def=partitions_def,
-            description=(
-                "Each day's row count against the same weekday over the previous "
-                f"{VOLUME_WEEKS} weeks, extracted as long after their day (records move to the day of "
-                "their last update; today's partial day pro rata): warns on a collapse below 30% or a "
-                "spike above 3x the usual count, when the difference is also statistically clear. Judged "
-                "per partition: each day of an extract passes or warns on its own."
-            ),
+            name=name, asset=key, partitions_def=partitions_def, description=description
         )
+
+
+def row_count_spec(key: AssetKey, partitions_def: PartitionsDefinition) -> AssetCheckSpec:
+    return partitioned_check_spec(
+        ROW_COUNT_CHECK,
+        key,
+        partitions_def,
+        "Each day's row count against the same weekday over the previous "
+        f"{VOLUME_WEEKS} weeks, extracted as long after their day (records move to the day of "
+        "their last update; today's partial day pro rata): warns on a collapse below 30% or a "
+        "spike above 3x the usual count, when the difference is also statistically clear. Judged "
+        "per partition: each day of an extract passes or warns on its own.",
+    )
 
 
 def row_count_in_usual_range(

@@ -210,15 +210,26 @@ def run_child(stage: str, fault: str, env: dict[str, str]) -> subprocess.Complet
 
 def wait_until_gone(process_group: int, timeout_s: float = 30) -> None:
     """SIGKILL is delivered to a group's processes one by one: dbt can still hold the warehouse's lock
-    for a moment after the run process is reaped. Zombies (killed, not yet reaped) hold nothing."""
+    for a moment after the run process is reaped. A process holds nothing once every thread of it is a
+    zombie; its main thread alone is not enough (it shows "Z" while DuckDB's or dbt's threads are still
+    exiting, and those hold the files and their locks until the last one ends)."""
     deadline = time.monotonic() + timeout_s
     while alive := [
-        stat
+        stat.parent.name
         for stat in Path("/proc").glob("[0-9]*/stat")
-        if (fields := _stat_fields(stat)) and fields[2] == str(process_group) and fields[0] != "Z"
+        if (fields := _stat_fields(stat))
+        and fields[2] == str(process_group)
+        and _any_thread_alive(stat.parent)
     ]:
         assert time.monotonic() < deadline, f"processes of the killed run still alive: {alive}"
         time.sleep(0.05)
+
+
+def _any_thread_alive(process: Path) -> bool:
+    return any(
+        (fields := _stat_fields(thread)) and fields[0] not in ("Z", "X")
+        for thread in process.glob("task/*/stat")
+    )
 
 
 def _stat_fields(stat: Path) -> list[str]:

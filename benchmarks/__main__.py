@@ -18,6 +18,7 @@ DEFAULT_SCRATCH = Path("data") / "bench"
 def _suites() -> dict[str, Callable]:
     """Imported on use: `--help` should not pay for Dagster."""
     from benchmarks.batch_anomalies import run_batch_anomalies
+    from benchmarks.capacity import run_capacity
     from benchmarks.comparison import run_naive_comparison
     from benchmarks.dev_runs import run_dev_runs
     from benchmarks.end_to_end import run_end_to_end
@@ -40,6 +41,7 @@ def _suites() -> dict[str, Callable]:
         "instance_hour": run_instance_hour,
         "forecast_accuracy": run_forecast_accuracy,
         "batch_anomalies": run_batch_anomalies,
+        "capacity": run_capacity,
     }
 
 
@@ -55,6 +57,7 @@ SUITES = (
     "instance_hour",
     "forecast_accuracy",
     "batch_anomalies",
+    "capacity",
 )
 
 

@@ -16,12 +16,8 @@ from typing import Any
 from dagster import DagsterInstance, materialize
 
 from benchmarks.simulator import RunningSimulator
-from unified_assets.defs.ingestion.assets import (
-    RAW_SOURCES,
-    RUN_TOTALS_TAG,
-    RawSource,
-    build_raw_asset,
-)
+from unified_assets.defs.ingestion.assets import RAW_SOURCES, RawSource, build_raw_asset
+from unified_assets.lib.keys import run_total_tag
 from unified_assets.lib.storage import PlatformStorage
 from unified_assets_tests.support.resources import resources_pointed_at
 
@@ -81,9 +77,9 @@ def extract_source(
     return SourceRun(
         source.table,
         seconds,
-        records=int(totals[f"{RUN_TOTALS_TAG}/{source.table}.records_received"]),
-        pages=int(totals[f"{RUN_TOTALS_TAG}/{source.table}.pages"]),
-        rows_landed=int(totals[f"{RUN_TOTALS_TAG}/{source.table}.rows_landed"]),
+        records=int(totals[run_total_tag(source.table, "records_received")]),
+        pages=int(totals[run_total_tag(source.table, "pages")]),
+        rows_landed=int(totals[run_total_tag(source.table, "rows_landed")]),
     )
 
 

@@ -42,6 +42,7 @@ PLAIN = [
     "ducklake.py",
     "quality.py",
     "batch_anomalies.py",
+    "capacity.py",
     "forecasting",
     "model_registry.py",
     "inventory.py",
@@ -146,6 +147,7 @@ def test_the_domains_are_the_ones_the_readme_describes():
         sorted(
             [
                 "alerts",
+                "capacity",
                 "forecast",
                 "ingestion",
                 "operations",

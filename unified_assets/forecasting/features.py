@@ -241,7 +241,16 @@ class FeatureBuilder:
         return [due_at(steps), due_at(steps - 1), np.where(steps <= count, through, np.nan)]
 
     def _calendar_names(self) -> list[str]:
-        return ["target_day_of_week", "target_week_of_year", "target_month"]
+        names = ["target_day_of_week", "target_week_of_year", "target_month"]
+        if self._daily:
+            names += ["target_day_of_month", "target_days_to_month_end", "target_day_of_quarter"]
+        return names
+
+    @property
+    def _daily(self) -> bool:
+        """Daily series also get where the day falls in its month and quarter: work that peaks at
+        month-end or at a quarter's close comes back on those days, not on a weekday or a week number."""
+        return self.freq.split("-")[0] in ("D", "B")
 
     def _calendar(self, target_index: np.ndarray) -> list[np.ndarray]:
         periods = self.layout.periods
@@ -251,11 +260,19 @@ class FeatureBuilder:
         )
         assert extended[len(periods) - 1] == horizon_end
         targets = extended[target_index]
-        return [
+        columns = [
             targets.day_of_week.to_numpy(dtype=np.float64),
             targets.isocalendar().week.to_numpy(dtype=np.float64),
             targets.month.to_numpy(dtype=np.float64),
         ]
+        if self._daily:
+            quarter_start = targets.to_period("Q").start_time
+            columns += [
+                targets.day.to_numpy(dtype=np.float64),
+                (targets.days_in_month - targets.day).to_numpy(dtype=np.float64),
+                ((targets - quarter_start).days + 1).to_numpy(dtype=np.float64),
+            ]
+        return columns
 
 
 def _level(y: np.ndarray, window: int) -> np.ndarray:

@@ -8,7 +8,7 @@ import pandas as pd
 
 
 def forecast_vs_actual_png(
-    actual: pd.Series, forecast: pd.DataFrame, title: str, upper: str = "q90"
+    actual: pd.Series, forecast: pd.DataFrame, title: str, upper: str = "q90", unit: str = "units"
 ) -> bytes:
     """`actual`: totals by period. `forecast`: totals by period with `mean` and an `upper` quantile column
     (and optionally `origin`, one line per forecast origin)."""
@@ -38,7 +38,7 @@ def forecast_vs_actual_png(
                 label=f"up to {upper}" if index == 0 else None,
             )
         axes.set_title(title, fontsize=10)
-        axes.set_ylabel("units")
+        axes.set_ylabel(unit)
         axes.legend(fontsize=8, loc="upper left")
         axes.grid(alpha=0.3)
         figure.autofmt_xdate()

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from dagster import AssetKey, Failure
 
-from unified_assets.lib.keys import DEMAND_FORECAST, TICKET_SENTIMENT
+from unified_assets.lib.keys import CAPACITY_FORECAST, DEMAND_FORECAST, TICKET_SENTIMENT
 from unified_assets.lib.storage import PlatformStorage
 from unified_assets.places import Place
 
@@ -46,6 +46,8 @@ class Handoff:
 # external location names the same file).
 DEMAND_FORECAST_TABLE = Handoff(DEMAND_FORECAST, "demand_forecast")
 TICKET_SENTIMENT_TABLE = Handoff(TICKET_SENTIMENT, "ticket_sentiment")
+# Read by the daily schedule, which sizes a heavy day's run by it.
+CAPACITY_PLAN_TABLE = Handoff(CAPACITY_FORECAST, "capacity_plan")
 
 
 def publish_table(place: Place, table: pd.DataFrame, location: str) -> None:

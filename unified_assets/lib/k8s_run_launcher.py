@@ -4,8 +4,9 @@ Dagster's `K8sRunLauncher` gives every run pod the same resources (the launcher'
 the run itself carries a `dagster-k8s/config` tag; the per-step tag (`lib/pod_resources.py`) is honoured
 only by the `k8s_job_executor`, which starts a pod per step. The platform executes a run's steps in the
 run's own pod (`lib/executor.py`), so this launcher reads the run's execution plan, takes for each resource
-the largest request and limit among the steps the run executes and the launcher's own defaults, and gives
-the pod those. A `dagster-k8s/config` tag on the run is applied over them, as Dagster does.
+the largest request and limit among the steps the run executes, the launcher's own defaults and the memory
+the capacity plan forecasts for the run (`PLANNED_MEMORY_TAG`, on a heavy day), and gives the pod those. A
+`dagster-k8s/config` tag on the run is applied over them, as Dagster does.
 
 The Helm values name it as a custom run launcher (deploy/k8s/values.yaml), so the daemon and the webserver
 run the platform's image, where this module is installed.
@@ -23,7 +24,7 @@ from dagster_k8s.container_context import K8sContainerContext
 from dagster_k8s.job import get_user_defined_k8s_config
 from kubernetes.utils import parse_quantity
 
-from unified_assets.lib.pod_resources import K8S_CONFIG_TAG
+from unified_assets.lib.pod_resources import K8S_CONFIG_TAG, planned_resources
 
 Resources = dict[str, dict[str, str]]  # {"requests": {"cpu": "500m", ...}, "limits": {...}}
 
@@ -33,7 +34,10 @@ class StepSizedK8sRunLauncher(K8sRunLauncher):
 
     def get_container_context_for_run(self, dagster_run: DagsterRun) -> K8sContainerContext:
         defaults = self._default_resources()
-        sized = largest_resources([defaults, *self._step_resources(dagster_run)])
+        planned = planned_resources(dagster_run.tags)
+        sized = limits_at_least_requests(
+            largest_resources([defaults, planned, *self._step_resources(dagster_run)])
+        )
         if sized != defaults:
             dagster_run = dagster_run.with_tags(
                 {**dagster_run.tags, K8S_CONFIG_TAG: beneath_run_tag(sized, dagster_run.tags)}
@@ -67,6 +71,16 @@ def largest_resources(candidates: Iterable[Resources]) -> Resources:
                 if name not in held or parse_quantity(quantity) > parse_quantity(held[name]):
                     held[name] = str(quantity)
     return largest
+
+
+def limits_at_least_requests(resources: Resources) -> Resources:
+    """Each limit raised to its request where a larger request came from another candidate (Kubernetes
+    refuses a pod whose request exceeds its limit)."""
+    requests, limits = resources.get("requests", {}), dict(resources.get("limits", {}))
+    for name, quantity in requests.items():
+        if name in limits and parse_quantity(limits[name]) < parse_quantity(quantity):
+            limits[name] = quantity
+    return {**resources, "limits": limits} if limits else resources
 
 
 def beneath_run_tag(resources: Resources, run_tags: Mapping[str, str]) -> str:

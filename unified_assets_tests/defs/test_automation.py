@@ -54,12 +54,14 @@ REPOSITORY = defs.get_repository_def()
 # ------------------------------------------------------------------------------------------- schedules
 
 
-def test_the_daily_pipeline_extracts_the_day_that_just_ended_at_two_utc():
+def test_the_daily_pipeline_extracts_the_day_that_just_ended_at_two_utc(storage):
     daily = schedules.daily_pipeline_schedule()
     assert daily.cron_schedule == "0 2 * * *" and daily.execution_timezone == "UTC"
     tick = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
     [request] = daily.evaluate_tick(
-        build_schedule_context(scheduled_execution_time=tick, repository_def=REPOSITORY)
+        build_schedule_context(
+            scheduled_execution_time=tick, resources={"storage": storage}, repository_def=REPOSITORY
+        )
     ).run_requests
     assert request.partition_key == "2026-11-23"
     assert request.run_key == "daily:2026-11-23", "the same night never extracts twice"
@@ -80,11 +82,13 @@ def test_the_daily_pipeline_time_is_configurable_and_a_bad_one_is_named(monkeypa
         schedules.daily_pipeline_schedule()
 
 
-def test_a_night_before_the_first_day_of_history_is_skipped_with_the_reason(monkeypatch):
+def test_a_night_before_the_first_day_of_history_is_skipped_with_the_reason(monkeypatch, storage):
     monkeypatch.setenv(settings.HISTORY_START_VAR, "2026-11-24")
     tick = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
     result = schedules.daily_pipeline_schedule().evaluate_tick(
-        build_schedule_context(scheduled_execution_time=tick, repository_def=REPOSITORY)
+        build_schedule_context(
+            scheduled_execution_time=tick, resources={"storage": storage}, repository_def=REPOSITORY
+        )
     )
     assert result.run_requests == []
     assert "2026-11-23 is before the first day of history (2026-11-24" in result.skip_message
@@ -108,6 +112,7 @@ def test_tickets_refresh_every_quarter_hour_for_today():
 
 def test_the_schedules_and_the_automation_sensor_are_on_by_default():
     assert {s.name: s.default_status.value for s in defs.schedules} == {
+        "capacity_planning": "RUNNING",
         "daily_pipeline": "RUNNING",
         "ticket_and_sentiment_refresh": "RUNNING",
         "weekly_warehouse_maintenance": "RUNNING",

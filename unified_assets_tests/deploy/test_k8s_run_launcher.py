@@ -31,9 +31,13 @@ from kubernetes.client import ApiClient
 
 from unified_assets.definitions import defs
 from unified_assets.lib.dbt_project import dbt_model_key
-from unified_assets.lib.k8s_run_launcher import StepSizedK8sRunLauncher, largest_resources
+from unified_assets.lib.k8s_run_launcher import (
+    StepSizedK8sRunLauncher,
+    largest_resources,
+    limits_at_least_requests,
+)
 from unified_assets.lib.keys import DEMAND_FORECAST_MODEL
-from unified_assets.lib.pod_resources import K8S_CONFIG_TAG
+from unified_assets.lib.pod_resources import K8S_CONFIG_TAG, PLANNED_MEMORY_TAG
 from unified_assets.settings import PROJECT_ROOT
 from unified_assets_tests.support.k8s import CONFIG_MAP, DEPLOYMENT, IMAGE, VALUES, pod_environment
 from unified_assets_tests.support.simulators import frozen_world, serving
@@ -352,6 +356,25 @@ def test_a_runs_pod_requests_what_its_heaviest_step_asks_for(
 
         # A step that asks for nothing runs with the launcher's defaults.
         assert launched_resources(instance, workspace, RAW_INVOICES) == default_resources
+
+        # The memory the capacity plan forecasts for a heavy day raises the pod, and never lowers it.
+        heavy_day = launched_resources(
+            instance, workspace, RAW_INVOICES, {PLANNED_MEMORY_TAG: "6Gi"}
+        )
+        assert heavy_day["requests"] == {**default_resources["requests"], "memory": "6Gi"}
+        assert heavy_day["limits"] == {**default_resources["limits"], "memory": "6Gi"}, (
+            "the deployment's limit raised to the planned request"
+        )
+        small = {PLANNED_MEMORY_TAG: "256Mi"}
+        assert launched_resources(instance, workspace, RAW_INVOICES, small) == default_resources
+
+
+def test_a_limit_below_a_larger_request_from_elsewhere_is_raised_to_it():
+    assert limits_at_least_requests(
+        {"requests": {"memory": "6Gi", "cpu": "1"}, "limits": {"memory": "3Gi"}}
+    ) == {"requests": {"memory": "6Gi", "cpu": "1"}, "limits": {"memory": "6Gi"}}
+    unlimited = {"requests": {"memory": "1Gi"}}
+    assert limits_at_least_requests(unlimited) == unlimited, "no limit is added where none was set"
 
 
 def test_the_largest_of_each_resource_is_taken_as_kubernetes_compares_quantities():

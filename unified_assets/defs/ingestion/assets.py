@@ -7,6 +7,7 @@ Records stream page by page to a staging file; support-ticket text is PII-redact
 written; the lake publishes each day atomically.
 """
 
+import resource
 import warnings
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
@@ -40,7 +41,7 @@ from unified_assets.defs.ingestion.source_fields import (
     source_fields_schema,
 )
 from unified_assets.lake import LandedPartitions, RawTable
-from unified_assets.lib.keys import DATA_PLATFORM
+from unified_assets.lib.keys import DATA_PLATFORM, RAW_EXTRACTS, run_total_tag
 from unified_assets.lib.metadata import markdown_table
 from unified_assets.lib.pools import holds_its_pool
 from unified_assets.lib.storage import PlatformStorage
@@ -72,7 +73,7 @@ class RawSource:
 
     @property
     def key(self) -> AssetKey:
-        return AssetKey(["raw", self.table])
+        return RAW_EXTRACTS[self.system]
 
 
 RAW_SOURCES = (
@@ -145,7 +146,6 @@ def partition_days(context: AssetExecutionContext) -> tuple[Window, list[date]]:
 
 
 # Run tags holding an extraction's totals: `unified_assets/<table>.<figure>`.
-RUN_TOTALS_TAG = "unified_assets"
 
 # A source still failing after the HTTP layer's own retries is usually down for minutes, not seconds.
 RAW_RETRY_POLICY = RetryPolicy(
@@ -207,6 +207,7 @@ def extract_to_lake(
     api = getattr(context.resources, source.resource_key)
     lake = storage.lake()
     extracted_at = datetime.now(UTC)
+    read_at = api.now()  # the source's own time: how old each day was when it was read
     stats = ExtractionStats()
     redactions: defaultdict[date, Counter[str]] = defaultdict(Counter)
     census = FieldCensus()
@@ -240,7 +241,7 @@ def extract_to_lake(
     if census.records:
         detail[SOURCE_FIELDS] = source_fields_schema(census)
         detail[SOURCE_FIELDS_RECORDS] = census.records
-    _add_partition_metadata(context, source, landed, stats, redactions, detail)
+    _add_partition_metadata(context, source, landed, stats, redactions, detail, read_at)
     return MaterializeResult(metadata={"dagster/column_schema": _column_schema(landed)})
 
 
@@ -265,8 +266,11 @@ def _add_partition_metadata(
     stats: ExtractionStats,
     redactions: defaultdict[date, Counter[str]],
     detail: dict[str, Any],
+    read_at: datetime,
 ) -> None:
-    """Each day: its rows and file, its window, the records received for it, what was redacted in it.
+    """Each day: its rows and file, its window, the records received for it, what was redacted in it,
+    and when the source was read, in its own time (a day read long after it ended holds only the records
+    last updated on it: capacity planning tells that from what a nightly run receives).
     The newest day also carries the run's `detail` (the preview and the source fields: the large
     entries), which the UI shows as the latest materialization and the schema check reads; a year's
     backfill would otherwise serialize them 365 times."""
@@ -277,6 +281,7 @@ def _add_partition_metadata(
             "path": MetadataValue.path(str(landed.files[day])),
             "window": f"[{day.isoformat()}T00:00:00Z, {(day + timedelta(days=1)).isoformat()}T00:00:00Z)",
             "records_received": stats.records_by_day.get(day, 0),
+            "extracted_at": iso_utc(read_at),
         }
         if source.prepare is not None:
             metadata["pii_redacted"] = {kind: redactions[day].get(kind, 0) for kind in PLACEHOLDERS}
@@ -299,8 +304,15 @@ def _run_totals(
         "duplicates_dropped": landed.duplicates_dropped,
         "uncastable_values": sum(landed.uncastable.values()),
         "newest_update": iso_utc(landed.newest_update) if landed.newest_update else "none",
+        "peak_memory_mb": round(peak_memory_mb(), 1),
     }
-    return {f"{RUN_TOTALS_TAG}/{source.table}.{name}": str(value) for name, value in totals.items()}
+    return {run_total_tag(source.table, name): str(value) for name, value in totals.items()}
+
+
+def peak_memory_mb() -> float:
+    """The step process's peak resident memory so far, as the kernel counts it (a process forked from
+    the executor's server starts from the server's resident pages): what capacity planning sizes runs by."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def _column_schema(landed: LandedPartitions) -> TableSchema:

@@ -120,6 +120,15 @@ def test_with_nightly_history_the_plan_covers_the_next_30_days_of_each_source(wi
     assert plan["duration_s"].gt(0).all() and plan["peak_memory_mb"].gt(0).all()
 
 
+def test_a_rerun_on_the_same_history_publishes_the_same_plan(with_nights, platform):
+    instance, _, _ = platform
+    storage, _ = with_nights
+    before = CAPACITY_PLAN_TABLE.read(storage)
+    rerun = materialize([capacity_forecast], resources={"storage": storage}, instance=instance)
+    assert rerun.success
+    pd.testing.assert_frame_equal(CAPACITY_PLAN_TABLE.read(storage), before)
+
+
 def test_the_month_end_is_found_heavy_where_the_nights_peak(with_nights):
     storage, result = with_nights
     plan = CAPACITY_PLAN_TABLE.read(storage)

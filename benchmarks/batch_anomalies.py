@@ -15,6 +15,7 @@ flagged) and once per kind with that kind injected (a catch if flagged).
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -95,8 +96,12 @@ def evaluate_source(
     )
     evaluation.missed = {kind: [] for kind in kinds}
     scratch.mkdir(parents=True, exist_ok=True)
-    with duckdb.connect() as con:
-        land = Landing(con, projection, scratch / f"anomalies-{system}.ndjson")
+    # A directory of its own: two worlds evaluated side by side would otherwise land each other's days.
+    with (
+        tempfile.TemporaryDirectory(dir=scratch, prefix="anomalies-") as own,
+        duckdb.connect() as con,
+    ):
+        land = Landing(con, projection, Path(own) / f"{system}.ndjson")
         served = dict(daily_records(world, system, first, last))
         batches = {day: summarise(land(records), shape, day) for day, records in served.items()}
         scored = [day for day in sorted(batches) if day >= first + timedelta(days=LEARN_DAYS)]

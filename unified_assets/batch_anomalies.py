@@ -131,31 +131,31 @@ VOLUME_WEEKS = 8
 VOLUME_MIN_SAMPLES = 2
 CALENDAR_PEAK = 2.0  # a day holding at least this many times its weekday's usual rows
 MAX_USUAL_MEMBERS = 200
+CUSTOMER_HALF_LIFE_DAYS = 28
 
 
 @dataclass(frozen=True)
 class Usual:
-    """What the learned batches usually hold: rows per customer, in how many batches each SKU came, and
-    each SKU's price."""
+    """What the learned batches usually hold: rows per customer (the recent days weighing more), in
+    how many batches each SKU came, and each SKU's price."""
 
-    customer_rows: Mapping[str, int]
-    rows: int
+    customer_rows: Mapping[str, float]  # weighted by recency (`CUSTOMER_HALF_LIFE_DAYS`)
+    rows: float
     sku_batches: Mapping[str, int]
     sku_log_price: Mapping[str, float]
 
     @classmethod
     def learn(cls, batches: Sequence[BatchSummary]) -> Usual:
-        customers: Counter[str] = Counter()
         skus: Counter[str] = Counter()
         prices: dict[str, list[float]] = {}
         for batch in batches:
-            customers.update(batch.customers)
             skus.update(batch.sku_lines.keys())
             for sku, log_price in batch.sku_log_price.items():
                 prices.setdefault(sku, []).append(log_price)
+        customers, rows = _recent_customers(batches)
         return cls(
-            customer_rows=dict(customers.most_common(MAX_USUAL_MEMBERS)),
-            rows=sum(batch.rows for batch in batches),
+            customer_rows=_largest(customers),
+            rows=rows,
             sku_batches=dict(skus),
             sku_log_price={sku: median(values) for sku, values in prices.items()},
         )
@@ -169,22 +169,40 @@ class Usual:
         days, a day's own new SKUs would be known (and they come every week, as products launch), so
         no learned day would hold one and every new day's would look strange. Prices are the whole
         window's: they move slowly."""
-        customers: Counter[str] = Counter()
+        customers: dict[str, float] = {}
         skus: Counter[str] = Counter()
-        rows = 0
+        rows = 0.0
         usuals = []
         for batch in batches:
-            usuals.append(
-                cls(dict(customers.most_common(MAX_USUAL_MEMBERS)), rows, dict(skus), prices)
-            )
-            customers.update(batch.customers)
+            usuals.append(cls(_largest(customers), rows, dict(skus), prices))
+            customers, rows = _recent_customers([batch], customers, rows)
             skus.update(batch.sku_lines.keys())
-            rows += batch.rows
         return usuals
 
     @property
     def customer_share(self) -> dict[str, float]:
         return {customer: n / max(self.rows, 1) for customer, n in self.customer_rows.items()}
+
+
+def _recent_customers(
+    batches: Sequence[BatchSummary], customers: Mapping[str, float] | None = None, rows: float = 0.0
+) -> tuple[dict[str, float], float]:
+    """Rows per customer and in all, each day's weighed down by half every `CUSTOMER_HALF_LIFE_DAYS`
+    days older than the newest (continuing from `customers` and `rows`, one day before the first):
+    customers come and go, and one that stopped buying two months ago is not missing today."""
+    keep = 0.5 ** (1 / CUSTOMER_HALF_LIFE_DAYS)
+    weighed = dict(customers or {})
+    for batch in batches:
+        weighed = {customer: n * keep for customer, n in weighed.items()}
+        rows *= keep
+        for customer, n in batch.customers.items():
+            weighed[customer] = weighed.get(customer, 0.0) + n
+        rows += batch.rows
+    return weighed, rows
+
+
+def _largest(customers: Mapping[str, float]) -> dict[str, float]:
+    return dict(Counter(customers).most_common(MAX_USUAL_MEMBERS))
 
 
 def usual_rows(history: Mapping[date, int], day: date) -> float | None:
@@ -311,6 +329,10 @@ SMALLEST_CHANGE = {
     "unknown SKUs": 0.25,
 }
 SMALLEST_CONCENTRATION_CHANGE = 0.02
+# The direction in which a feature's change is a fault (1: up, -1: down, 0: either; a watched field's
+# concentration: up). A day holding more than its weekday's usual (a promotion, launches) has lost
+# nothing, a field whose values spread more is not stuck; prices are watched both ways.
+FAULT_DIRECTION = {"volume": -1, "missing customers": 1, "unknown SKUs": 1, "price level": 0}
 # A normal distribution's 10th to 90th percentile span, in standard deviations.
 SPREAD_OF_10_TO_90 = 2.5631
 # How often an ordinary day may be called unusual (the target: at most one in 100).
@@ -411,7 +433,12 @@ class BatchAnomalyDetector:
         # No feature varies less than its smallest change that matters (it was scaled by it).
         covariance += np.diag(np.maximum(0.0, 1.0 - np.diag(covariance)))
         self.precision = np.linalg.inv(covariance)
-        self.threshold = self._threshold(self._distance(scaled))
+        self.direction = np.array([FAULT_DIRECTION.get(name, 1) for name in self.names])
+        # The threshold is the one the distance counting both directions has: an ordinary day's
+        # distance counting only the faults' directions is rarely larger (on 0-20 of 214 days in the
+        # evaluation, by at most 3%), so ordinary days exceed it no more often than before, and the
+        # days that moved only the harmless way (a promotion) no longer do.
+        self.threshold = self._threshold(self._distance(scaled, directed=False))
         return self
 
     def score(self, batch: BatchSummary) -> BatchVerdict:
@@ -455,8 +482,12 @@ class BatchAnomalyDetector:
         )
         return float(np.median(learned) * tail_over_median)
 
-    def _distance(self, scaled: np.ndarray) -> np.ndarray:
-        """Mahalanobis distance from the usual profile."""
+    def _distance(self, scaled: np.ndarray, directed: bool = True) -> np.ndarray:
+        """Mahalanobis distance from the usual profile; `directed`: counting each feature's change
+        only in the direction its fault moves it."""
+        if directed:
+            towards = np.maximum(scaled * self.direction, 0.0) * self.direction
+            scaled = np.where(self.direction == 0, scaled, towards)
         return np.sqrt(np.einsum("ij,jk,ik->i", scaled, self.precision, scaled))
 
     def _scaled(self, matrix: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ from unified_assets.batch_anomalies import (
     SHAPES,
     BatchAnomalyDetector,
     NotEnoughBatches,
+    Usual,
     summarise,
     usual_rows,
 )
@@ -69,6 +70,15 @@ def judged(detector, day, records):
 def test_clean_days_after_the_learned_ones_are_usual(detector):
     verdicts = [judged(detector, day, invoices(day, 1000 + n)) for n, day in enumerate(SCORED)]
     assert not [v.describe() for v in verdicts if v.anomalous]
+
+
+def test_a_busier_day_than_usual_is_not_a_fault(detector):
+    """A promotion doubles a day's invoices: nothing is lost, so its volume is no fault (the same
+    change downwards, half a day lost, is one: see below)."""
+    for n, day in enumerate(SCORED[:5]):
+        verdict = judged(detector, day, invoices(day, 3000 + n, rows_factor=2.0))
+        assert not verdict.anomalous, verdict.describe()
+        assert verdict.drivers[0].feature == "volume", verdict.describe()
 
 
 def doubled(records):
@@ -164,3 +174,19 @@ def test_a_quarterly_batch_jobs_day_is_usual_for_itself_but_not_a_month_later():
     assert usual_rows(history, date(2026, 7, 2)) == 2_400
     assert usual_rows(history, date(2026, 8, 2)) == 100
     assert usual_rows(history, date(2026, 10, 2)) == 2_400
+
+
+def test_a_customer_who_left_months_ago_is_no_longer_expected():
+    """The largest customer stopped buying ten weeks before the learned window's end: recent days
+    weigh more in what is usual, so a batch is no longer expected to hold its rows (over the whole
+    window's count, a 160-row batch would still expect about 5, absent by chance once in 130 days)
+    while a customer still buying keeps its share."""
+    days = [FIRST + timedelta(days=n) for n in range(84)]
+    usual = Usual.learn(
+        [
+            batch(day, invoices(day, n) if n < 14 else without_largest_customer(invoices(day, n)))
+            for n, day in enumerate(days)
+        ]
+    )
+    assert usual.customer_share["C0"] * 160 < 2
+    assert usual.customer_share["C1"] * 160 > 10

@@ -18,6 +18,8 @@ The share of actuals at or below each quantile is thereby what it says on unseen
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -90,6 +92,7 @@ class DemandForecaster:
         regressor_params: dict | None = None,
         max_training_rows: int = 400_000,
         random_state: int = 0,
+        n_threads: int | None = 1,
     ):
         if horizon < 1:
             raise ValueError(f"horizon must be at least 1, got {horizon}")
@@ -102,12 +105,28 @@ class DemandForecaster:
         self.regressor_params = {**REGRESSOR_DEFAULTS, **(regressor_params or {})}
         self.max_training_rows = max_training_rows
         self.random_state = random_state
+        # OpenMP threads of the gradient boosting (None: one per core). One by default: a fit of the
+        # platform's panels is no faster on two cores, and with another busy process beside it, threads
+        # that spin while waiting for each other made it 2x slower with one such process and over 20x with
+        # two (docs/benchmarks.md, *Hot spots*). Large panels on an idle machine gain from more.
+        self.n_threads = n_threads
         if signals == ():
             self.name = "demand_forecaster_without_signals"
 
     # ------------------------------------------------------------------------------------ public
 
     def fit(self, history: pd.DataFrame | Panel) -> DemandForecaster:
+        with self._threads():
+            return self._fit(history)
+
+    def predict(self, history: pd.DataFrame | Panel | None = None) -> pd.DataFrame:
+        """series_id, period, the mean and one column per quantile for the `horizon` periods after the
+        history: the one fitted on, or a newer one (the fitted model scoring the latest data without being
+        refitted)."""
+        with self._threads():
+            return self._predict(history)
+
+    def _fit(self, history: pd.DataFrame | Panel) -> DemandForecaster:
         panel = history if isinstance(history, Panel) else prepare_panel(history)
         signals = panel.signals if self.signals is None else self.signals
         unknown = sorted(set(signals) - set(panel.signals))
@@ -129,10 +148,7 @@ class DemandForecaster:
         self.recent_rows_ = rows.take(rows.origin >= rows.origin.max() - self.horizon)
         return self
 
-    def predict(self, history: pd.DataFrame | Panel | None = None) -> pd.DataFrame:
-        """series_id, period, the mean and one column per quantile for the `horizon` periods after the
-        history: the one fitted on, or a newer one (the fitted model scoring the latest data without being
-        refitted)."""
+    def _predict(self, history: pd.DataFrame | Panel | None) -> pd.DataFrame:
         self._fitted()
         panel, builder = self._scoring_inputs(history)
         last = len(builder.layout.periods) - 1
@@ -152,6 +168,20 @@ class DemandForecaster:
             frame[quantile_column(q)] = values
         return frame
 
+    @contextmanager
+    def _threads(self) -> Iterator[None]:
+        # Loads the OpenMP runtime the boosting is compiled against: a limit reaches only libraries
+        # already loaded.
+        import sklearn.ensemble  # noqa: F401
+        from threadpoolctl import threadpool_limits
+
+        limit = getattr(self, "n_threads", 1)  # models registered before the setting existed
+        if limit is None:
+            yield
+            return
+        with threadpool_limits(limits=limit, user_api="openmp"):
+            yield
+
     @property
     def feature_names(self) -> list[str]:
         return self._fitted().names
@@ -169,14 +199,15 @@ class DemandForecaster:
         target = builder.layout.y[rows.series, rows.origin + rows.steps] / builder.scale_at(
             rows.series, rows.origin, rows.steps
         )
-        result = permutation_importance(
-            self.model_.regressor,
-            features,
-            target,
-            scoring="neg_mean_absolute_error",
-            n_repeats=3,
-            random_state=self.random_state,
-        )
+        with self._threads():
+            result = permutation_importance(
+                self.model_.regressor,
+                features,
+                target,
+                scoring="neg_mean_absolute_error",
+                n_repeats=3,
+                random_state=self.random_state,
+            )
         names = np.array(builder.names)[self.model_.columns]
         return pd.Series(result.importances_mean, index=names).sort_values(ascending=False)
 

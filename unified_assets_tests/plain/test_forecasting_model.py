@@ -231,6 +231,35 @@ def test_a_fitted_model_scores_a_newer_history_without_refitting():
         model.predict(history.drop(columns="ordered"))
 
 
+def openmp_threads() -> set[int]:
+    from threadpoolctl import threadpool_info
+
+    return {info["num_threads"] for info in threadpool_info() if info["user_api"] == "openmp"}
+
+
+def test_the_model_fits_in_one_openmp_thread_unless_asked_for_more(monkeypatch):
+    """Threads spinning for each other on a busy machine made fits many times slower (see the model's
+    `n_threads`): one unless the caller asks. A model pickled before the setting existed keeps to one."""
+    seen = []
+    original = FeatureBuilder.rows
+
+    def recording(self, *args, **kwargs):
+        seen.append(openmp_threads())
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(FeatureBuilder, "rows", recording)
+    history = poisson_panel(series=3, days=90)
+    model = DemandForecaster(horizon=7).fit(history)
+    assert seen and all(threads == {1} for threads in seen), seen
+    del model.n_threads
+    seen.clear()
+    model.predict()
+    assert seen and all(threads == {1} for threads in seen), seen
+    seen.clear()
+    DemandForecaster(horizon=7, n_threads=2).fit(history)
+    assert all(threads == {2} for threads in seen), seen
+
+
 def measures(wape, bias=0.0, coverage=(0.5, 0.9, 0.95)):
     return pd.Series(
         {"wape": wape, "bias": bias}

@@ -101,9 +101,7 @@ def capacity_forecast(
             "dagster/row_count": len(plan),
             "dagster/column_schema": frame_schema(plan),
             "heavy_days": MetadataValue.md(heavy_days_markdown(heavy)),
-            "daily_run_plan": MetadataValue.md(
-                markdown_table(_rounded(capacity.job_plan(plan)), float_format=".0f")
-            ),
+            "daily_run_plan": MetadataValue.md(markdown_table(_shown(capacity.job_plan(plan)))),
             **learned_from,
             **held_out_days(nightly, forecast),
         }
@@ -256,10 +254,7 @@ def _batches(items: list, size: int) -> list[list]:
 def heavy_days_markdown(heavy: "pd.DataFrame") -> str:
     if heavy.empty:
         return "No day of the next 30 is forecast to be heavy: every run keeps its usual size."
-    shown = heavy.assign(
-        day=heavy["day"].dt.strftime("%Y-%m-%d (%a)"),
-        times_usual=(heavy["q90"] / heavy["usual_records"]).round(1),
-    )[
+    shown = heavy.assign(times_usual=heavy["q90"] / heavy["usual_records"])[
         [
             "day",
             "source",
@@ -271,7 +266,7 @@ def heavy_days_markdown(heavy: "pd.DataFrame") -> str:
             "peak_memory_mb",
         ]
     ]
-    return markdown_table(_rounded(shown), float_format=".0f")
+    return markdown_table(_shown(shown))
 
 
 def step_costs_markdown(costs: dict) -> str:
@@ -321,5 +316,18 @@ def records_plots(
     return MetadataValue.md("\n\n".join(images))
 
 
-def _rounded(frame: "pd.DataFrame") -> "pd.DataFrame":
-    return frame.round(0)
+def _shown(frame: "pd.DataFrame") -> "pd.DataFrame":
+    """Days with their weekday, records, seconds and MB as whole numbers, ratios to one decimal, and "-"
+    for a figure not known yet (the duration of a source no step of which was recorded)."""
+    import pandas as pd
+
+    def cell(column: str, value) -> str:
+        if pd.isna(value):
+            return "-"
+        if isinstance(value, pd.Timestamp):
+            return f"{value:%Y-%m-%d (%a)}"
+        if isinstance(value, float):
+            return f"{value:,.1f}" if column == "times_usual" else f"{value:,.0f}"
+        return str(value)
+
+    return pd.DataFrame({column: [cell(column, v) for v in frame[column]] for column in frame})

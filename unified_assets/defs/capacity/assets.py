@@ -1,11 +1,12 @@
 """The platform planning its own work: `operations/capacity_forecast`.
 
 Every night before the daily pipeline, the `capacity_planning` schedule materializes the forecast of the
-next 30 days' extraction work: records per source per day from the days already landed (each raw
-partition's `records_received`), priced in seconds and memory by what the instance recorded of each
-extraction step (its duration in the step statistics, its records and peak memory in the run's totals).
-The plan is a hand-off table the daily schedule reads: a day forecast to be heavy gets a run sized for it
-(`defs/ingestion/schedules.py`). The forecasting itself is `unified_assets.capacity`.
+next 30 days' extraction work: records per source per night, learned from the days read soon after they
+ended (each raw partition's `records_received` and `extracted_at`), priced in seconds and memory by what
+the instance recorded of each extraction step (its duration in the step statistics, its records and peak
+memory in the run's totals). The plan is a hand-off table the daily schedule reads: a day forecast to be
+heavy gets a run sized for it (`defs/ingestion/schedules.py`). The forecasting itself, and why a
+backfill's days are left out, is `unified_assets.capacity`.
 """
 
 from datetime import UTC, date, datetime

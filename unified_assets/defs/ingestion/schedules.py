@@ -122,9 +122,7 @@ def planned_sizing(storage: PlatformStorage, day: date, log: logging.Logger) -> 
         return None
     try:
         plan = CAPACITY_PLAN_TABLE.read(storage)
-    except (
-        Exception
-    ) as error:  # whatever makes the plan unreadable, the night's run must still start
+    except Exception as error:  # whatever made it unreadable, the night's run must still start
         log.warning(f"capacity plan {location} unreadable ({error}); the run keeps its usual size")
         return None
     return sizing_for(plan, day)

@@ -43,7 +43,11 @@ FAULT_KINDS = (
     # The page's first record without its id, or with one that is not an id (`A-<id>`).
     "record_without_id",
     "record_id_not_an_id",
+    # QuickBooks' OAuth2 token endpoint answers 503 (with Retry-After). Its requests are numbered apart
+    # from the data requests: `at:1` is the first token request.
+    "token_endpoint_unavailable",
 )
+TOKEN_FAULTS = ("token_endpoint_unavailable",)
 RECORD_FAULTS = ("record_without_id", "record_id_not_an_id")
 PAGING_FAULTS = ("repeated_cursor", "empty_pages_with_more")
 DRIFT_MODES = ("new_field", "renamed_field", "changed_type")
@@ -162,9 +166,14 @@ class FaultPlan:
     def __bool__(self) -> bool:
         return bool(self.specs)
 
-    def decide(self, system: str, request_number: int) -> FaultSpec | None:
-        """The fault for this request, or None: a function of (seed, system, request number)."""
+    def decide(
+        self, system: str, request_number: int, token_request: bool = False
+    ) -> FaultSpec | None:
+        """The fault for this request, or None: a function of (seed, system, request number). Data
+        requests and token requests are numbered apart, and each meets only its own kinds."""
         for spec in self.specs:
+            if (spec.kind in TOKEN_FAULTS) != token_request:
+                continue
             if spec.triggers(self.seed, system, request_number):
                 return spec
         return None

@@ -61,6 +61,7 @@ class SystemStats:
     requests: int = 0
     rate_limited: int = 0
     auth_failures: int = 0
+    token_requests: int = 0
     token_refreshes: int = 0
     faults: Counter = field(default_factory=Counter)
 
@@ -69,6 +70,7 @@ class SystemStats:
             "requests": self.requests,
             "rate_limited": self.rate_limited,
             "auth_failures": self.auth_failures,
+            "token_requests": self.token_requests,
             "token_refreshes": self.token_refreshes,
             "faults": dict(self.faults),
         }
@@ -180,11 +182,7 @@ class SimulatorServer:
     def serve(self, system: str, request: ApiRequest) -> ApiResponse:
         now = self.clock.timestamp()
         if system == "accounting" and request.path.rstrip("/") == "/oauth2/v1/tokens/bearer":
-            response = quickbooks.token_endpoint(request, self.credentials, self.tokens)
-            if response.status == 200:
-                with self._lock:
-                    self._stats[system].token_refreshes += 1
-            return response
+            return self._serve_token(system, request, now)
         route = self._route(system, request)
         if route is None:
             return _not_found(system, now)
@@ -208,6 +206,23 @@ class SimulatorServer:
                 self.page_latency_s
             )  # each request has its own thread: others are not held up
         return self._serve_data(system, route, request, now)
+
+    def _serve_token(self, system: str, request: ApiRequest, now: float) -> ApiResponse:
+        with self._lock:
+            self._stats[system].token_requests += 1
+            number = self._stats[system].token_requests
+        if self.faults.decide(system, number, token_request=True):
+            self._count(system, "token_endpoint_unavailable")
+            return ApiResponse(
+                503,
+                {"error": "temporarily_unavailable"},
+                headers={"Retry-After": str(self.faults.retry_after_s)},
+            )
+        response = quickbooks.token_endpoint(request, self.credentials, self.tokens)
+        if response.status == 200:
+            with self._lock:
+                self._stats[system].token_refreshes += 1
+        return response
 
     def _serve_data(
         self, system: str, route: _Route, request: ApiRequest, now: float

@@ -17,6 +17,7 @@ from datetime import date, datetime
 from typing import Any
 
 import requests
+from requests.adapters import HTTPAdapter
 
 from unified_assets.sources.http import (
     CredentialsRejected,
@@ -157,12 +158,14 @@ class QuickBooksClient(ClosedOnExit):
         self.page_size = page_size
         self.log = log or logging.getLogger(__name__)
         self.api = JsonApi(SYSTEM, policy or HttpPolicy())
+        self._token_session = _token_session(self.api.policy)
         self._tokens = tokens
         self._token_key = AccessTokens.key(token_url, credentials)
         self.token_refreshes = 0
 
     def close(self) -> None:
         self.api.close()
+        self._token_session.close()
 
     def extract(self, window: Window) -> Iterator[Page]:
         """Invoices whose MetaData.LastUpdatedTime lies in `window`, oldest update first."""
@@ -245,7 +248,7 @@ class QuickBooksClient(ClosedOnExit):
     def _refresh_access_token(self) -> tuple[str, float]:
         """Exchange the refresh token for an access token (Intuit's OAuth2 `refresh_token` grant)."""
         try:
-            response = requests.post(
+            response = self._token_session.post(
                 self.token_url,
                 data={
                     "grant_type": "refresh_token",
@@ -258,7 +261,8 @@ class QuickBooksClient(ClosedOnExit):
         except requests.exceptions.RequestException as error:
             raise SourceError(
                 f"{SYSTEM}: could not reach the OAuth2 token endpoint "
-                f"{describe_endpoint(self.token_url)} ({type(error).__name__})"
+                f"{describe_endpoint(self.token_url)} after {self.api.policy.max_retries} retries "
+                f"({type(error).__name__})"
             ) from None
         if response.status_code in (400, 401, 403):
             raise CredentialsRejected(
@@ -281,6 +285,17 @@ class QuickBooksClient(ClosedOnExit):
             ) from None
         self.token_refreshes += 1
         return token, expires_in_s
+
+
+def _token_session(policy: HttpPolicy) -> requests.Session:
+    """A session for the refresh-token grant, retried like a page read: a POST, but one that may be
+    repeated (Intuit's refresh token stays valid until a new one is used), and a token endpoint that
+    times out or answers 503 once must not fail a night's extract."""
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=policy.retry().new(allowed_methods=frozenset({"POST"})))
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
 
 
 def _window_filter(since: datetime, window: Window) -> str:

@@ -22,7 +22,11 @@ from saas_simulator.world import World
 from unified_assets.sources import coupa, quickbooks, zendesk
 from unified_assets.sources.http import CredentialsRejected, SourceError
 from unified_assets.sources.paging import TIE_OVERLAP, Window
-from unified_assets_tests.support.resources import SHORT_READ_TIMEOUT, source_resources
+from unified_assets_tests.support.resources import (
+    FAST_RETRIES,
+    SHORT_READ_TIMEOUT,
+    source_resources,
+)
 from unified_assets_tests.support.simulators import FROZEN_AT, frozen_world, serving
 
 WINDOW = Window(datetime(2026, 3, 2, tzinfo=UTC), datetime(2026, 3, 5, tzinfo=UTC))
@@ -54,6 +58,7 @@ TESTED_SEPARATELY = {
     "foreign_next_link",
     "record_without_id",
     "record_id_not_an_id",
+    "token_endpoint_unavailable",
 }
 RECOVERABLE = [kind for kind in FAULT_KINDS if kind not in TESTED_SEPARATELY]
 SYSTEMS = list(RESOURCE_KEY)
@@ -177,6 +182,34 @@ def test_quickbooks_refreshes_an_expired_access_token_and_continues(demo_config,
         refreshes = server.stats["accounting"]["token_refreshes"]
     assert refreshes >= 3
     assert versions("accounting", pages) == truth(world, "accounting")
+
+
+def test_quickbooks_retries_a_token_endpoint_that_is_briefly_unavailable(demo_config, storage):
+    world = frozen_world(demo_config)
+    plan = FaultPlan(
+        (FaultSpec("token_endpoint_unavailable", systems=("accounting",), at_requests=(1, 2)),),
+        retry_after_s=0,
+    )
+    with serving(world, faults=plan) as server:
+        pages = extract(server, storage, "accounting")
+        stats = server.stats["accounting"]
+    assert stats["faults"]["token_endpoint_unavailable"] == 2
+    assert (stats["token_requests"], stats["token_refreshes"]) == (3, 1)
+    assert versions("accounting", pages) == truth(world, "accounting")
+
+
+def test_a_token_endpoint_that_stays_down_fails_the_extract_naming_it(demo_config, storage):
+    plan = FaultPlan(
+        (FaultSpec("token_endpoint_unavailable", systems=("accounting",), probability=1.0),),
+        retry_after_s=0,
+    )
+    with serving(frozen_world(demo_config), faults=plan) as server:
+        with pytest.raises(
+            SourceError, match=r"token endpoint http://.*/tokens/bearer answered HTTP 503"
+        ):
+            extract(server, storage, "accounting")
+        assert server.stats["accounting"]["token_requests"] == 1 + FAST_RETRIES["max_retries"]
+        assert server.stats["accounting"]["requests"] == 0
 
 
 def test_quickbooks_clients_of_one_process_share_an_access_token_until_it_nears_expiry(

@@ -21,7 +21,7 @@ from saas_simulator.faults import FAULT_KINDS, FaultPlan, FaultSpec
 from saas_simulator.world import World
 from unified_assets.sources import coupa, quickbooks, zendesk
 from unified_assets.sources.http import CredentialsRejected, SourceError
-from unified_assets.sources.paging import TIE_OVERLAP, Window
+from unified_assets.sources.paging import TIE_OVERLAP, Window, iso_utc
 from unified_assets_tests.support.resources import (
     FAST_RETRIES,
     SHORT_READ_TIMEOUT,
@@ -172,6 +172,27 @@ def test_records_updated_mid_extraction_are_not_skipped(demo_config, system, sto
     assert after < before, "records should have moved out of the window"
     landed = versions(system, pages)
     assert after <= landed <= before
+
+
+def test_quickbooks_windows_are_exact_in_the_companys_time_from_their_first_hour(
+    demo_config, storage
+):
+    """QuickBooks writes timestamps in the company's zone (here UTC-8), the platform's windows are UTC
+    days. The first eight hours of a UTC day are the evening before on the company's calendar, so their
+    invoices' `LastUpdatedTime` reads as the previous date: a client comparing bounds as text drops them.
+    Extracted as a window's first hours and as its whole day, nothing is lost or added."""
+    world = frozen_world(demo_config)
+    day = datetime(2026, 3, 3, tzinfo=UTC)
+    first_hours = Window(day, day + timedelta(hours=8))
+    whole_day = Window(day, day + timedelta(days=1))
+    with serving(world) as server:
+        early = extract(server, storage, "accounting", window=first_hours)
+        daily = extract(server, storage, "accounting", window=whole_day)
+    stamps = [record["MetaData"]["LastUpdatedTime"] for page in early for record in page.records]
+    assert stamps and all(stamp.startswith("2026-03-02T") for stamp in stamps), stamps[:3]
+    assert all(stamp < iso_utc(day) for stamp in stamps), "as text, each sorts before the window"
+    assert versions("accounting", early) == truth(world, "accounting", window=first_hours)
+    assert versions("accounting", daily) == truth(world, "accounting", window=whole_day)
 
 
 def test_quickbooks_refreshes_an_expired_access_token_and_continues(demo_config, storage):

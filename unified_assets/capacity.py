@@ -20,9 +20,9 @@ quarter), and priced with a cost model learned from every extraction step the in
 short.
 
 A day is *heavy* for a source when its forecast (q90) is at least `HEAVY_FACTOR` times the source's usual
-day (the median of its recent days). Its run reads the day's window in as many slices as it is times the
-usual day (each slice over its own connection, so the day takes about a usual day's time) and asks for the
-memory the cost model forecasts, with headroom.
+day (the median of its recent days). Its run reads the day's window in the usual night's slices times its
+ratio to the usual day (each slice over its own connection, so the day takes about a usual day's time) and
+asks for the memory the cost model forecasts, with headroom.
 
 No Dagster here: `defs/capacity` gathers the history from the instance and publishes the plan; the daily
 schedule reads the plan to size its run request.
@@ -227,18 +227,25 @@ def _line(records: np.ndarray, values: np.ndarray) -> tuple[float, float]:
 
 
 def capacity_plan(
-    forecast: pd.DataFrame, usual: Mapping[str, float], costs: Mapping[str, StepCost]
+    forecast: pd.DataFrame,
+    usual: Mapping[str, float],
+    costs: Mapping[str, StepCost],
+    usual_slices: Mapping[str, int],
 ) -> pd.DataFrame:
     """One row per day and source: the records forecast (mean, q90), the usual day, whether the day is
-    heavy, the window slices its extraction should read it in, and the step's forecast duration (at q90
-    records, in those slices) and peak memory (None when no step recorded its memory yet)."""
+    heavy, the window slices its extraction should read it in (a heavy day: the usual night's slices
+    times its ratio to a usual day, at most MAX_WINDOW_SLICES), and the step's forecast duration (at q90
+    records, in those slices) and peak memory (None when no step recorded its memory yet). The costs
+    were learned from steps that read in the usual slices, so a duration scales by their ratio."""
     plan = forecast.copy()
     plan["usual_records"] = plan["source"].map(usual)
     ratio = plan["q90"] / plan["usual_records"]
     plan["heavy"] = ratio >= HEAVY_FACTOR
+    usual_parts = plan["source"].map(lambda source: usual_slices.get(source, 1)).to_numpy()
     plan["window_slices"] = np.where(
-        plan["heavy"], np.clip(np.ceil(ratio), 1, MAX_WINDOW_SLICES), 1
+        plan["heavy"], np.clip(np.ceil(ratio) * usual_parts, 1, MAX_WINDOW_SLICES), usual_parts
     ).astype(int)
+    plan["slices_to_usual"] = plan["window_slices"] / usual_parts
     plan["duration_s"] = np.nan
     plan["peak_memory_mb"] = np.nan
     for source, rows in plan.groupby("source").groups.items():
@@ -246,7 +253,7 @@ def capacity_plan(
         if cost is None:
             continue
         plan.loc[rows, "duration_s"] = cost.seconds(
-            plan.loc[rows, "q90"].to_numpy(), plan.loc[rows, "window_slices"].to_numpy()
+            plan.loc[rows, "q90"].to_numpy(), plan.loc[rows, "slices_to_usual"].to_numpy()
         )
         memory = cost.memory_mb(plan.loc[rows, "q90"].to_numpy())
         if memory is not None:

@@ -27,6 +27,7 @@ from unified_assets.settings import SettingError
 from unified_assets.sources import coupa, quickbooks, zendesk
 from unified_assets.sources.coupa import CoupaClient
 from unified_assets.sources.http import HttpPolicy
+from unified_assets.sources.pacing import RequestPacer
 from unified_assets.sources.paging import SlicedClient, SourceClient
 from unified_assets.sources.quickbooks import QuickBooksClient, QuickBooksCredentials
 from unified_assets.sources.zendesk import ZendeskClient
@@ -68,6 +69,18 @@ class SourceApi(ConfigurableResource):
             "How many parts of a past window to read at once, each over its own connection (1: one "
             "walk). A window that reaches the present is always read as one."
         ),
+    )
+    slices_max_requests: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "The vendor's request limit that the slices of one read share, as requests per "
+            "slices_per_seconds (0: not paced). Set a little under the vendor's own, which counts "
+            "requests as they arrive."
+        ),
+    )
+    slices_per_seconds: float = Field(
+        default=1.0, gt=0, description="The window, in seconds, slices_max_requests counts over."
     )
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 30.0
@@ -130,13 +143,16 @@ class SourceApi(ConfigurableResource):
 
     def open_extractor(self, log: logging.Logger) -> SourceClient:
         """What a raw extract reads a window with: one client, or `window_slices` of them reading
-        parts of a past window at once."""
+        parts of a past window at once, paced together within the vendor's request limit."""
         if not 1 <= self.window_slices <= self.MAX_WINDOW_SLICES:
             raise SettingError(
                 f"{self.SYSTEM}: window_slices must be 1..{self.MAX_WINDOW_SLICES}, "
                 f"got {self.window_slices}"
             )
         policy = self.http_policy()
+        if self.window_slices > 1 and self.slices_max_requests:
+            pacer = RequestPacer(self.slices_max_requests, self.slices_per_seconds)
+            policy = dataclasses.replace(policy, pacer=pacer)
         first = self._open(log, policy, page_size=0)
         if self.window_slices == 1:
             return first
@@ -242,6 +258,15 @@ class AccountingApi(SourceApi):
         "refresh_token",
     )
 
+    slices_max_requests: int = Field(
+        default=450,
+        ge=0,
+        description=(
+            "Requests a minute the slices of one read share (QuickBooks allows 500 a minute per "
+            "company; 0: not paced)."
+        ),
+    )
+    slices_per_seconds: float = Field(default=60.0, gt=0)
     token_url: str = Field(
         default="", description="Empty: Intuit's token endpoint (or the simulator's)."
     )
@@ -291,6 +316,20 @@ class PurchasingApi(SourceApi):
     }
     SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("api_key",)
 
+    # Coupa pages hold at most 50 purchase orders, so a day's window is many round trips: a past window is
+    # read in four slices by default, together within Coupa's 25 requests a second.
+    window_slices: int = Field(
+        default=4,
+        description=(
+            "How many parts of a past window to read at once, each over its own connection (1: one "
+            "walk). A window that reaches the present is always read as one."
+        ),
+    )
+    slices_max_requests: int = Field(
+        default=20,
+        ge=0,
+        description="Requests a second the slices of one read share (Coupa allows 25; 0: not paced).",
+    )
     api_key: str = ""
 
     def _client(
@@ -349,3 +388,10 @@ class SupportApi(SourceApi):
     def _simulator_credentials(self, server: SimulatorServer) -> dict[str, str]:
         creds = server.credentials
         return {"email": creds.zendesk_email, "api_token": creds.zendesk_api_token}
+
+
+# The slices each source reads a past window in on a usual night; a heavy night's plan reads more.
+USUAL_WINDOW_SLICES: dict[str, int] = {
+    api.SIMULATOR_SYSTEM: api.model_fields["window_slices"].default
+    for api in (AccountingApi, PurchasingApi, SupportApi)
+}

@@ -17,7 +17,7 @@ import socket
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -26,6 +26,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import InvalidHeader, MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
+
+from unified_assets.sources.pacing import RequestPacer
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,9 @@ class HttpPolicy:
     # A page larger than this is refused before it is read: parsing it would take several times its size
     # in memory, and a vendor's documented page sizes stay far below it.
     max_response_mb: float = 32.0
+    # Shared by the connections reading one window at once (`sources/pacing.py`); None: each request is
+    # sent at once. urllib3's own retries of a 429 or 5xx wait what the answer asks, unpaced.
+    pacer: RequestPacer | None = field(default=None, compare=False, repr=False)
 
     @property
     def timeout(self) -> tuple[float, float]:
@@ -210,6 +215,8 @@ class JsonApi:
         """The response and its whole body. Redirects are not followed: `requests` would carry a
         custom credential header (Coupa's API key) to whatever host a `Location` names."""
         self.requests_made += 1
+        if self.policy.pacer is not None:
+            self.policy.pacer.wait_turn()
         started = time.monotonic()
         try:
             response = self.session.request(

@@ -18,6 +18,7 @@ import pytest
 from saas_simulator.clock import SimClock
 from saas_simulator.credentials import SimCredentials
 from saas_simulator.faults import FAULT_KINDS, FaultPlan, FaultSpec
+from saas_simulator.ratelimit import RateLimit
 from saas_simulator.world import World
 from unified_assets.sources import coupa, quickbooks, zendesk
 from unified_assets.sources.http import CredentialsRejected, SourceError
@@ -30,6 +31,7 @@ from unified_assets_tests.support.resources import (
 from unified_assets_tests.support.simulators import FROZEN_AT, frozen_world, serving
 
 WINDOW = Window(datetime(2026, 3, 2, tzinfo=UTC), datetime(2026, 3, 5, tzinfo=UTC))
+TWO_WEEKS = Window(datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 15, tzinfo=UTC))
 RESOURCE_KEY = {
     "accounting": "accounting_api",
     "purchasing": "purchasing_api",
@@ -193,6 +195,31 @@ def test_quickbooks_windows_are_exact_in_the_companys_time_from_their_first_hour
     assert all(stamp < iso_utc(day) for stamp in stamps), "as text, each sorts before the window"
     assert versions("accounting", early) == truth(world, "accounting", window=first_hours)
     assert versions("accounting", daily) == truth(world, "accounting", window=whole_day)
+
+
+def test_purchase_orders_read_in_slices_stay_within_coupas_limit_together(demo_config, storage):
+    """Four connections reading one window at once share one pacer: the vendor never answers 429. The
+    limit is made tight (10 a second) so that four unpaced slices would meet it at once. The pacer
+    spaces requests a little wider than the limit, as the platform's default does under Coupa's 25 a
+    second: the vendor counts arrivals, and a request delayed on the way arrives with the next."""
+    world = frozen_world(demo_config)
+    per_second = RateLimit(10, 1.0)
+    with serving(world, rate_limits={"purchasing": per_second}) as server:
+        resource = source_resources(
+            server,
+            storage,
+            page_size=20,
+            window_slices=4,
+            slices_max_requests=6,
+            slices_per_seconds=1.0,
+        )["purchasing_api"]
+        with resource.open_extractor(LOG) as client:
+            pages = list(client.extract(TWO_WEEKS))
+        stats = server.stats["purchasing"]
+    assert stats["requests"] > per_second.requests, "the read must outlast the limit's window"
+    assert stats["rate_limited"] == 0
+    assert sum(page.retries for page in pages) == 0
+    assert versions("purchasing", pages) == truth(world, "purchasing", window=TWO_WEEKS)
 
 
 def test_quickbooks_refreshes_an_expired_access_token_and_continues(demo_config, storage):
@@ -527,8 +554,6 @@ def test_a_record_without_a_usable_id_fails_naming_record_field_and_page(
 def test_rate_limits_are_honoured_not_fatal(demo_config, storage):
     """Zendesk's export allows 10 requests a minute; one a second here forces real 429s (at three a
     second, a loaded machine can walk the pages slower than the limit and meet none)."""
-    from saas_simulator.ratelimit import RateLimit
-
     world = frozen_world(demo_config)
     limit = {"support": RateLimit(1, 1, retry_after=True)}  # every page but the first waits
     with serving(world, rate_limits=limit) as server:

@@ -30,6 +30,7 @@ from dagster import (
 from unified_assets.lib.handoffs import CAPACITY_PLAN_TABLE
 from unified_assets.lib.keys import CAPACITY_FORECAST, DATA_PLATFORM, RAW_EXTRACTS, run_total_tag
 from unified_assets.lib.metadata import frame_schema, markdown_table, png_markdown
+from unified_assets.lib.source_apis import USUAL_WINDOW_SLICES
 from unified_assets.lib.storage import PlatformStorage
 
 if TYPE_CHECKING:
@@ -88,7 +89,9 @@ def capacity_forecast(
                 **learned_from,
             }
         )
-    plan = capacity.capacity_plan(forecast, capacity.usual_records(nightly), costs)
+    plan = capacity.capacity_plan(
+        forecast, capacity.usual_records(nightly), costs, USUAL_WINDOW_SLICES
+    )
     location = CAPACITY_PLAN_TABLE.write(storage, plan)
     heavy = plan[plan["heavy"]]
     context.log.info(

@@ -26,6 +26,7 @@ from unified_assets import settings
 from unified_assets.defs.ingestion.assets import RAW_SOURCES
 from unified_assets.lib.handoffs import CAPACITY_PLAN_TABLE
 from unified_assets.lib.pod_resources import PLANNED_MEMORY_TAG
+from unified_assets.lib.source_apis import USUAL_WINDOW_SLICES
 from unified_assets.lib.storage import PlatformStorage
 
 if TYPE_CHECKING:
@@ -129,7 +130,8 @@ def planned_sizing(storage: PlatformStorage, day: date, log: logging.Logger) -> 
 
 
 def sizing_run_config(sizing: "RunSizing | None") -> dict:
-    """Each heavy source's connection reads the day's window in slices (`SourceApi.window_slices`)."""
+    """Each heavy source's connection reads the day's window in the slices the plan gives it, more than
+    on a usual night (`SourceApi.window_slices`)."""
     if sizing is None:
         return {}
     resource_keys = {source.system: source.resource_key for source in RAW_SOURCES}
@@ -137,7 +139,7 @@ def sizing_run_config(sizing: "RunSizing | None") -> dict:
         "resources": {
             resource_keys[system]: {"config": {"window_slices": slices}}
             for system, slices in sizing.window_slices.items()
-            if slices > 1
+            if slices > USUAL_WINDOW_SLICES[system]
         }
     }
 

@@ -28,6 +28,7 @@ def _suites() -> dict[str, Callable]:
     from benchmarks.instance_hour import run_instance_hour
     from benchmarks.scale import run_scale
     from benchmarks.steps import run_steps
+    from benchmarks.versus_dlt import run_versus_dlt
 
     return {
         "extraction": run_extraction,
@@ -42,6 +43,7 @@ def _suites() -> dict[str, Callable]:
         "forecast_accuracy": run_forecast_accuracy,
         "batch_anomalies": run_batch_anomalies,
         "capacity": run_capacity,
+        "versus_dlt": run_versus_dlt,
     }
 
 
@@ -58,6 +60,7 @@ SUITES = (
     "forecast_accuracy",
     "batch_anomalies",
     "capacity",
+    "versus_dlt",
 )
 
 

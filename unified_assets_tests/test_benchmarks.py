@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 
 import pytest
 
@@ -147,3 +148,65 @@ def test_a_step_in_the_run_process_waits_for_the_run_start_or_the_step_before_it
         at(19.6, "STEP_START", "tickets"),
     ]
     assert step_overheads(forked) == pytest.approx({"invoices": 8.9, "tickets": 9.4})
+
+
+@pytest.mark.timeout(120)
+def test_the_dlt_peer_lands_the_same_records_and_its_ratio_is_written(tmp_path, monkeypatch):
+    """Issue 23's yardstick: both sides extract the same window from one simulator, each pair lands the
+    same ids, and records/s, peak memory and the ratio are figures. Invoices only (QuickBooks: the dlt
+    side's own auth, paging and cursor): every source is a worker process a side to start and warm up."""
+    from benchmarks import versus_dlt
+
+    monkeypatch.setattr(versus_dlt, "MEASURED_TABLES", ("invoices",))
+    out = tmp_path / "figures.json"
+    argv = [*SMOKE, "--only", "versus_dlt", "--json", str(out)]
+    argv += ["--scratch", str(tmp_path / "scratch")]
+    assert main(argv) == 0
+    versus = json.loads(out.read_text())["benchmarks"]["versus_dlt"]
+    figures, facts = versus["figures"], versus["facts"]
+    for side in ("project", "dlt"):
+        assert figures[f"invoices.{side}_records_per_s"]["median"] > 0
+        assert figures[f"invoices.{side}_peak_rss_mb"]["median"] > 50
+    assert figures["invoices.project_over_dlt"]["n"] == 1
+    assert facts["pairs_with_parity"] == 1 and facts["invoices.records"] > 0
+    assert facts["window"] == "2026-01-01..2026-01-12"
+
+
+@pytest.mark.timeout(60)
+def test_the_dlt_peer_lands_the_simulators_truth_for_each_source(
+    demo_config, tmp_path, monkeypatch
+):
+    """dlt's side as `benchmarks/dlt_peer.py` configures it (auth, paging, the incremental window) lands
+    exactly the records the simulator holds for a day, for each vendor: QuickBooks' first eight hours
+    included, whose timestamps read as the day before (compared as text, dlt would drop them)."""
+    from benchmarks.dlt_peer import VendorAccess, run_pipeline
+    from benchmarks.versus_dlt import TABLES, landed_ids
+    from unified_assets_tests.support.simulators import FROZEN_AT, frozen_world, serving
+    from unified_assets_tests.support.truth import day_window, true_versions
+
+    for name in ("RUNTIME__DLTHUB_TELEMETRY", "RUNTIME__LOG_LEVEL", "DLT_DATA_DIR"):
+        monkeypatch.setenv(name, "")  # restored afterwards: run_pipeline sets them for dlt
+    world = frozen_world(demo_config)
+    day = date(2026, 3, 3)
+    with serving(world) as server:
+        for table in TABLES:
+            run_pipeline(table, VendorAccess.of(server), *day_window(day, day), tmp_path)
+    for table in TABLES:
+        truth = true_versions(world, table, day, day, as_of=FROZEN_AT)
+        assert truth, table
+        assert sorted(landed_ids("dlt", table, tmp_path)) == sorted(r for r, _ in truth), table
+        if table == "invoices":
+            assert any(moment.hour < 8 for _, moment in truth), "no invoice in the first hours"
+
+
+def test_a_parity_failure_names_the_ids_only_one_side_landed():
+    from benchmarks.versus_dlt import ParityError, SideRun, check_parity
+
+    project = SideRun("project", 1.0, 300.0, "VmHWM", {"invoices": ["1", "2", "3", "3"]})
+    dlt = SideRun("dlt", 1.0, 250.0, "VmHWM", {"invoices": ["2", "3", "4"]})
+    with pytest.raises(ParityError) as failed:
+        check_parity("invoices", project, dlt)
+    message = str(failed.value)
+    assert "the project landed 4 rows, dlt 3" in message
+    assert "in the project's: 1, 3;" in message and "in dlt's: 4" in message
+    check_parity("invoices", project, project)

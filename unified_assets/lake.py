@@ -22,9 +22,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO
 
 import duckdb
+import orjson
 
 from unified_assets.places import LakeWriteError, LocalFolder, Place, remove_orphans
 
@@ -125,7 +126,8 @@ class Lake:
                     f"{table.name}: records updated on {sorted(d for (d,) in unexpected)} fall outside "
                     f"the partitions being written ({days[0]}..{days[-1]})"
                 )
-            files = {day: self._publish_day(con, table.name, day) for day in days}
+            files = {day: self.partition_file(table.name, day) for day in days}
+            self.place.publish_parquet_parts(con, "landed", "updated_date", "updated_at, id", files)
             columns = _columns(con)
             return LandedPartitions(
                 rows_by_day=_rows_by_day(con, days),
@@ -137,16 +139,6 @@ class Lake:
                 files=files,
                 uncastable=_uncastable(con) if ("_uncastable", "VARCHAR[]") in columns else {},
             )
-
-    def _publish_day(self, con: duckdb.DuckDBPyConnection, table: str, day: date) -> str:
-        final = self.partition_file(table, day)
-        self.place.publish_parquet(
-            con,
-            "select * exclude (updated_date) from landed where updated_date = ? order by updated_at, id",
-            [day],
-            final,
-        )
-        return final
 
     @contextmanager
     def _scratch_duckdb(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -161,6 +153,8 @@ class Lake:
                 # Rows are ordered where it matters (each day file by updated_at, id); not buffering
                 # them in arrival order lets large loads stream.
                 "preserve_insertion_order": False,
+                # A JSON column (`_raw`) handed to the Parquet writer through Arrow stays JSON.
+                "arrow_lossless_conversion": True,
             },
         )
         try:
@@ -175,7 +169,7 @@ class StagingFile:
     def __init__(self, path: Path):
         self.path = path
         try:
-            self._handle: TextIO | None = path.open("w", encoding="utf-8")
+            self._handle: BinaryIO | None = path.open("wb")
         except OSError as error:
             raise LakeWriteError(path, error) from error
         self.records = 0
@@ -184,8 +178,7 @@ class StagingFile:
         assert self._handle is not None, "staging file already closed"
         try:
             for record in records:
-                self._handle.write(json.dumps(record, separators=(",", ":"), ensure_ascii=False))
-                self._handle.write("\n")
+                self._handle.write(_ndjson_line(record))
                 self.records += 1
         except OSError as error:
             raise LakeWriteError(self.path, error) from error
@@ -206,6 +199,18 @@ class StagingFile:
             self.finish()
         finally:
             self.path.unlink(missing_ok=True)
+
+
+def _ndjson_line(record: dict[str, Any]) -> bytes:
+    """One record as a line of UTF-8 JSON. orjson writes it about ten times faster than the standard
+    library; what it refuses the standard library writes: an integer beyond 64 bits as it is, a lone
+    surrogate (half an emoji cut by the source, valid in a parsed response but in no UTF-8 file, which
+    DuckDB would refuse) as U+FFFD, the replacement character."""
+    try:
+        return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+    except orjson.JSONEncodeError:
+        line = json.dumps(record, separators=(",", ":"), ensure_ascii=False)
+        return line.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode() + b"\n"
 
 
 def _load_staging(

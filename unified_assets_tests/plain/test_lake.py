@@ -6,7 +6,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -200,3 +200,99 @@ def test_a_lake_connection_reaches_nothing_beside_the_lake(lake, tmp_path):
         for foreign in (beside, above, "/etc/passwd"):
             with pytest.raises(duckdb.PermissionException, match="Cannot access file"):
                 con.execute("select * from read_blob(?)", [foreign]).fetchall()
+
+
+RICH = RawTable(
+    "rich",
+    projection="""
+        json ->> '$.id' as id,
+        cast(json ->> '$.updated' as timestamptz) as updated_at,
+        try_cast(json ->> '$.amount' as decimal(18, 2)) as amount,
+        cast(json ->> '$.due' as date) as due_date,
+        from_json(json -> '$.lines', '[{"sku": "VARCHAR", "qty": "DOUBLE"}]') as lines,
+        list_filter([case when json ->> '$.amount' is not null
+                     and try_cast(json ->> '$.amount' as decimal(18, 2)) is null
+                     then 'amount' end]::varchar[], lambda x: x is not null) as _uncastable,
+        json as _raw
+    """,
+)
+
+
+def test_day_files_hold_what_one_copy_per_day_wrote_type_for_type_in_order(tmp_path):
+    """The days of a range are written in one pass through Arrow; each file must read back exactly as
+    DuckDB's own `COPY` of that day wrote it before (types, JSON included, values and order)."""
+    lake = Lake(tmp_path / "lake")
+    days = [date(2026, 3, 1) + timedelta(days=n) for n in range(5)]
+    records = [
+        {
+            "id": f"r{i % 40}",
+            "updated": f"2026-03-0{1 + i % 4}T{(i * 7) % 24:02d}:{i % 60:02d}:00Z",
+            "amount": "12.5" if i % 9 else "n/a",
+            "due": "2026-04-01",
+            "lines": [{"sku": f"SKU-{j}", "qty": j / 2} for j in range(i % 3)],
+            "note": "é" * (i % 5),
+        }
+        for i in range(400)
+    ]
+    with lake.open_staging(RICH.name) as staging:
+        staging.append(records)
+        staging.finish()
+        lake.publish_days(RICH, staging, days, EXTRACTED_AT)
+        reference = tmp_path / "lake" / "reference"  # where the lake's connection may write
+        with lake.connect() as con:
+            con.execute(
+                "create temp table landed as select *, cast(updated_at as date) as updated_date, "
+                f"?::timestamptz as _extracted_at from (select {RICH.projection} from "
+                f"read_json_objects('{staging.path}', format = 'newline_delimited')) "
+                "qualify row_number() over (partition by id, updated_at) = 1",
+                [EXTRACTED_AT],
+            )
+            for day in days:
+                (reference / day.isoformat()).mkdir(parents=True)
+                con.execute(
+                    "copy (select * exclude (updated_date) from landed where updated_date = ? "
+                    f"order by updated_at, id) to '{reference / day.isoformat() / 'data.parquet'}' "
+                    "(format parquet, compression zstd)",
+                    [day],
+                )
+    with duckdb.connect() as con:
+        for day in days:
+            published = (
+                f"read_parquet('{lake.partition_file('rich', day)}', hive_partitioning=false)"
+            )
+            expected = f"read_parquet('{reference / day.isoformat() / 'data.parquet'}')"
+            assert (
+                con.execute(f"describe select * from {published}").fetchall()
+                == con.execute(f"describe select * from {expected}").fetchall()
+            )
+            assert (
+                con.execute(f"select * from {published}").fetchall()
+                == con.execute(f"select * from {expected}").fetchall()
+            ), day
+        described = con.execute(
+            f"describe select * from read_parquet('{lake.partition_file('rich', days[0])}')"
+        ).fetchall()
+    assert ("_raw", "JSON") in [(name, kind) for name, kind, *_ in described]
+    assert any(kind == "STRUCT(sku VARCHAR, qty DOUBLE)[]" for _, kind, *_ in described)
+
+
+def test_records_the_fast_json_writer_refuses_are_staged_all_the_same(lake):
+    """orjson stages records; an integer beyond 64 bits or a lone surrogate (both valid in a parsed
+    response) fall back to the standard library instead of failing the run, the surrogate replaced."""
+    records = [
+        thing("big", "2026-03-01T10:00:00Z", qty=2**70),
+        {**thing("odd", "2026-03-01T11:00:00Z"), "note": "half an emoji \ud83d"},
+        thing("plain", "2026-03-01T12:00:00Z", qty="ünïcode"),
+    ]
+    landed = land(lake, records, [DAY])
+    assert landed.rows_by_day == {DAY: 3}
+    with lake.connect() as con:
+        raw = dict(
+            con.execute(
+                "select id, _raw::varchar from read_parquet(?)",
+                [lake.partition_file("things", DAY)],
+            ).fetchall()
+        )
+    assert str(2**70) in raw["big"]
+    assert "ünïcode" in raw["plain"]
+    assert "half an emoji \ufffd" in raw["odd"]

@@ -237,12 +237,15 @@ def extract_to_lake(
     )
     context.instance.add_run_tags(context.run.run_id, _run_totals(source, window, stats, landed))
     preview = [{k: v for k, v in row.items() if k != "lines"} for row in landed.preview]
-    detail: dict[str, Any] = {"preview": MetadataValue.md(markdown_table(preview))}
+    detail: dict[str, Any] = {
+        "preview": MetadataValue.md(markdown_table(preview)),
+        "dagster/column_schema": _column_schema(landed),
+    }
     if census.records:
         detail[SOURCE_FIELDS] = source_fields_schema(census)
         detail[SOURCE_FIELDS_RECORDS] = census.records
     _add_partition_metadata(context, source, landed, stats, redactions, detail, read_at)
-    return MaterializeResult(metadata={"dagster/column_schema": _column_schema(landed)})
+    return MaterializeResult()
 
 
 def _prepared(
@@ -271,9 +274,9 @@ def _add_partition_metadata(
     """Each day: its rows and file, its window, the records received for it, what was redacted in it,
     and when the source was read, in its own time (a day read long after it ended holds only the records
     last updated on it: capacity planning tells that from what a nightly run receives).
-    The newest day also carries the run's `detail` (the preview and the source fields: the large
-    entries), which the UI shows as the latest materialization and the schema check reads; a year's
-    backfill would otherwise serialize them 365 times."""
+    The newest day also carries the run's `detail` (the preview, the column schema and the source
+    fields: the large entries), which the UI shows as the latest materialization and the schema check
+    reads; a year's backfill would otherwise serialize them 365 times."""
     newest = max(landed.rows_by_day)
     for day, rows in landed.rows_by_day.items():
         metadata: dict[str, Any] = {

@@ -564,8 +564,13 @@ def redact_counting(text: None) -> tuple[None, Counter[str]]: ...
 def redact_counting(text: str | None) -> tuple[str | None, Counter[str]]:
     """Like redact, plus how many values of each kind were replaced (for run metadata)."""
     counts: Counter[str] = Counter()
+    return _redact_into(text, counts), counts
+
+
+def _redact_into(text: str | None, counts: Counter[str]) -> str | None:
+    """Text redacted, with the values replaced added to counts (a record's strings share one)."""
     if not text:
-        return text, counts
+        return text
     pieces: list[str] = []
     position = 0
     for match in find_pii(text):
@@ -574,24 +579,100 @@ def redact_counting(text: str | None) -> tuple[str | None, Counter[str]]:
         counts[match.kind] += 1
         position = match.end
     pieces.append(text[position:])
-    return "".join(pieces), counts
+    return "".join(pieces)
 
 
 def redact_record(record: dict[str, Any]) -> tuple[dict[str, Any], Counter[str]]:
     """A JSON record with PII redacted in every string it holds, however deeply nested, and the counts:
     a ticket carries PII beyond its subject and description (an e-mail ticket's sender in
-    `via.source.from`), and the raw JSON is landed too."""
+    `via.source.from`), and the raw JSON is landed too.
+
+    The caller's record is never modified and never returned: the record returned is a new dict. An
+    object or array nested in it that held no PII is the caller's own, not a copy (copying every
+    part of every ticket cost more than the redaction itself).
+    """
     found: Counter[str] = Counter()
+    redacted = _redacted(record, found)
+    if redacted is record and isinstance(record, dict | list):
+        redacted = record.copy()
+    return redacted, found
 
-    def clean(value: Any) -> Any:
-        if isinstance(value, str):
-            text, counts = redact_counting(value)
-            found.update(counts)
-            return text
-        if isinstance(value, dict):
-            return {key: clean(item) for key, item in value.items()}
-        if isinstance(value, list):
-            return [clean(item) for item in value]
-        return value
 
-    return clean(record), found
+def _redacted(value: Any, found: Counter[str]) -> Any:
+    """value with every string in it redacted; value itself if there was nothing to redact."""
+    if isinstance(value, str):
+        # Only an exact str is returned as it is: a subclass came back as a plain str before.
+        if type(value) is str and not _may_hold_pii(value):
+            return value
+        return _redact_into(value, found)
+    if type(value) is dict:
+        return _redacted_dict(value, found)
+    if type(value) is list:
+        return _redacted_list(value, found)
+    # Subclasses are rebuilt as plain containers, as they always were.
+    if isinstance(value, dict):
+        return {key: _redacted(item, found) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_redacted(item, found) for item in value]
+    return value
+
+
+# Values _redacted returns as they are, tested inline: a call per number costs more than the test.
+_UNTOUCHED = frozenset({type(None), bool, int, float})
+
+
+def _redacted_dict(value: dict[Any, Any], found: Counter[str]) -> dict[Any, Any]:
+    copied = None
+    for key, item in value.items():
+        if type(item) in _UNTOUCHED:
+            continue
+        redacted = _redacted(item, found)
+        if redacted is not item:
+            if copied is None:
+                copied = dict(value)
+            copied[key] = redacted
+    return value if copied is None else copied
+
+
+def _redacted_list(value: list[Any], found: Counter[str]) -> list[Any]:
+    copied = None
+    for index, item in enumerate(value):
+        if type(item) in _UNTOUCHED:
+            continue
+        redacted = _redacted(item, found)
+        if redacted is not item:
+            if copied is None:
+                copied = list(value)
+            copied[index] = redacted
+    return value if copied is None else copied
+
+
+# Most strings of a ticket are statuses, tags, URLs and timestamps: running the detectors on each
+# cost more than all the rest of redact_record. A detector only finds (as PII, or as a look-alike
+# it masks) text holding what its pattern requires, so find_pii returns [] for a string with none
+# of the following, and it is returned as it is:
+# - e-mail: an "@" (_email_finds only looks around each "@");
+# - IBAN: two ASCII letters and then two ASCII digits (_IBAN_RE: country code, check digits);
+# - international phone: "+" and a digit 1-9, or "00", a digit 1-9, up to two digits and one of
+#   " .(-" (the two prefixes _INTERNATIONAL allows);
+# - US or national phone, or card: 9 ASCII digits in a row, where one digit may be separated
+#   from the next by at most three of " .()/-" (_US needs 10 digits, with at most ") " or "-("
+#   between two of them; _judge_phone keeps a national number only with 9 or more digits, with at
+#   most " / " or ") " between two; _DIGIT_RUN_RE needs 13, with at most a " " or "-").
+# A later round only scans the text with some characters masked, in which none can appear anew.
+# An ISO timestamp ("2026-03-12T16:40:53Z") has only 8 digits in such a row, so it is skipped.
+_MAY_HOLD_NUMBER = re.compile(
+    r"""
+    [A-Za-z]{2}[0-9]{2}
+    | \+[1-9] | 00[1-9][0-9]{0,2}[ .(-]
+    | [0-9](?:[ .()/-]{0,3}[0-9]){8}
+    """,
+    re.VERBOSE,
+).search
+
+
+def _may_hold_pii(text: str) -> bool:
+    """False only if no detector can find anything in text (see above)."""
+    if "@" in text:
+        return True
+    return _HAS_DIGIT(text) is not None and _MAY_HOLD_NUMBER(text) is not None

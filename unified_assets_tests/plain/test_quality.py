@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
@@ -9,6 +12,7 @@ import numpy as np
 import pytest
 
 from unified_assets.quality import (
+    JSON_KINDS,
     FieldCensus,
     SourceFields,
     comparable_extracts,
@@ -168,3 +172,138 @@ def test_extracts_that_did_not_record_their_size_are_judged_as_before():
 def test_no_baseline_is_no_change():
     changes = schema_changes([], census(INVOICE))
     assert not changes.changed and changes.describe() == "No earlier extract to compare with."
+
+
+# --- the census against a plain reference ------------------------------------------------------------
+
+
+def reference_leaves(value, path):
+    """The census walk as first written (a generator per value): the definition the fast walk must match."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from reference_leaves(item, f"{path}.{key}" if path else str(key))
+        return
+    if isinstance(value, list) and value and all(isinstance(item, Mapping) for item in value):
+        for item in value:
+            yield from reference_leaves(item, f"{path}[]")
+        return
+    yield path, None if value is None else JSON_KINDS.get(type(value), "string")
+
+
+def reference_census(records) -> FieldCensus:
+    counted = FieldCensus()
+    for record in records:
+        counted.records += 1
+        seen: set[str] = set()
+        for path, kind in reference_leaves(record, ""):
+            seen.add(path)
+            if kind is not None:
+                counted.kinds[path].add(kind)
+        counted.present.update(seen)
+    return counted
+
+
+def assert_same_census(records) -> None:
+    """Same counts, kinds and summary, and the same insertion order in `present` and `kinds`."""
+    fast, reference = census_of(records), reference_census(records)
+    assert fast.records == reference.records
+    assert list(fast.present.items()) == list(reference.present.items())
+    assert list(fast.kinds.items()) == list(reference.kinds.items())
+    assert fast.summary() == reference.summary()
+
+
+def census_of(records) -> FieldCensus:
+    counted = FieldCensus()
+    for record in records:
+        counted.add(record)
+    return counted
+
+
+# Keys a source might send, and some it should not: dots, unicode, "", "[]", digits, and keys that are
+# not strings (1 and True are equal dict keys but different paths).
+KEYS = ("Id", "Line", "Amount", "a.b", "Größe", "名前", "", "[]", "0", "Detail", "value", "name")
+ODD_KEYS = (1, True, 1.0, None, ("a", 1))
+
+
+def random_value(rng: random.Random, depth: int):
+    choice = rng.randrange(12 if depth < 4 else 6)
+    if choice == 0:
+        return None
+    if choice == 1:
+        return rng.choice([True, False, 0, 1, -7, 2**70])
+    if choice == 2:
+        return rng.choice([0.0, 1.5, -2.25, float("inf")])
+    if choice == 3:
+        return rng.choice(["", "x", "1", "é"])
+    if choice == 4:
+        return rng.choice([(), ("a",), b"raw", date(2026, 3, 9)])  # not JSON: kind "string"
+    if choice == 5:
+        return []
+    if choice == 6:
+        return [random_value(rng, depth + 1) for _ in range(rng.randint(1, 3))]  # scalars or mixed
+    if choice in (7, 8):
+        return [random_object(rng, depth + 1) for _ in range(rng.randint(1, 4))]  # array of objects
+    if choice == 9:  # objects and a null or a scalar: a mixed array, a leaf
+        items = [random_object(rng, depth + 1), rng.choice([None, 3, "x", []])]
+        rng.shuffle(items)
+        return items
+    return random_object(rng, depth + 1)
+
+
+def random_object(rng: random.Random, depth: int):
+    keys = rng.sample(KEYS, rng.randint(0, 5))
+    if rng.random() < 0.1:
+        keys.append(rng.choice(ODD_KEYS))
+    return {key: random_value(rng, depth) for key in keys}
+
+
+def test_the_census_matches_the_reference_on_random_records():
+    rng = random.Random("census")
+    for _ in range(300):
+        assert_same_census([random_object(rng, 0) for _ in range(rng.randint(1, 8))])
+
+
+@pytest.mark.parametrize(
+    "records",
+    [
+        [{"Line": []}, {"Line": [1, 2]}, {"Line": [{"A": 1}, 2]}, {"Line": [{"A": 1}, None]}],
+        [{"Line": [{"A": 1}, {"B": "x"}, {}]}, {"Line": [{"A": 1.5, "B": None}]}],
+        [{"Line": [{"Sub": [{"Q": 1}, {"Q": None}]}, {"Sub": []}]}],
+        [{"Detail": {"Qty": 1}}, {"Detail": None}, {"Detail": [{"Qty": True}]}],
+        [{"Flag": True, "Count": 1, "Share": 1.0}, {"Flag": 1, "Count": True, "Share": 1}],
+        [{"a.b": {"c": 1}}, {"a": {"b.c": 2}}, {"Größe": {"名前": "x"}}],
+        [{"": {"a": 1}}, {"": [{"a": 1}]}, {"[]": 1}, {"x": {"": {"": 2}}}],
+        [{1: "a"}, {True: "b"}, {1.0: {"c": None}}, {None: 1}, {"1": 2}],
+        [{"x": {}}, {"x": {"y": {}}}, {}],
+        [{"Line": [OrderedDict(A=1), {"A": "1"}]}, OrderedDict(Top=[OrderedDict()])],
+    ],
+)
+def test_the_census_matches_the_reference_on_the_edge_cases(records):
+    assert_same_census(records)
+
+
+def test_the_census_of_arrays_and_nulls_reads_as_documented():
+    fields = {
+        f.path: f.kind
+        for f in census_of(
+            [
+                {"Tags": ["a"], "Line": [{"Qty": 1}, {"Qty": None, "Item": {"Id": "7"}}]},
+                {"Tags": [], "Line": [{"Qty": 2.5}, 3], "Note": None},
+            ]
+        ).fields()
+    }
+    assert fields == {
+        "Tags": "array",
+        "Line[].Qty": "number",
+        "Line[].Item.Id": "string",
+        "Line": "array",
+        "Note": "null",
+    }
+
+
+def test_a_census_keeps_no_state_between_censuses_that_changes_its_counts():
+    rng = random.Random("census-state")
+    records = [random_object(rng, 0) for _ in range(50)]
+    first = census_of(records)
+    assert census_of(records) == first
+    assert census_of(records[::-1]).summary() == reference_census(records[::-1]).summary()

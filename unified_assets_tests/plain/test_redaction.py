@@ -8,12 +8,13 @@ randomly generated ones are validated by a second implementation, not by the cod
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import random
 import re
 import string
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
@@ -25,11 +26,13 @@ from unified_assets.redaction import (
     IBAN_LENGTHS,
     PLACEHOLDERS,
     PiiMatch,
+    _may_hold_pii,  # the pre-check's soundness is tested directly
     find_pii,
     iban_valid,
     luhn_valid,
     redact,
     redact_counting,
+    redact_record,
 )
 
 CORPUS_PATH = Path(__file__).parents[1] / "data" / "pii_corpus.jsonl"
@@ -724,3 +727,181 @@ def test_matches_are_immutable_values():
     assert match == PiiMatch("email", 0, 5)
     with pytest.raises(AttributeError):
         match.kind = "phone"  # type: ignore[misc]
+
+
+# --------------------------------------------------------------------------------------------
+# Records
+# --------------------------------------------------------------------------------------------
+
+
+def reference_redact_record(record):
+    """redact_record as first written (every string through redact_counting, every container
+    copied): the definition the fast path must match."""
+    found: Counter[str] = Counter()
+
+    def clean(value):
+        if isinstance(value, str):
+            text, counts = redact_counting(value)
+            found.update(counts)
+            return text
+        if isinstance(value, dict):
+            return {key: clean(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [clean(item) for item in value]
+        return value
+
+    return clean(record), found
+
+
+def shape(value):
+    """value with the type of every part spelled out: == alone takes 1, 1.0 and True for equal."""
+    if isinstance(value, dict):
+        return (type(value), [(shape(key), shape(item)) for key, item in value.items()])
+    if isinstance(value, list | tuple):
+        return (type(value), [shape(item) for item in value])
+    return (type(value), value)
+
+
+def assert_redacted_as_before(record) -> None:
+    kept = copy.deepcopy(record)
+    redacted, counts = redact_record(record)
+    expected, expected_counts = reference_redact_record(kept)
+    assert shape(redacted) == shape(expected), record
+    assert list(counts.items()) == list(expected_counts.items()), record
+    assert shape(record) == shape(kept), "the caller's record was modified"
+    assert redacted is not record
+
+
+class Note(str):
+    """A str subclass: redact_record turns it into a plain str, as it always did."""
+
+
+def random_ticket_text(rng: random.Random) -> str:
+    choice = rng.randrange(9)
+    if choice == 0:
+        return embed(GENERATORS[rng.choice(KINDS)](rng), rng)[0]
+    if choice == 1:
+        return GENERATORS[rng.choice(KINDS)](rng)
+    if choice == 2:
+        return random_near_miss(rng)
+    if choice == 3:
+        return random_jumble(rng)
+    if choice == 4:
+        return rng.choice(corpus()).text
+    if choice == 5:
+        return rng.choice(FILLER_WORDS)
+    if choice == 6:
+        return rng.choice(["", "open", "normal", "support@example.com", "2026-03-12T16:40:53Z"])
+    if choice == 7:
+        return "".join(rng.choices(string.digits + " .-()/+@xX", k=rng.randint(1, 24)))
+    return Note(rng.choice(["call 415-555-0199", "no digits", ""]))
+
+
+def random_ticket_value(rng: random.Random, depth: int):
+    choice = rng.randrange(8 if depth < 4 else 5)
+    if choice < 2:
+        return random_ticket_text(rng)
+    if choice == 2:
+        return rng.choice([None, True, False, 0, 360001234501, 1.5])
+    if choice == 3:
+        return rng.choice([(), ("a@example.com",), b"a@example.com"])  # not JSON: kept as they are
+    if choice == 4:
+        return []
+    if choice == 5:
+        return [random_ticket_value(rng, depth + 1) for _ in range(rng.randint(1, 4))]
+    return random_ticket(rng, depth + 1)
+
+
+def random_ticket(rng: random.Random, depth: int = 0):
+    keys = rng.sample(
+        ["subject", "description", "via", "from", "tags", "value", "custom_fields"], 4
+    )
+    ticket = {key: random_ticket_value(rng, depth) for key in keys}
+    if rng.random() < 0.1:
+        ticket = OrderedDict(ticket)  # a dict subclass comes back as a plain dict, as it always did
+    return ticket
+
+
+def test_redact_record_matches_the_reference_on_random_tickets():
+    rng = random.Random("records")
+    for _ in range(1500):
+        assert_redacted_as_before(random_ticket(rng))
+
+
+def test_redact_record_matches_the_reference_on_the_corpus():
+    lines = corpus()
+    for start in range(0, len(lines), 7):
+        batch = [line.text for line in lines[start : start + 7]]
+        assert_redacted_as_before(
+            {
+                "subject": batch[0],
+                "description": "\n\n".join(batch),
+                "via": {"source": {"from": {"address": batch[-1], "name": None}}},
+                "custom_fields": [{"id": 1, "value": text} for text in batch],
+                "tags": batch,
+            }
+        )
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {},
+        {"tags": [], "via": {"source": {}}, "id": 1, "status": "open"},
+        {"a": {"b": [{"c": "nothing to see"}]}, "d": [["x"], []]},
+        {"a": {"b": [{"c": "mail a@example.com"}]}, "d": [["call +44 20 7946 0958"], []]},
+        {"seen": ["a@example.com", "a@example.com"], "at": "2026-03-12T16:40:53Z"},
+        {"note": Note("4111 1111 1111 1111"), "empty": Note(""), "raw": ("a@example.com",)},
+        OrderedDict(inner=OrderedDict(text="a@example.com"), plain=OrderedDict(x=1)),
+    ],
+)
+def test_redact_record_matches_the_reference_on_the_edge_cases(record):
+    assert_redacted_as_before(record)
+
+
+def test_redact_record_never_hands_back_or_changes_the_callers_record():
+    nested = {"id": 7, "tags": ["a"]}
+    record = {"ticket": nested, "note": "write to a@example.com"}
+    redacted, counts = redact_record(record)
+    assert redacted == {"ticket": nested, "note": "write to [EMAIL]"} and counts == {"email": 1}
+    assert record["note"] == "write to a@example.com"
+    clean = {"ticket": nested}
+    assert redact_record(clean)[0] is not clean and redact_record(clean)[0] == clean
+
+
+def mutated(text: str, rng: random.Random) -> str:
+    """text with one character deleted, replaced or inserted."""
+    position = rng.randrange(len(text) + 1)
+    char = rng.choice("0123456789 .-()/+xX@aZ:,#\x00")
+    step = rng.randrange(3)
+    if step == 0:
+        return text[:position] + text[position + 1 :]
+    if step == 1:
+        return text[:position] + char + text[position + 1 :]
+    return text[:position] + char + text[position:]
+
+
+def test_strings_skipped_as_holding_no_pii_hold_none():
+    """The pre-check that spares most strings of a ticket the detectors must never skip a string in
+    which a detector finds anything. Each text is mutated one character at a time, staying with
+    texts in which something is still found: towards the least a detector accepts."""
+    rng = random.Random("may-hold-pii")
+    seeds = [line.text for line in corpus()] + [random_ticket_text(rng) for _ in range(800)]
+    for country, length in sorted(IBAN_LENGTHS.items()):  # the fewest digits an IBAN can have
+        bban = "".join(rng.choices(string.ascii_uppercase, k=length - 4))
+        iban = country + reference_iban_check_digits(country, bban) + bban
+        assert [match.kind for match in find_pii(iban)] == ["iban"], iban
+        seeds.append(embed(iban, rng)[0])
+    found = skipped = 0
+    for text in seeds:
+        for _ in range(30):
+            candidate = mutated(text, rng)
+            if find_pii(candidate):
+                found += 1
+                assert _may_hold_pii(candidate), candidate
+                text = candidate
+            elif not _may_hold_pii(candidate):
+                skipped += 1
+            elif rng.random() < 0.3:
+                text = candidate
+    assert found > 5000 and skipped > 1000, "the test no longer reaches the pre-check's edge"

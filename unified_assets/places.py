@@ -19,7 +19,9 @@ import contextlib
 import os
 import re
 import uuid
+from collections import deque
 from collections.abc import Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -72,6 +74,9 @@ def publish_parquet(
 # cross from DuckDB in smaller batches, so at most about one row group is held in memory.
 PARQUET_ROW_GROUP_ROWS = 122_880
 ARROW_BATCH_ROWS = 8_192
+# Finished parts are written, flushed and renamed on a few threads (compression and fsync release the
+# GIL), so one part's fsync waits beside the next one's writing; at most twice as many wait their turn.
+PUBLISHING_THREADS = 4
 
 
 def publish_parquet_parts(
@@ -94,29 +99,27 @@ def publish_parquet_parts(
     reader = con.execute(query).to_arrow_reader(ARROW_BATCH_ROWS)
     key_index = reader.schema.get_field_index(part_column)
     schema = reader.schema.remove(key_index)
-    published: set[Any] = set()
     part: _ParquetPart | None = None
-    try:
-        for batch in reader:
-            rows = batch.drop_columns([part_column])
-            for key, start, length in _runs(batch.column(key_index)):
-                if part is None or part.key != key:
-                    if part is not None:
-                        published.add(part.publish())
-                    part = _ParquetPart(key, _final_for(key, finals, published), schema)
-                part.write(rows.slice(start, length))
-        if part is not None:
-            published.add(part.publish())
-            part = None
-        for key in finals.keys() - published:
-            part = _ParquetPart(key, finals[key], schema)
-            published.add(part.publish())
-            part = None
-    except duckdb.IOException as error:
-        raise LakeWriteError(part.final if part else relation, error) from error
-    finally:
-        if part is not None:
-            part.discard()
+    with _Publisher() as publisher:
+        try:
+            for batch in reader:
+                rows = batch.drop_columns([part_column])
+                for key, start, length in _runs(batch.column(key_index)):
+                    if part is None or part.key != key:
+                        if part is not None:
+                            publisher.submit(part)
+                        part = _ParquetPart(key, _final_for(key, finals, publisher.keys), schema)
+                    part.write(rows.slice(start, length))
+            if part is not None:
+                publisher.submit(part)
+                part = None
+            for key in finals.keys() - publisher.keys:
+                publisher.submit(_ParquetPart(key, finals[key], schema))
+        except duckdb.IOException as error:
+            raise LakeWriteError(part.final if part else relation, error) from error
+        finally:
+            if part is not None:
+                part.discard()
 
 
 def _runs(keys: pa.Array) -> Iterable[tuple[Any, int, int]]:
@@ -128,8 +131,8 @@ def _runs(keys: pa.Array) -> Iterable[tuple[Any, int, int]]:
         start = end
 
 
-def _final_for(key: Any, finals: Mapping[Any, Path], published: set[Any]) -> Path:
-    if key in published:
+def _final_for(key: Any, finals: Mapping[Any, Path], submitted: set[Any]) -> Path:
+    if key in submitted:
         raise ValueError(f"the rows of {key} are not together")
     if key not in finals:
         raise ValueError(f"rows for {key}, which is not one of the parts being written")
@@ -137,50 +140,88 @@ def _final_for(key: Any, finals: Mapping[Any, Path], published: set[Any]) -> Pat
 
 
 class _ParquetPart:
-    """One part's file, written beside its final name and renamed into place whole."""
+    """One part's file, written beside its final name and renamed into place whole. Small parts are
+    only buffered until published; a part larger than a row group is written as its rows come."""
 
     def __init__(self, key: Any, final: Path, schema: pa.Schema):
         self.key = key
         self.final = final
-        final.parent.mkdir(parents=True, exist_ok=True)
-        remove_orphans(final.parent.glob(f"{final.name}.tmp-*"))
+        self.schema = schema
         self.temporary = final.with_name(f"{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex}")
         self._buffered: list[pa.RecordBatch] = []
-        try:
-            self._writer = pq.ParquetWriter(self.temporary, schema, compression="zstd")
-        except OSError as error:
-            raise LakeWriteError(final, error) from error
+        self._writer: pq.ParquetWriter | None = None
 
     def write(self, rows: pa.RecordBatch) -> None:
         self._buffered.append(rows)
         if sum(batch.num_rows for batch in self._buffered) >= PARQUET_ROW_GROUP_ROWS:
-            self._flush()
+            try:
+                self._write_buffered()
+            except OSError as error:
+                self.discard()
+                raise LakeWriteError(self.final, error) from error
 
-    def _flush(self) -> None:
-        if not self._buffered:
-            return
-        rows = pa.Table.from_batches(self._buffered)
-        self._buffered = []
+    def publish(self) -> None:
+        """Write what is buffered, flush the file to disk, rename it into place, flush the folder."""
         try:
-            self._writer.write_table(rows, row_group_size=PARQUET_ROW_GROUP_ROWS)
-        except OSError as error:
-            raise LakeWriteError(self.final, error) from error
-
-    def publish(self) -> Any:
-        self._flush()
-        try:
-            self._writer.close()
+            self._write_buffered()
+            self._open().close()
             fsync_file(self.temporary)
             os.replace(self.temporary, self.final)
         except OSError as error:
+            self.discard()
             raise LakeWriteError(self.final, error) from error
         fsync_directory(self.final.parent)
-        return self.key
 
     def discard(self) -> None:
+        """Remove the scratch file; what made the write fail may make this fail too."""
+        if self._writer is not None:
+            with contextlib.suppress(OSError):
+                self._writer.close()
         with contextlib.suppress(OSError):
-            self._writer.close()
-        self.temporary.unlink(missing_ok=True)
+            self.temporary.unlink(missing_ok=True)
+
+    def _open(self) -> pq.ParquetWriter:
+        if self._writer is None:
+            self.final.parent.mkdir(parents=True, exist_ok=True)
+            remove_orphans(self.final.parent.glob(f"{self.final.name}.tmp-*"))
+            self._writer = pq.ParquetWriter(self.temporary, self.schema, compression="zstd")
+        return self._writer
+
+    def _write_buffered(self) -> None:
+        if self._buffered:
+            rows = pa.Table.from_batches(self._buffered)
+            self._buffered = []
+            self._open().write_table(rows, row_group_size=PARQUET_ROW_GROUP_ROWS)
+
+
+class _Publisher:
+    """Publishes finished parts on a few threads; the first failure is raised (after the parts
+    already handed over are done, each whole or discarded)."""
+
+    def __init__(self) -> None:
+        self.keys: set[Any] = set()
+        self._pool = ThreadPoolExecutor(PUBLISHING_THREADS, thread_name_prefix="publish-parquet")
+        self._pending: deque[Future[None]] = deque()
+
+    def submit(self, part: _ParquetPart) -> None:
+        self.keys.add(part.key)
+        self._pending.append(self._pool.submit(part.publish))
+        while len(self._pending) > 2 * PUBLISHING_THREADS:
+            self._pending.popleft().result()
+
+    def __enter__(self) -> _Publisher:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        failures: list[Exception] = []
+        for pending in self._pending:
+            try:
+                pending.result()
+            except Exception as error:  # every part is waited for; the first failure is raised
+                failures.append(error)
+        self._pool.shutdown()
+        if failures and exc_type is None:
+            raise failures[0]
 
 
 def remove_orphans(paths: Iterable[Path]) -> None:

@@ -13,7 +13,7 @@ import duckdb
 import pytest
 
 from unified_assets.lake import Lake, RawTable
-from unified_assets.places import S3Prefix, remove_orphans
+from unified_assets.places import LakeWriteError, S3Prefix, remove_orphans
 
 TABLE = RawTable(
     "things",
@@ -296,3 +296,21 @@ def test_records_the_fast_json_writer_refuses_are_staged_all_the_same(lake):
     assert str(2**70) in raw["big"]
     assert "ünïcode" in raw["plain"]
     assert "half an emoji \ufffd" in raw["odd"]
+
+
+def test_a_day_that_cannot_be_written_fails_naming_it_and_the_others_land_whole(tmp_path):
+    """Days are published on several threads: one day's failure is raised with its file, every other
+    day is whole or untouched, and no scratch file is left behind."""
+    lake = Lake(tmp_path / "lake")
+    days = [date(2026, 3, 1) + timedelta(days=n) for n in range(6)]
+    blocked = Path(lake.partition_file("things", days[2])).parent
+    blocked.parent.mkdir(parents=True)
+    blocked.write_text("a file where the day's folder should be")
+    records = [thing(f"r{n}", f"{day}T10:00:00Z") for n, day in enumerate(days)]
+    with pytest.raises(LakeWriteError, match=r"updated_date=2026-03-03"):
+        land(lake, records, days)
+    for day in days[:2] + days[3:]:
+        assert [row[0] for row in read(lake, lake.partition_file("things", day))] == [
+            f"r{days.index(day)}"
+        ]
+    assert not list((tmp_path / "lake").rglob("*.tmp-*"))

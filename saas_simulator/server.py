@@ -63,6 +63,9 @@ class SystemStats:
     auth_failures: int = 0
     token_requests: int = 0
     token_refreshes: int = 0
+    # Data requests received and not yet answered (a page's latency included): a client killed
+    # mid-request still gets its requests numbered once they are answered.
+    in_flight: int = 0
     faults: Counter = field(default_factory=Counter)
 
     def snapshot(self) -> dict[str, Any]:
@@ -72,6 +75,7 @@ class SystemStats:
             "auth_failures": self.auth_failures,
             "token_requests": self.token_requests,
             "token_refreshes": self.token_refreshes,
+            "in_flight": self.in_flight,
             "faults": dict(self.faults),
         }
 
@@ -201,11 +205,15 @@ class SimulatorServer:
             return route.handler(
                 request, ServeContext(self.world, now, ticket_updates=self.ticket_updates)
             )
-        if self.page_latency_s:
-            time.sleep(
-                self.page_latency_s
-            )  # each request has its own thread: others are not held up
-        return self._serve_data(system, route, request, now)
+        with self._lock:
+            self._stats[system].in_flight += 1
+        try:
+            if self.page_latency_s:
+                time.sleep(self.page_latency_s)  # each request has its own thread
+            return self._serve_data(system, route, request, now)
+        finally:
+            with self._lock:
+                self._stats[system].in_flight -= 1
 
     def _serve_token(self, system: str, request: ApiRequest, now: float) -> ApiResponse:
         with self._lock:

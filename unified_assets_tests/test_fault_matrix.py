@@ -208,6 +208,14 @@ def run_child(stage: str, fault: str, env: dict[str, str]) -> subprocess.Complet
     return subprocess.CompletedProcess(child.args, child.returncode, stdout, stderr)
 
 
+def wait_for(condition, timeout_s: float = 30) -> None:
+    """Poll `condition` until it holds; the deadline only ends a hung test."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        time.sleep(0.05)
+
+
 def wait_until_gone(process_group: int, timeout_s: float = 30) -> None:
     """SIGKILL is delivered to a group's processes one by one: dbt can still hold the warehouse's lock
     for a moment after the run process is reaped. A process holds nothing once every thread of it is a
@@ -416,6 +424,9 @@ def test_runs_killed_mid_extraction_and_mid_build_are_recovered_by_the_next_run_
             return sum(stats["requests"] for stats in server.stats.values())
 
         for pages in (1, 3):  # the first page answered; three of the sources' pages answered
+            # A killed run's requests still in the simulator's page latency are numbered when
+            # answered: they must not count towards the next run's pages.
+            wait_for(lambda: all(s["in_flight"] == 0 for s in server.stats.values()))
             before = served()
             run = start_cli_run(EXTRACT_RANGE, env, log)
             kill_when(run, lambda: served() >= before + pages, log)  # noqa: B023 (called at once)

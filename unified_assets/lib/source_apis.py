@@ -28,7 +28,7 @@ from unified_assets.sources import coupa, quickbooks, zendesk
 from unified_assets.sources.coupa import CoupaClient
 from unified_assets.sources.http import HttpPolicy
 from unified_assets.sources.pacing import RequestPacer
-from unified_assets.sources.paging import SlicedClient, SourceClient
+from unified_assets.sources.paging import ReadAheadClient, SlicedClient, SourceClient
 from unified_assets.sources.quickbooks import QuickBooksClient, QuickBooksCredentials
 from unified_assets.sources.zendesk import ZendeskClient
 
@@ -142,8 +142,9 @@ class SourceApi(ConfigurableResource):
         return self._open(log, self.http_policy(), page_size=0, announce=announce)
 
     def open_extractor(self, log: logging.Logger) -> SourceClient:
-        """What a raw extract reads a window with: one client, or `window_slices` of them reading
-        parts of a past window at once, paced together within the vendor's request limit."""
+        """What a raw extract reads a window with: one client reading a page ahead of the caller, or
+        `window_slices` of them reading parts of a past window at once, paced together within the
+        vendor's request limit."""
         if not 1 <= self.window_slices <= self.MAX_WINDOW_SLICES:
             raise SettingError(
                 f"{self.SYSTEM}: window_slices must be 1..{self.MAX_WINDOW_SLICES}, "
@@ -155,7 +156,7 @@ class SourceApi(ConfigurableResource):
             policy = dataclasses.replace(policy, pacer=pacer)
         first = self._open(log, policy, page_size=0)
         if self.window_slices == 1:
-            return first
+            return ReadAheadClient(first)
         return SlicedClient(
             lambda n: first if n == 0 else self._open(log, policy, page_size=0, announce=False),
             self.window_slices,

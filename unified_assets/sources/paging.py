@@ -267,12 +267,28 @@ def extract_concurrently(
                 pages.get(timeout=0.1)
 
 
+class ReadAheadClient(ClosedOnExit):
+    """A `SourceClient` whose walk runs in a thread of its own, one page or two ahead of the caller:
+    the next request waits on the network while the caller redacts and stages the page before, which
+    one walk in one thread would do one after the other. Pages come in the walk's order."""
+
+    def __init__(self, client: SourceClient):
+        self._client = client
+
+    def extract(self, window: Window) -> Iterator[Page]:
+        return extract_concurrently([self._client], [window])
+
+    def close(self) -> None:
+        self._client.close()
+
+
 class SlicedClient(ClosedOnExit):
     """A `SourceClient` that reads a window of the past as `slices` windows at once, each with a client
     of its own from `open_client`. A window that reaches the system's present (`now`) is read as one, in
     order: a record updated during the run moves to the newest timestamps, which one walk reaches last,
     but which a slice that had already finished would miss. (A record moving out of a past window lands
-    in a later partition, as it does without slices.)"""
+    in a later partition, as it does without slices.) Either way the walks run in threads, ahead of
+    the caller."""
 
     def __init__(
         self, open_client: Callable[[int], SourceClient], slices: int, now: Callable[[], datetime]
@@ -286,10 +302,7 @@ class SlicedClient(ClosedOnExit):
         parts = window.split(self._slices) if window.end <= self._now() else [window]
         while len(self._clients) < len(parts):
             self._clients.append(self._open_client(len(self._clients)))
-        if len(parts) == 1:
-            yield from self._clients[0].extract(window)
-        else:
-            yield from extract_concurrently(self._clients[: len(parts)], parts)
+        yield from extract_concurrently(self._clients[: len(parts)], parts)
 
     def close(self) -> None:
         for client in self._clients:

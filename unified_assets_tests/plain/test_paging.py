@@ -13,6 +13,8 @@ from unified_assets.sources.http import SourceError
 from unified_assets.sources.paging import (
     TIE_OVERLAP,
     KeysetCursor,
+    Page,
+    ReadAheadClient,
     SlicedClient,
     Window,
     record_timestamp,
@@ -219,4 +221,49 @@ def test_a_slice_that_fails_fails_the_read_and_stops_the_others():
     with pytest.raises(SourceError, match="HTTP 500 on page 1"):
         list(sliced.extract(MONTH))
     sliced.close()
+    assert not any(thread.name.startswith("extract-") for thread in threading.enumerate())
+
+
+# --- one walk, read ahead -----------------------------------------------------------------------------
+
+
+class Gated:
+    """A client whose walk says when it starts each page's request, so a test can see what overlaps."""
+
+    def __init__(self, pages: int, fail_on: int | None = None):
+        self.pages = pages
+        self.fail_on = fail_on
+        self.requested = [threading.Event() for _ in range(pages + 2)]
+        self.closed = False
+
+    def extract(self, window: Window):
+        for number in range(1, self.pages + 1):
+            self.requested[number].set()
+            if number == self.fail_on:
+                raise SourceError(f"accounting (QuickBooks): HTTP 500 on page {number}")
+            yield Page(number, [{"id": number}], 1, 0, 0.0)
+
+    def close(self):
+        self.closed = True
+
+
+def test_one_walk_requests_the_next_page_while_the_caller_works_on_this_one():
+    client = Gated(pages=3)
+    reader = ReadAheadClient(client)
+    numbers = []
+    for page in reader.extract(WINDOW):
+        numbers.append(page.number)
+        if page.number < 3:  # the caller still holds this page: the next is being fetched already
+            assert client.requested[page.number + 1].wait(timeout=30), "no read-ahead"
+    reader.close()
+    assert numbers == [1, 2, 3]
+    assert client.closed
+
+
+def test_a_walk_read_ahead_fails_with_its_own_error_after_the_pages_before_it():
+    reader = ReadAheadClient(Gated(pages=5, fail_on=3))
+    numbers = []
+    with pytest.raises(SourceError, match="HTTP 500 on page 3"):
+        numbers.extend(page.number for page in reader.extract(WINDOW))
+    assert numbers == [1, 2]
     assert not any(thread.name.startswith("extract-") for thread in threading.enumerate())

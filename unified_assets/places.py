@@ -107,12 +107,13 @@ def publish_parquet_parts(
                 for key, start, length in _runs(batch.column(key_index)):
                     if part is None or part.key != key:
                         if part is not None:
-                            publisher.submit(part)
+                            finished, part = part, None  # the publisher's now, not to discard here
+                            publisher.submit(finished)
                         part = _ParquetPart(key, _final_for(key, finals, publisher.keys), schema)
                     part.write(rows.slice(start, length))
             if part is not None:
-                publisher.submit(part)
-                part = None
+                finished, part = part, None
+                publisher.submit(finished)
             for key in finals.keys() - publisher.keys:
                 publisher.submit(_ParquetPart(key, finals[key], schema))
         except duckdb.IOException as error:

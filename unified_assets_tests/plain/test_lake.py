@@ -13,7 +13,7 @@ import duckdb
 import pytest
 
 from unified_assets.lake import Lake, RawTable
-from unified_assets.places import LakeWriteError, S3Prefix, remove_orphans
+from unified_assets.places import LakeWriteError, S3Prefix, publish_parquet_parts, remove_orphans
 
 TABLE = RawTable(
     "things",
@@ -314,3 +314,19 @@ def test_a_day_that_cannot_be_written_fails_naming_it_and_the_others_land_whole(
             f"r{days.index(day)}"
         ]
     assert not list((tmp_path / "lake").rglob("*.tmp-*"))
+
+
+def test_rows_of_a_part_not_being_written_are_refused_and_the_parts_before_land_whole(tmp_path):
+    con = duckdb.connect(config={"arrow_lossless_conversion": True})
+    con.execute(
+        "create table rows as select (date '2026-03-01' + (i % 3)::int) as day, i "
+        "from range(30) t(i)"
+    )
+    finals = {
+        date(2026, 3, 1) + timedelta(days=n): tmp_path / f"{n}" / "data.parquet" for n in range(2)
+    }
+    with pytest.raises(ValueError, match="2026-03-03, which is not one of the parts"):
+        publish_parquet_parts(con, "rows", "day", "i", finals)
+    for n, final in enumerate(finals.values()):
+        assert con.execute(f"select list(i) from '{final}'").fetchone()[0] == list(range(n, 30, 3))
+    assert not list(tmp_path.rglob("*.tmp-*"))

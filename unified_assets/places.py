@@ -24,17 +24,18 @@ from collections.abc import Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 import duckdb
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from unified_assets.confined_duckdb import confine, confined_duckdb
 from unified_assets.duckdb_extensions import connection_settings
 from unified_assets.durable import fsync_directory, fsync_file, process_alive
+
+if TYPE_CHECKING:  # pyarrow is imported by the write that needs it, not by every step process
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
 
 class LakeWriteError(Exception):
@@ -125,6 +126,8 @@ def publish_parquet_parts(
 
 def _runs(keys: pa.Array) -> Iterable[tuple[Any, int, int]]:
     """(value, first row, row count) of each run of equal values in `keys`."""
+    import pyarrow.compute as pc
+
     encoded = pc.run_end_encode(keys)
     start = 0
     for end, value in zip(encoded.run_ends.to_pylist(), encoded.values.to_pylist(), strict=True):
@@ -183,6 +186,8 @@ class _ParquetPart:
 
     def _open(self) -> pq.ParquetWriter:
         if self._writer is None:
+            import pyarrow.parquet as pq
+
             self.final.parent.mkdir(parents=True, exist_ok=True)
             remove_orphans(self.final.parent.glob(f"{self.final.name}.tmp-*"))
             self._writer = pq.ParquetWriter(self.temporary, self.schema, compression="zstd")
@@ -190,6 +195,8 @@ class _ParquetPart:
 
     def _write_buffered(self) -> None:
         if self._buffered:
+            import pyarrow as pa
+
             rows = pa.Table.from_batches(self._buffered)
             self._buffered = []
             self._open().write_table(rows, row_group_size=PARQUET_ROW_GROUP_ROWS)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple, overload
 
@@ -622,28 +622,24 @@ _UNTOUCHED = frozenset({type(None), bool, int, float})
 
 
 def _redacted_dict(value: dict[Any, Any], found: Counter[str]) -> dict[Any, Any]:
-    copied = None
-    for key, item in value.items():
-        if type(item) in _UNTOUCHED:
-            continue
-        redacted = _redacted(item, found)
-        if redacted is not item:
-            if copied is None:
-                copied = dict(value)
-            copied[key] = redacted
-    return value if copied is None else copied
+    return _copied_on_change(value, value.items(), found)
 
 
 def _redacted_list(value: list[Any], found: Counter[str]) -> list[Any]:
+    return _copied_on_change(value, enumerate(value), found)
+
+
+def _copied_on_change(value: Any, items: Iterable[tuple[Any, Any]], found: Counter[str]) -> Any:
+    """value itself if nothing in it was redacted, else a copy with the redacted items replaced."""
     copied = None
-    for index, item in enumerate(value):
+    for key, item in items:
         if type(item) in _UNTOUCHED:
             continue
         redacted = _redacted(item, found)
         if redacted is not item:
             if copied is None:
-                copied = list(value)
-            copied[index] = redacted
+                copied = value.copy()
+            copied[key] = redacted
     return value if copied is None else copied
 
 

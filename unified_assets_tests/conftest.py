@@ -8,6 +8,7 @@ top."""
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 
@@ -25,6 +26,22 @@ from unified_assets_tests.support.services import (
 # give each worker its share of the cores (set before scikit-learn is first imported, which reads it once).
 if workers := os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // int(workers))))
+
+
+def _take_back_interrupt_signals() -> None:
+    """A suite started in the background by a script (`cmd &`, `nohup`) inherits SIGINT ignored. Every
+    in-process run then maps SIGTERM to SIGINT's handler on its way out (Dagster's
+    `setup_interrupt_handlers`), so SIGTERM is ignored too, and so is it in every child started after:
+    the `tail -F` that a local instance's compute-log capture starts per step then outlives its
+    `terminate()`, and each step waited up to 30 s for it (a test of 5 s took 66 s). The test processes
+    take the interpreter's own handlers back, as a terminal would give them."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+_take_back_interrupt_signals()
 
 
 @pytest.fixture(scope="session")
@@ -72,6 +89,7 @@ SLOWEST_FIRST = (
     "test_ducklake.py",
     "test_transform.py",
     "test_ml_assets.py",
+    "test_fault_matrix.py",
     "test_cluster_chain.py",
 )
 

@@ -1,6 +1,8 @@
 """The local Dagster instance's settings (deploy/dagster.yaml, which scripts/dev copies into DAGSTER_HOME)."""
 
 import shutil
+import signal
+import subprocess
 import sys
 
 from dagster import DagsterEventType, DagsterInstance, asset, materialize
@@ -90,3 +92,19 @@ def test_the_cluster_instance_keeps_runs_in_postgres_and_step_logs_in_the_bucket
     logged = s3_server.client().list_objects_v2(Bucket=bucket, Prefix="dagster/compute-logs/")
     keys = [item["Key"] for item in logged.get("Contents", [])]
     assert any(result.run_id in key and key.endswith(".out") for key in keys), keys
+
+
+def test_a_process_started_after_an_in_process_run_stops_when_terminated(tmp_path):
+    """What the test processes rely on however they were started (conftest.py takes the interrupt
+    signals back): after an in-process run, a child such as the compute-log capture's `tail -F` still
+    ends on SIGTERM instead of holding its step for 30 s."""
+
+    @asset
+    def anything() -> int:
+        return 1
+
+    with DagsterInstance.local_temp(str(tmp_path)) as instance:
+        assert materialize([anything], instance=instance).success
+    child = subprocess.Popen(["sleep", "60"])
+    child.terminate()
+    assert child.wait(timeout=10) == -signal.SIGTERM

@@ -28,7 +28,7 @@ if workers := os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // int(workers))))
 
 
-def _take_back_interrupt_signals() -> None:
+def pytest_configure(config) -> None:
     """A suite started in the background by a script (`cmd &`, `nohup`) inherits SIGINT ignored. Every
     in-process run then maps SIGTERM to SIGINT's handler on its way out (Dagster's
     `setup_interrupt_handlers`), so SIGTERM is ignored too, and so is it in every child started after:
@@ -39,9 +39,6 @@ def _take_back_interrupt_signals() -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     if signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
-_take_back_interrupt_signals()
 
 
 @pytest.fixture(scope="session")

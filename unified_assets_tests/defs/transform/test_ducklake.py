@@ -25,6 +25,9 @@ from unified_assets_tests.support.warehouse import (
 FIRST_DAYS = ("2026-03-02", "2026-03-03")
 NEXT_DAY = "2026-03-04"
 WATCHED = "marts.sku_demand_daily"
+# The reader's pause between reads: it sees the table many times during a build (which takes seconds)
+# without taking a core from the build it watches, in a suite where CPU is what the tests wait for.
+READ_EVERY_S = 0.1
 
 
 def build(storage: PlatformStorage, full_refresh: bool = False) -> None:
@@ -70,6 +73,7 @@ class SnapshotReader(threading.Thread):
                 while not self.stop.is_set():
                     self.seen.append(rows_hash(con, WATCHED))
                     self.reading.set()
+                    self.stop.wait(READ_EVERY_S)
         except BaseException as error:  # handed to the test, which fails on it
             self.error = error
 

@@ -74,6 +74,22 @@ def storage(built_warehouse, tmp_path) -> PlatformStorage:
     return copy_of_warehouse(built_warehouse, tmp_path)
 
 
+@pytest.fixture(scope="module")
+def after_first_run(built_warehouse, tmp_path_factory) -> PlatformStorage:
+    """The module's warehouse after one ordinary run of the `ml` group (a production model, its
+    forecast, the ticket sentiment), made once for the tests that start from a platform already
+    running: each training costs seconds of CPU in a suite that waits on CPU."""
+    storage = copy_of_warehouse(built_warehouse, tmp_path_factory.mktemp("ml_after_first_run"))
+    assert run_ml(storage).success
+    return storage
+
+
+@pytest.fixture
+def running(after_first_run, tmp_path) -> PlatformStorage:
+    """A test's own copy of the data folder after the first run (its model registry included)."""
+    return copy_of_warehouse(after_first_run, tmp_path)
+
+
 def backtest_origins(origins: int) -> dict:
     """Run config for fewer backtest origins than the default three: less fitting in the suite. Two keep
     every code path of the backtest; one is enough where a test needs a model, not its evaluation."""
@@ -159,8 +175,8 @@ materialize([demand_forecast_model], instance=DagsterInstance.ephemeral(),
 """
 
 
-def test_a_challenger_killed_while_written_or_no_better_leaves_the_champion_serving(storage):
-    assert run_ml(storage).success
+def test_a_challenger_killed_while_written_or_no_better_leaves_the_champion_serving(running):
+    storage = running
     registry = model_registry(storage)
     champion = registry.production_version()
 
@@ -237,8 +253,8 @@ def test_forecasting_without_a_production_model_says_what_to_run(storage):
     assert "materialize ml/demand_forecast_model first" in str(failure.event_specific_data.error)
 
 
-def test_safety_stock_reaches_the_purchasing_system_once(storage, demo_config):
-    assert run_ml(storage).success
+def test_safety_stock_reaches_the_purchasing_system_once(running, demo_config):
+    storage = running
     world = World(demo_config, clock=SimClock.frozen(AS_OF))
     with serving(world) as server:
         resources = {

@@ -106,5 +106,8 @@ def test_a_process_started_after_an_in_process_run_stops_when_terminated(tmp_pat
     with DagsterInstance.local_temp(str(tmp_path)) as instance:
         assert materialize([anything], instance=instance).success
     child = subprocess.Popen(["sleep", "60"])
-    child.terminate()
-    assert child.wait(timeout=10) == -signal.SIGTERM
+    try:
+        child.terminate()
+        assert child.wait(timeout=10) == -signal.SIGTERM
+    finally:
+        child.kill()  # a child that ignored SIGTERM does not outlive the test
